@@ -1,0 +1,164 @@
+//! The `data` schema of each event type, taken from the guide's examples and integration points,
+//! and the checks an event passes before it may enter the outbox.
+
+use serde_json::Value;
+
+use crate::wallet::validate_wallet;
+use crate::{Event, EventError, EventType};
+
+/// The default cap on a serialised event: 256 KiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// What a `data` field must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldKind {
+    /// A non-empty string.
+    Text,
+    /// A wallet address (see [`crate::validate_wallet`]).
+    Wallet,
+    /// Any JSON number.
+    Number,
+    /// A non-negative integer.
+    Count,
+}
+
+impl std::fmt::Display for FieldKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FieldKind::Text => "a non-empty string",
+            FieldKind::Wallet => "a wallet address",
+            FieldKind::Number => "a number",
+            FieldKind::Count => "a non-negative integer",
+        })
+    }
+}
+
+use FieldKind::{Count, Number, Text, Wallet};
+
+/// Fields every event of a type must carry.
+pub fn required_fields(event_type: EventType) -> &'static [(&'static str, FieldKind)] {
+    match event_type {
+        EventType::EvidenceUploaded => &[
+            ("evidenceId", Text),
+            ("caseId", Text),
+            ("wallet", Wallet),
+            ("filename", Text),
+            ("storageHash", Text),
+        ],
+        EventType::EvidenceVerified
+        | EventType::EvidenceDownloaded
+        | EventType::EvidenceDeleted => &[("evidenceId", Text)],
+        EventType::EvidenceAnchored => &[
+            ("evidenceId", Text),
+            ("fileHash", Text),
+            ("txHash", Text),
+            ("blockNumber", Count),
+        ],
+        EventType::CaseCreated
+        | EventType::CaseUpdated
+        | EventType::CaseEscalated
+        | EventType::CaseClosed => &[("caseId", Text)],
+        EventType::CaseAssigned => &[("caseId", Text), ("assignee", Text)],
+        EventType::RlPredictionMade => &[
+            ("predictionId", Text),
+            ("wallet", Wallet),
+            ("action", Text),
+            ("score", Number),
+        ],
+        EventType::RlFeedbackReceived => &[
+            ("feedbackId", Text),
+            ("wallet", Wallet),
+            ("outcome", Text),
+            ("reward", Number),
+        ],
+        EventType::RlModelUpdated => &[("modelVersion", Text)],
+        EventType::UserLogin => &[("userId", Text)],
+        EventType::UserUnauthorizedAccess => &[("path", Text), ("method", Text)],
+        EventType::SystemAlert | EventType::SystemError | EventType::SystemInfo => {
+            &[("message", Text)]
+        }
+    }
+}
+
+/// Fields that are optional, but must have the right shape whenever they are present.
+const OPTIONAL_FIELDS: &[(&str, FieldKind)] = &[
+    ("caseId", Text),
+    ("evidenceId", Text),
+    ("wallet", Wallet),
+    ("contractAddress", Wallet),
+    ("fileSize", Count),
+    ("blockNumber", Count),
+    ("score", Number),
+    ("reward", Number),
+];
+
+/// Limits applied by [`Event::validate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest serialised event accepted, in bytes.
+    pub max_event_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+impl Event {
+    /// Checks the event's `data` against its type's schema and its size against `limits`,
+    /// returning the first problem found.
+    pub fn validate(&self, limits: &Limits) -> Result<(), EventError> {
+        for &(field, kind) in required_fields(self.event_type) {
+            match self.data.get(field) {
+                None | Some(Value::Null) => {
+                    return Err(EventError::MissingField {
+                        event_type: self.event_type,
+                        field,
+                    });
+                }
+                Some(value) => check_field(self.event_type, field, kind, value)?,
+            }
+        }
+        for &(field, kind) in OPTIONAL_FIELDS {
+            if let Some(value) = self.data.get(field).filter(|v| !v.is_null()) {
+                check_field(self.event_type, field, kind, value)?;
+            }
+        }
+        let size = self.to_json().len();
+        if size > limits.max_event_bytes {
+            return Err(EventError::TooLarge {
+                size,
+                limit: limits.max_event_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_field(
+    event_type: EventType,
+    field: &'static str,
+    kind: FieldKind,
+    value: &Value,
+) -> Result<(), EventError> {
+    let fits = match kind {
+        Text | Wallet => value.as_str().is_some_and(|s| !s.is_empty()),
+        Number => value.is_number(),
+        Count => value.is_u64(),
+    };
+    if !fits {
+        return Err(EventError::WrongFieldType {
+            event_type,
+            field,
+            expected: kind,
+        });
+    }
+    if let (Wallet, Some(address)) = (kind, value.as_str()) {
+        validate_wallet(address).map_err(|source| EventError::BadWallet { field, source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the event model.
+
+mod guide_examples;
+mod model;
