@@ -1,1 +1,518 @@
+//! The Casewire outbox: a durable queue of events on SQLite, written in the same transactions as
+//! the records the events describe.
+//!
+//! # Design constraints
+//! - **Durable before acknowledged.** A write is reported done only after its transaction has
+//!   committed (`synchronous=FULL`, WAL; `fullfsync` on macOS). [`Durability::Normal`] trades
+//!   this for speed: it survives an application crash, not a power loss.
+//! - **Record and event together.** [`Outbox::write`] runs a caller's closure on a transaction;
+//!   [`WriteTx::enqueue`] puts the event in that same transaction.
+//! - **O(1) work per event.** Enqueue is one insert (plus two index entries and a counter update
+//!   by trigger); the queue is never rewritten. Stats read counters, not the queue.
+//! - **Bounded.** Queued and dead-lettered documents may take at most `quota_bytes`; past it
+//!   [`WriteTx::enqueue`] fails with [`Error::QueueFull`] and nothing old is dropped.
+//!
+//! # Group commit
+//! One writer thread owns the write connection. Callers send it closures; it takes every closure
+//! waiting at that moment, runs each in its own savepoint of one transaction, and commits once.
+//! A failing closure rolls back its savepoint alone. While one batch is being fsynced the next
+//! one gathers, so under concurrency many writes share one fsync. See `writer.rs`.
+//!
+//! # Schema (see `schema.rs`)
+//! - `outbox_events(seq PK AUTOINCREMENT, event_id UNIQUE, event_type, priority, partition_key,
+//!   payload, added_at, attempts, next_attempt_at, first_error_at, last_error_at, last_error)`:
+//!   the queue. `seq` is the commit order and the order key.
+//! - `dead_letters(seq PK, event_id UNIQUE, …, reason, dead_at)`: given-up events, keeping their
+//!   original `seq` so a replay slots them back into their key's order.
+//! - `outbox_counters(bucket, events, bytes)`: maintained by triggers; 4 priority buckets and one
+//!   for dead letters.
+//! - `outbox_audit`: who cleared the queue or replayed or discarded dead letters.
+//! - `legacy_imports`: ids imported from the guide's `pending_events.json`.
+//!
+//! # States of an event
+//! ```text
+//!  enqueue ──► queued ──claim──► in flight ──ack──► (deleted: Kafka has it)
+//!                ▲                  │
+//!                │  fail(Unreachable: attempts unchanged, due now)
+//!                ├──────────────────┤
+//!                │  fail(Retriable: attempts+1, due after backoff)
+//!                └──────────────────┤
+//!                                   │ fail(Permanent) or attempts > max_retries
+//!                                   ▼
+//!            replay ◄──────── dead letter ──discard──► (deleted, audited)
+//! ```
+//! "In flight" lives in memory only: after a crash or restart every queued event is claimable
+//! again, so an event Kafka received but whose acknowledgement was not yet committed is sent a
+//! second time, with the same `eventId`. That is the only way a duplicate arises.
+//!
+//! # Claim order
+//! [`Outbox::claim`] walks the queue in `seq` order and hands out due events such that, for every
+//! partition key, the events in flight are a prefix of that key's queued events: an event is
+//! claimable only when every earlier event of its key is already in flight. A failed event that
+//! waits for its retry therefore holds back the later events of its key, and only those. The
+//! caller keeps per-key order among in-flight events (Kafka's idempotent producer does, per
+//! partition) and, when one fails, also fails the later in-flight events of the same key.
+//!
+//! # Why no acknowledged event is lost
+//! 1. An event exists once its transaction commits, and the caller hears of success only then.
+//! 2. Rows leave `outbox_events` in three ways only: [`Outbox::ack`] (after the caller's
+//!    transport confirmed delivery), a move to `dead_letters` in the same transaction as the
+//!    delete, or [`Outbox::clear`], an explicit action written to `outbox_audit` and announced by
+//!    a `system.alert` event in the same transaction.
+//! 3. Rows leave `dead_letters` only by [`Outbox::replay`] (back into the queue, same
+//!    transaction) or [`Outbox::discard`] (explicit, audited).
+//! 4. A file that fails `PRAGMA quick_check` at open is never deleted: it is renamed aside and
+//!    the fresh database's first event is a critical `system.alert` naming it.
+#![deny(missing_docs)]
 
+mod clock;
+mod legacy;
+mod queue;
+mod retry;
+mod schema;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use casewire_events::{Event, EventError, EventType, Limits, Metadata, Priority};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use legacy::ImportReport;
+pub use queue::{
+    BrokerStatus, Claim, ClaimedEvent, DeadLetter, FailKind, FailOutcome, Failure, Page,
+    PriorityCounts, QueueStats, QueuedEvent,
+};
+pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_INTERVAL, RetryPolicy};
+pub use writer::{Pending, PendingFuture, WriteTx};
+
+/// The default quota on queued and dead-lettered event documents: 1 GiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 1 << 30;
+
+/// Everything that can go wrong in the outbox.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The event failed validation; nothing was written.
+    #[error("invalid event: {0}")]
+    InvalidEvent(#[from] EventError),
+    /// An event with this id is already queued or dead-lettered.
+    #[error("event {0} is already in the outbox")]
+    DuplicateEventId(String),
+    /// The quota is reached; the write was refused and nothing queued was dropped.
+    #[error(
+        "event queue is full: {used_bytes} of {quota_bytes} bytes used, {needed_bytes} more needed; deliver or discard events first"
+    )]
+    QueueFull {
+        /// Bytes of queued and dead-lettered documents now.
+        used_bytes: u64,
+        /// The configured quota.
+        quota_bytes: u64,
+        /// The size of the refused event.
+        needed_bytes: u64,
+    },
+    /// The database file could not be opened (permissions, missing directory, failing disk).
+    #[error("cannot open outbox database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database file is damaged. [`Outbox::open`] handles this by quarantining the file.
+    #[error("outbox database {path} is corrupt: {detail}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What `quick_check` or SQLite reported.
+        detail: String,
+    },
+    /// The database was written by a newer Casewire whose schema this one does not know.
+    #[error("outbox database was written by a newer version of Casewire; upgrade to open it")]
+    NewerSchema,
+    /// Another process has the outbox open.
+    #[error("outbox database {0} is in use by another Casewire process")]
+    Locked(PathBuf),
+    /// A schema migration failed.
+    #[error("outbox schema migration failed: {0}")]
+    Migration(#[source] rusqlite_migration::Error),
+    /// The platform or filesystem lacks something the outbox needs.
+    #[error("unsupported storage: {0}")]
+    Unsupported(String),
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The guide's queue file could not be imported; it was left untouched and nothing imported.
+    #[error("cannot import {path}: {detail}")]
+    LegacyImport {
+        /// The queue file.
+        path: PathBuf,
+        /// What is wrong, naming the line or entry.
+        detail: String,
+    },
+    /// The batch's commit failed (disk full, I/O error); none of its writes happened.
+    #[error("outbox commit failed, nothing was written: {0}")]
+    Commit(#[source] Arc<rusqlite::Error>),
+    /// A SQLite operation failed.
+    #[error("outbox storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored event document could not be read back.
+    #[error("stored event {seq} is unreadable: {source}")]
+    StoredEvent {
+        /// The event's order key.
+        seq: i64,
+        /// The parse error.
+        #[source]
+        source: EventError,
+    },
+    /// A caller's closure panicked; its savepoint was rolled back.
+    #[error("a write closure panicked; its work was rolled back")]
+    CallerPanicked,
+    /// The writer thread is gone (the outbox is shutting down).
+    #[error("the outbox writer has stopped")]
+    WriterStopped,
+}
+
+impl Error {
+    /// Whether the error is about the caller's input rather than the outbox's health.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidEvent(_) | Error::DuplicateEventId(_) | Error::QueueFull { .. }
+        )
+    }
+}
+
+/// How hard a commit works to survive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit is fsynced; survives power loss. The default.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives application crashes, not power loss or OS crashes.
+    Normal,
+}
+
+/// Where the outbox keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// A SQLite database file (created if missing). `QUEUE_PERSIST=true`.
+    File(PathBuf),
+    /// A private in-memory database, gone when the outbox is dropped. `QUEUE_PERSIST=false`.
+    Memory,
+}
+
+/// How to open an outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// Where the data lives.
+    pub storage: Storage,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Most bytes of queued and dead-lettered documents.
+    pub quota_bytes: u64,
+    /// Retry schedule and `MAX_RETRIES`.
+    pub retry: RetryPolicy,
+    /// Event validation limits.
+    pub limits: Limits,
+    /// The guide's `pending_events.json`, imported at open if it exists.
+    pub legacy_queue_file: Option<PathBuf>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Seed for jitter and for the ids of events the outbox creates; `None` seeds from the OS.
+    pub rng_seed: Option<u64>,
+}
+
+impl OutboxConfig {
+    /// Defaults for a database file at `path`.
+    pub fn file(path: impl Into<PathBuf>) -> OutboxConfig {
+        OutboxConfig {
+            storage: Storage::File(path.into()),
+            ..OutboxConfig::memory()
+        }
+    }
+
+    /// Defaults for an in-memory outbox.
+    pub fn memory() -> OutboxConfig {
+        OutboxConfig {
+            storage: Storage::Memory,
+            durability: Durability::Full,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            retry: RetryPolicy::default(),
+            limits: Limits::default(),
+            legacy_queue_file: None,
+            clock: Arc::new(SystemClock),
+            rng_seed: None,
+        }
+    }
+}
+
+/// What happened while opening the outbox.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// Events queued at open ("Loaded N queued events from disk").
+    pub loaded: u64,
+    /// Where a corrupt database was moved, if one was found.
+    pub quarantined: Option<PathBuf>,
+    /// What was imported from the guide's queue file, if one was found.
+    pub imported: Option<ImportReport>,
+}
+
+/// State the writer thread and the readers share.
+pub(crate) struct Shared {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) limits: Limits,
+    pub(crate) quota_bytes: u64,
+    pub(crate) rng: Mutex<StdRng>,
+    /// Count of events committed since open; the relay waits on changes.
+    pub(crate) committed: watch::Sender<u64>,
+    /// Claimed events awaiting their outcome: order key → partition key.
+    pub(crate) in_flight: Mutex<HashMap<i64, String>>,
+    pub(crate) broker: Mutex<BrokerStatus>,
+    /// Enqueues refused for want of space since open.
+    pub(crate) rejected_full: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn in_flight(&self) -> MutexGuard<'_, HashMap<i64, String>> {
+        lock(&self.in_flight)
+    }
+
+    /// A system event created by the outbox itself.
+    pub(crate) fn system_event(
+        &self,
+        event_type: EventType,
+        priority: Priority,
+        data: Map<String, Value>,
+    ) -> Event {
+        let mut rng = lock(&self.rng);
+        Event::new(
+            event_type,
+            data,
+            Metadata {
+                source: Some(casewire_events::DEFAULT_SOURCE.to_owned()),
+                ..Metadata::default()
+            },
+            self.clock.now(),
+            &mut *rng,
+        )
+        .with_priority(priority)
+    }
+
+    /// A uniform random number in [-1, 1] for jitter.
+    pub(crate) fn jitter_unit(&self) -> f64 {
+        let x = lock(&self.rng).next_u64();
+        (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+/// Locks a mutex, recovering it if a panicking thread poisoned it: every structure behind these
+/// mutexes is valid between statements, so a panic cannot leave one half-updated.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A durable event queue. Share it with an `Arc`; dropping the last one stops the writer after
+/// it has committed every write already submitted.
+pub struct Outbox {
+    shared: Arc<Shared>,
+    jobs: Option<Sender<writer::Job>>,
+    writer: Option<JoinHandle<()>>,
+    reader: Mutex<Connection>,
+    report: OpenReport,
+    /// Held for the outbox's lifetime so a second process cannot open the same file.
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox, checks the file, applies migrations, imports the
+    /// guide's queue file if configured and present, and starts the writer.
+    pub fn open(config: OutboxConfig) -> Result<Outbox, Error> {
+        let (committed, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            clock: config.clock.clone(),
+            retry: config.retry.clone(),
+            limits: config.limits,
+            quota_bytes: config.quota_bytes,
+            rng: Mutex::new(match config.rng_seed {
+                Some(seed) => StdRng::seed_from_u64(seed),
+                None => StdRng::from_os_rng(),
+            }),
+            committed,
+            in_flight: Mutex::new(HashMap::new()),
+            broker: Mutex::new(BrokerStatus::default()),
+            rejected_full: AtomicU64::new(0),
+        });
+        let mut report = OpenReport::default();
+        let (write_conn, reader, lock_file) = match &config.storage {
+            Storage::File(path) => {
+                let lock_file = lock_database(path)?;
+                let opened = schema::open_file(path, config.durability, shared.clock.now())?;
+                report.quarantined = opened.quarantined;
+                let reader = Connection::open(path).map_err(|source| Error::Open {
+                    path: path.clone(),
+                    source,
+                })?;
+                schema::configure(&reader, config.durability, true)?;
+                (opened.conn, reader, Some(lock_file))
+            }
+            Storage::Memory => {
+                let name = format!("casewire-outbox-{:016x}", lock(&shared.rng).next_u64());
+                let mut conn = schema::open_memory(&name)?;
+                schema::migrate(&mut conn)?;
+                let reader = schema::open_memory(&name)?;
+                (conn, reader, None)
+            }
+        };
+        let (jobs, receiver) = mpsc::channel();
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("outbox-writer".into())
+            .spawn(move || writer::run(write_conn, writer_shared, receiver))
+            .map_err(|source| Error::Io {
+                path: PathBuf::from("outbox-writer thread"),
+                source,
+            })?;
+        let mut outbox = Outbox {
+            shared,
+            jobs: Some(jobs),
+            writer: Some(writer),
+            reader: Mutex::new(reader),
+            report: OpenReport::default(),
+            _lock: lock_file,
+        };
+        if let Some(aside) = &report.quarantined {
+            outbox.raise_quarantine_alert(aside)?;
+        }
+        if let Some(file) = config.legacy_queue_file.as_deref().filter(|f| f.exists()) {
+            report.imported = Some(outbox.import_legacy(file)?);
+        }
+        report.loaded = outbox.stats(Page::first(0))?.queue_size;
+        tracing::info!("Loaded {} queued events from disk", report.loaded);
+        outbox.report = report;
+        Ok(outbox)
+    }
+
+    /// What happened at open.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// Runs `f` on the shared transaction and reports its result once it is durable.
+    /// Whatever `f` writes, records and events alike, commits together or not at all.
+    pub fn write<T, E, F>(&self, f: F) -> Pending<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
+    {
+        match &self.jobs {
+            Some(jobs) => writer::submit(jobs, f),
+            // Only `drop` takes the sender, and nothing can call `write` after that.
+            None => writer::submit(&mpsc::channel().0, f),
+        }
+    }
+
+    /// Enqueues one event on its own (the convenience form of [`WriteTx::enqueue`]).
+    /// The event is validated and serialised on the calling thread.
+    pub fn enqueue(&self, event: &Event) -> Pending<()> {
+        match queue::PreparedEvent::new(event, &self.shared.limits) {
+            Ok(prepared) => self.write(move |tx| tx.enqueue_prepared(&prepared)),
+            Err(e) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = tx.send(Err(e));
+                writer::Pending::from_receiver(rx)
+            }
+        }
+    }
+
+    /// A receiver whose value changes whenever a commit added events: the relay waits on it.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.committed.subscribe()
+    }
+
+    /// Records what the relay knows of the brokers, for [`Outbox::stats`].
+    pub fn set_broker_status(&self, status: BrokerStatus) {
+        *lock(&self.shared.broker) = status;
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.shared.retry
+    }
+
+    fn raise_quarantine_alert(&self, aside: &Path) -> Result<(), Error> {
+        let mut data = Map::new();
+        data.insert(
+            "message".into(),
+            format!(
+                "outbox database was corrupt; it was moved to {} and a fresh one started",
+                aside.display()
+            )
+            .into(),
+        );
+        data.insert("quarantinedFile".into(), aside.display().to_string().into());
+        let event = self
+            .shared
+            .system_event(EventType::SystemAlert, Priority::Critical, data);
+        self.enqueue(&event).wait()
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish the jobs already sent, then exit.
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Takes an exclusive lock on `<database>.lock`, so two processes never share one outbox.
+fn lock_database(path: &Path) -> Result<File, Error> {
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| Error::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(path.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
+            path: lock_path,
+            source,
+        }),
+    }
+}

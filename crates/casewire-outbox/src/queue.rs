@@ -1,0 +1,684 @@
+//! The queue's operations: enqueue, claim, ack, fail, stats, dead letters, clear.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use casewire_events::{Event, EventType, Limits, Priority};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{ErrorCode, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::schema::DEAD_BUCKET;
+use crate::writer::WriteTx;
+use crate::{Error, Outbox, Pending, lock};
+
+/// An event validated and serialised, ready to insert.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedEvent {
+    event_id: String,
+    event_type: EventType,
+    priority: Priority,
+    partition_key: String,
+    payload: Vec<u8>,
+}
+
+impl PreparedEvent {
+    pub(crate) fn new(event: &Event, limits: &Limits) -> Result<PreparedEvent, Error> {
+        event.validate(limits)?;
+        Ok(PreparedEvent::unchecked(event))
+    }
+
+    /// Without schema validation: for events imported from the guide's queue file, which the old
+    /// system already accepted and which must not be lost for a field it did not require.
+    pub(crate) fn unchecked(event: &Event) -> PreparedEvent {
+        PreparedEvent {
+            event_id: event.event_id.to_string(),
+            event_type: event.event_type,
+            priority: event.priority,
+            partition_key: event.partition_key(),
+            payload: event.to_json(),
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    /// Puts `event` into the outbox as part of this transaction, after validating it.
+    pub fn enqueue(&self, event: &Event) -> Result<(), Error> {
+        self.enqueue_prepared(&PreparedEvent::new(event, &self.shared.limits)?)
+    }
+
+    pub(crate) fn enqueue_prepared(&self, event: &PreparedEvent) -> Result<(), Error> {
+        self.insert(event, self.shared.clock.now_ms())
+    }
+
+    pub(crate) fn insert(&self, event: &PreparedEvent, added_at: i64) -> Result<(), Error> {
+        let needed = event.payload.len() as u64;
+        let used: i64 = self
+            .prepare_cached("SELECT SUM(bytes) FROM outbox_counters")?
+            .query_row([], |r| r.get(0))?;
+        let used = u64::try_from(used).unwrap_or(0);
+        if used + needed > self.shared.quota_bytes {
+            if self.shared.rejected_full.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::error!(
+                    used,
+                    quota = self.shared.quota_bytes,
+                    "event queue is full: new events are refused until events are delivered or discarded"
+                );
+            }
+            return Err(Error::QueueFull {
+                used_bytes: used,
+                quota_bytes: self.shared.quota_bytes,
+                needed_bytes: needed,
+            });
+        }
+        let now = self.shared.clock.now_ms();
+        let inserted = self
+            .prepare_cached(
+                "INSERT INTO outbox_events
+                   (event_id, event_type, priority, partition_key, payload, added_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                event.event_id,
+                event.event_type.as_str(),
+                event.priority.rank(),
+                event.partition_key,
+                event.payload,
+                added_at,
+                now,
+            ]);
+        match inserted {
+            Ok(_) => {
+                self.enqueued.set(self.enqueued.get() + 1);
+                tracing::debug!(event_id = %event.event_id, "Event queued locally");
+                Ok(())
+            }
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                Err(Error::DuplicateEventId(event.event_id.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn audit(&self, actor: &str, action: &str, count: usize, detail: &str) -> Result<(), Error> {
+        self.execute(
+            "INSERT INTO outbox_audit (at, actor, action, count, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![self.shared.clock.now_ms(), actor, action, count as i64, detail],
+        )?;
+        Ok(())
+    }
+}
+
+/// An event handed to the relay for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedEvent {
+    /// The order key: acknowledge and fail by it.
+    pub seq: i64,
+    /// The event's id.
+    pub event_id: String,
+    /// The Kafka message key.
+    pub partition_key: String,
+    /// The event document, the Kafka message value.
+    pub payload: Vec<u8>,
+    /// The event's priority.
+    pub priority: Priority,
+    /// Counted failed attempts so far.
+    pub attempts: u32,
+}
+
+impl ClaimedEvent {
+    /// The event document parsed.
+    pub fn event(&self) -> Result<Event, Error> {
+        Event::from_json(&self.payload).map_err(|source| Error::StoredEvent {
+            seq: self.seq,
+            source,
+        })
+    }
+}
+
+/// The result of [`Outbox::claim`].
+#[derive(Debug, Default)]
+pub struct Claim {
+    /// Events to deliver, in commit order.
+    pub events: Vec<ClaimedEvent>,
+    /// When the claim found nothing more to hand out: how long until the earliest waiting
+    /// event falls due, if any is waiting.
+    pub next_due_in: Option<Duration>,
+}
+
+/// How a delivery attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// No broker was reachable, or the event was held back behind a failed earlier event of
+    /// its key: the attempt does not count toward `MAX_RETRIES` and the event is due again now.
+    Unreachable,
+    /// A broker refused for a passing reason: counts, and waits out the backoff.
+    Retriable,
+    /// The broker will never accept this event: dead-letter it now.
+    Permanent,
+}
+
+/// One failed delivery, for [`Outbox::fail`].
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The event's order key.
+    pub seq: i64,
+    /// How it failed.
+    pub kind: FailKind,
+    /// The error, as the transport reported it.
+    pub reason: String,
+}
+
+/// What [`Outbox::fail`] did with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Due again at once; attempts unchanged.
+    Requeued,
+    /// Will be retried at `next_attempt_at` (Unix ms) after `attempts` counted failures.
+    Retrying {
+        /// Counted failures so far.
+        attempts: u32,
+        /// When it is due again, Unix ms.
+        next_attempt_at: i64,
+    },
+    /// Moved to the dead letters.
+    DeadLettered,
+    /// The event was no longer queued (acknowledged or cleared meanwhile).
+    Gone,
+}
+
+/// What the relay last knew of the brokers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerStatus {
+    /// A broker answered recently.
+    pub kafka_connected: bool,
+    /// A relay is configured and running, so delivery is possible at all.
+    pub kafka_available: bool,
+}
+
+/// A page of a listing: items after `after` (an order key), at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Start after this order key; `None` starts at the beginning.
+    pub after: Option<i64>,
+    /// Most items returned.
+    pub limit: usize,
+}
+
+impl Page {
+    /// The first `limit` items.
+    pub fn first(limit: usize) -> Page {
+        Page { after: None, limit }
+    }
+}
+
+/// One queued event as listed in the stats, in the guide's shape plus a few fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedEvent {
+    /// The order key (the paging cursor).
+    pub seq: i64,
+    /// The event's id.
+    pub event_id: String,
+    /// Its type, e.g. `evidence.uploaded`.
+    pub event_type: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// Counted failed attempts (the guide's `retryCount`).
+    pub retry_count: u32,
+    /// When it entered the queue, RFC 3339.
+    pub added_at: String,
+    /// When it is next due, RFC 3339.
+    pub next_attempt_at: String,
+    /// Its partition key.
+    pub partition_key: String,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
+}
+
+/// Queued events by priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PriorityCounts {
+    /// Critical events queued.
+    pub critical: u64,
+    /// High events queued.
+    pub high: u64,
+    /// Medium events queued.
+    pub medium: u64,
+    /// Low events queued.
+    pub low: u64,
+}
+
+/// The guide's `queue` object, plus dead letters, bytes, counts by priority and age.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Events queued (including in flight).
+    pub queue_size: u64,
+    /// When the oldest queued event was added, RFC 3339.
+    pub oldest_event: Option<String>,
+    /// A broker answered recently.
+    pub kafka_connected: bool,
+    /// A relay is configured and running.
+    pub kafka_available: bool,
+    /// The medium retry base (`RETRY_INTERVAL`), ms.
+    pub retry_interval: u64,
+    /// A page of queued events, in order.
+    pub events: Vec<QueuedEvent>,
+    /// Cursor for the next page of `events`, if there is more.
+    pub next_cursor: Option<i64>,
+    /// Events in the dead-letter table.
+    pub dead_letter_count: u64,
+    /// Bytes of queued and dead-lettered event documents (what the quota counts).
+    pub bytes: u64,
+    /// The quota on `bytes`.
+    pub quota_bytes: u64,
+    /// Queued events by priority.
+    pub by_priority: PriorityCounts,
+    /// Age of the oldest queued event, ms.
+    pub oldest_age_ms: Option<u64>,
+    /// Events claimed by the relay and awaiting their outcome.
+    pub in_flight: u64,
+    /// Enqueues refused for want of space since open.
+    pub rejected_full: u64,
+}
+
+/// An event that will not be retried unless an admin replays it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    /// The original order key (the paging cursor).
+    pub seq: i64,
+    /// The event's id.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// Why it was given up.
+    pub reason: String,
+    /// Counted failed attempts.
+    pub attempts: u32,
+    /// When it entered the queue, RFC 3339.
+    pub added_at: String,
+    /// The first failure, RFC 3339.
+    pub first_error_at: Option<String>,
+    /// The last failure, RFC 3339.
+    pub last_error_at: Option<String>,
+    /// When it was dead-lettered, RFC 3339.
+    pub dead_at: String,
+}
+
+fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn priority_of(rank: u8) -> Priority {
+    Priority::from_rank(rank).unwrap_or(Priority::Low)
+}
+
+impl Outbox {
+    /// Hands out up to `window` due events for delivery, in commit order, keeping per-key order:
+    /// an event is handed out only when every earlier event of its key is already in flight.
+    pub fn claim(&self, window: usize) -> Result<Claim, Error> {
+        let mut in_flight = self.shared.in_flight();
+        let reader = lock(&self.reader);
+        let now = self.shared.clock.now_ms();
+        let mut stmt = reader.prepare_cached(
+            "SELECT seq, partition_key, next_attempt_at, event_id, priority, attempts, payload
+               FROM outbox_events ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut claim = Claim::default();
+        let mut next_due: Option<i64> = None;
+        while claim.events.len() < window {
+            let Some(row) = rows.next()? else { break };
+            let seq: i64 = row.get(0)?;
+            if in_flight.contains_key(&seq) {
+                continue;
+            }
+            let key: String = row.get(1)?;
+            if blocked.contains(&key) {
+                continue;
+            }
+            let due_at: i64 = row.get(2)?;
+            if due_at > now {
+                next_due = Some(next_due.map_or(due_at, |d| d.min(due_at)));
+                blocked.insert(key);
+                continue;
+            }
+            in_flight.insert(seq, key.clone());
+            claim.events.push(ClaimedEvent {
+                seq,
+                event_id: row.get(3)?,
+                partition_key: key,
+                priority: priority_of(row.get(4)?),
+                attempts: row.get(5)?,
+                payload: row.get(6)?,
+            });
+        }
+        if claim.events.len() < window {
+            claim.next_due_in =
+                next_due.map(|d| Duration::from_millis(u64::try_from(d - now).unwrap_or(0)));
+        }
+        Ok(claim)
+    }
+
+    /// Removes delivered events from the queue. Order keys no longer queued are ignored.
+    /// Returns how many events were removed.
+    pub fn ack(&self, seqs: Vec<i64>) -> Pending<usize> {
+        self.write(move |tx| {
+            let mut removed = 0;
+            let mut stmt = tx.prepare_cached("DELETE FROM outbox_events WHERE seq = ?1")?;
+            for &seq in &seqs {
+                removed += stmt.execute([seq])?;
+                tx.released.borrow_mut().add(seq);
+            }
+            Ok(removed)
+        })
+    }
+
+    /// Records failed deliveries: requeues, schedules a retry, or dead-letters each one
+    /// according to its kind and the retry policy.
+    pub fn fail(&self, failures: Vec<Failure>) -> Pending<Vec<FailOutcome>> {
+        self.write(move |tx| {
+            failures
+                .iter()
+                .map(|failure| {
+                    tx.released.borrow_mut().add(failure.seq);
+                    fail_one(tx, failure)
+                })
+                .collect()
+        })
+    }
+
+    /// The guide's queue statistics with a page of queued events.
+    pub fn stats(&self, page: Page) -> Result<QueueStats, Error> {
+        let in_flight = self.shared.in_flight().len() as u64;
+        let broker = *lock(&self.shared.broker);
+        let events = self.list_queued(page)?;
+        let reader = lock(&self.reader);
+        let mut by_priority = PriorityCounts::default();
+        let (mut queue_size, mut bytes, mut dead_letter_count) = (0u64, 0u64, 0u64);
+        let mut stmt =
+            reader.prepare_cached("SELECT bucket, events, bytes FROM outbox_counters")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (bucket, count, size): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            let (count, size) = (count.max(0) as u64, size.max(0) as u64);
+            bytes += size;
+            match bucket {
+                0 => by_priority.critical = count,
+                1 => by_priority.high = count,
+                2 => by_priority.medium = count,
+                3 => by_priority.low = count,
+                DEAD_BUCKET => dead_letter_count = count,
+                _ => {}
+            }
+            if bucket != DEAD_BUCKET {
+                queue_size += count;
+            }
+        }
+        let oldest: Option<i64> = reader
+            .prepare_cached("SELECT MIN(added_at) FROM outbox_events")?
+            .query_row([], |r| r.get(0))?;
+        let now = self.shared.clock.now_ms();
+        let next_cursor = if events.len() == page.limit && page.limit > 0 {
+            events.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(QueueStats {
+            queue_size,
+            oldest_event: oldest.map(rfc3339),
+            kafka_connected: broker.kafka_connected,
+            kafka_available: broker.kafka_available,
+            retry_interval: self.shared.retry.retry_interval().as_millis() as u64,
+            events,
+            next_cursor,
+            dead_letter_count,
+            bytes,
+            quota_bytes: self.shared.quota_bytes,
+            by_priority,
+            oldest_age_ms: oldest.map(|t| u64::try_from(now - t).unwrap_or(0)),
+            in_flight,
+            rejected_full: self.shared.rejected_full.load(Ordering::Relaxed),
+        })
+    }
+
+    /// A page of queued events in order.
+    pub fn list_queued(&self, page: Page) -> Result<Vec<QueuedEvent>, Error> {
+        let reader = lock(&self.reader);
+        let mut stmt = reader.prepare_cached(
+            "SELECT seq, event_id, event_type, priority, attempts, added_at, next_attempt_at,
+                    partition_key, last_error
+               FROM outbox_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![page.after.unwrap_or(i64::MIN), page.limit as i64],
+            |r| {
+                Ok(QueuedEvent {
+                    seq: r.get(0)?,
+                    event_id: r.get(1)?,
+                    event_type: r.get(2)?,
+                    priority: priority_of(r.get(3)?),
+                    retry_count: r.get(4)?,
+                    added_at: rfc3339(r.get(5)?),
+                    next_attempt_at: rfc3339(r.get(6)?),
+                    partition_key: r.get(7)?,
+                    last_error: r.get(8)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A page of dead letters in original order.
+    pub fn dead_letters(&self, page: Page) -> Result<Vec<DeadLetter>, Error> {
+        let reader = lock(&self.reader);
+        let mut stmt = reader.prepare_cached(
+            "SELECT seq, event_id, event_type, priority, reason, attempts, added_at,
+                    first_error_at, last_error_at, dead_at
+               FROM dead_letters WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![page.after.unwrap_or(i64::MIN), page.limit as i64],
+            |r| {
+                Ok(DeadLetter {
+                    seq: r.get(0)?,
+                    event_id: r.get(1)?,
+                    event_type: r.get(2)?,
+                    priority: priority_of(r.get(3)?),
+                    reason: r.get(4)?,
+                    attempts: r.get(5)?,
+                    added_at: rfc3339(r.get(6)?),
+                    first_error_at: r.get::<_, Option<i64>>(7)?.map(rfc3339),
+                    last_error_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
+                    dead_at: rfc3339(r.get(9)?),
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Puts dead letters back into the queue with their original order key and no counted
+    /// attempts. Returns the ids replayed; unknown ids are ignored.
+    pub fn replay(&self, event_ids: Vec<String>, actor: String) -> Pending<Vec<String>> {
+        self.write(move |tx| {
+            let now = tx.shared.clock.now_ms();
+            let mut replayed = Vec::new();
+            for id in &event_ids {
+                let row = tx
+                    .prepare_cached(
+                        "DELETE FROM dead_letters WHERE event_id = ?1
+                         RETURNING seq, event_id, event_type, priority, partition_key, payload,
+                                   added_at, first_error_at, last_error_at, reason",
+                    )?
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, Vec<u8>>(5)?,
+                            r.get::<_, i64>(6)?,
+                            r.get::<_, Option<i64>>(7)?,
+                            r.get::<_, Option<i64>>(8)?,
+                            r.get::<_, String>(9)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((
+                    seq,
+                    event_id,
+                    event_type,
+                    priority,
+                    key,
+                    payload,
+                    added,
+                    first,
+                    last,
+                    reason,
+                )) = row
+                else {
+                    continue;
+                };
+                tx.prepare_cached(
+                    "INSERT INTO outbox_events (seq, event_id, event_type, priority, partition_key,
+                        payload, added_at, attempts, next_attempt_at, first_error_at,
+                        last_error_at, last_error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![
+                    seq, event_id, event_type, priority, key, payload, added, now, first, last,
+                    reason
+                ])?;
+                tx.enqueued.set(tx.enqueued.get() + 1);
+                replayed.push(event_id);
+            }
+            if !replayed.is_empty() {
+                tx.audit(&actor, "replay", replayed.len(), &replayed.join(","))?;
+                tracing::info!(count = replayed.len(), %actor, "dead letters replayed");
+            }
+            Ok(replayed)
+        })
+    }
+
+    /// Deletes dead letters for good, recording who did it. Returns the ids discarded.
+    pub fn discard(&self, event_ids: Vec<String>, actor: String) -> Pending<Vec<String>> {
+        self.write(move |tx| {
+            let mut discarded = Vec::new();
+            for id in &event_ids {
+                if tx
+                    .prepare_cached("DELETE FROM dead_letters WHERE event_id = ?1")?
+                    .execute([id])?
+                    > 0
+                {
+                    discarded.push(id.clone());
+                }
+            }
+            if !discarded.is_empty() {
+                tx.audit(&actor, "discard", discarded.len(), &discarded.join(","))?;
+                tracing::warn!(count = discarded.len(), %actor, ids = %discarded.join(","), "dead letters discarded");
+            }
+            Ok(discarded)
+        })
+    }
+
+    /// Deletes every queued event (not the dead letters), records who did it, and enqueues a
+    /// critical `system.alert` saying so in the same transaction. Returns the guide's
+    /// `clearedCount`.
+    pub fn clear(&self, actor: String) -> Pending<u64> {
+        self.write(move |tx| {
+            let cleared = tx.execute("DELETE FROM outbox_events", [])?;
+            *tx.released.borrow_mut() = crate::writer::Release::All;
+            tx.audit(&actor, "clear", cleared, "")?;
+            let mut data = Map::new();
+            data.insert(
+                "message".into(),
+                format!("event queue cleared by {actor}: {cleared} events dropped").into(),
+            );
+            data.insert("clearedCount".into(), Value::from(cleared));
+            data.insert("clearedBy".into(), actor.clone().into());
+            let alert = tx
+                .shared
+                .system_event(EventType::SystemAlert, Priority::Critical, data);
+            tx.enqueue(&alert)?;
+            tracing::warn!(cleared, %actor, "event queue cleared");
+            Ok(cleared as u64)
+        })
+    }
+}
+
+fn fail_one(tx: &WriteTx<'_>, failure: &Failure) -> Result<FailOutcome, Error> {
+    let now = tx.shared.clock.now_ms();
+    let row: Option<(u32, u8)> = tx
+        .prepare_cached("SELECT attempts, priority FROM outbox_events WHERE seq = ?1")?
+        .query_row([failure.seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((attempts, rank)) = row else {
+        return Ok(FailOutcome::Gone);
+    };
+    let policy = &tx.shared.retry;
+    let (attempts, dead_reason) = match failure.kind {
+        FailKind::Unreachable => (attempts, None),
+        FailKind::Retriable if attempts + 1 > policy.max_retries => (
+            attempts + 1,
+            Some(format!(
+                "gave up after {} attempts: {}",
+                attempts + 1,
+                failure.reason
+            )),
+        ),
+        FailKind::Retriable => (attempts + 1, None),
+        FailKind::Permanent => (attempts + 1, Some(failure.reason.clone())),
+    };
+    if let Some(reason) = dead_reason {
+        tx.prepare_cached(
+            "INSERT INTO dead_letters (seq, event_id, event_type, priority, partition_key, payload,
+                 added_at, attempts, reason, first_error_at, last_error_at, dead_at)
+             SELECT seq, event_id, event_type, priority, partition_key, payload, added_at, ?2, ?3,
+                    COALESCE(first_error_at, ?4), ?4, ?4
+               FROM outbox_events WHERE seq = ?1",
+        )?
+        .execute(params![failure.seq, attempts, reason, now])?;
+        tx.prepare_cached("DELETE FROM outbox_events WHERE seq = ?1")?
+            .execute([failure.seq])?;
+        tracing::warn!(seq = failure.seq, %reason, "event moved to the dead letters");
+        return Ok(FailOutcome::DeadLettered);
+    }
+    let next_attempt_at = match failure.kind {
+        FailKind::Unreachable => now,
+        _ => {
+            let delay = policy.delay(priority_of(rank), attempts, tx.shared.jitter_unit());
+            now + delay.as_millis() as i64
+        }
+    };
+    tx.prepare_cached(
+        "UPDATE outbox_events
+            SET attempts = ?2, next_attempt_at = ?3, last_error = ?4,
+                first_error_at = COALESCE(first_error_at, ?5), last_error_at = ?5
+          WHERE seq = ?1",
+    )?
+    .execute(params![
+        failure.seq,
+        attempts,
+        next_attempt_at,
+        failure.reason,
+        now
+    ])?;
+    Ok(match failure.kind {
+        FailKind::Unreachable => FailOutcome::Requeued,
+        _ => FailOutcome::Retrying {
+            attempts,
+            next_attempt_at,
+        },
+    })
+}

@@ -1,0 +1,268 @@
+//! The outbox's tables, their migrations, and how a database file is opened and checked.
+
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+
+use crate::{Durability, Error};
+
+/// Counter rows of `outbox_counters`: 0–3 hold queued events by priority rank, 4 dead letters.
+pub(crate) const DEAD_BUCKET: i64 = 4;
+
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![M::up(
+        r#"
+        -- The queue, in commit order. `seq` is the order key; AUTOINCREMENT keeps a replayed
+        -- dead letter's old seq from ever being reused by a new event.
+        CREATE TABLE outbox_events (
+            seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id        TEXT    NOT NULL UNIQUE,
+            event_type      TEXT    NOT NULL,
+            priority        INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),
+            partition_key   TEXT    NOT NULL,
+            payload         BLOB    NOT NULL,
+            added_at        INTEGER NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            first_error_at  INTEGER,
+            last_error_at   INTEGER,
+            last_error      TEXT
+        );
+        CREATE INDEX outbox_events_added_at ON outbox_events (added_at);
+
+        -- Events that will not be retried, with why. Only an explicit replay or discard
+        -- removes a row. `seq` is the event's original order key, kept for replay.
+        CREATE TABLE dead_letters (
+            seq            INTEGER PRIMARY KEY,
+            event_id       TEXT    NOT NULL UNIQUE,
+            event_type     TEXT    NOT NULL,
+            priority       INTEGER NOT NULL,
+            partition_key  TEXT    NOT NULL,
+            payload        BLOB    NOT NULL,
+            added_at       INTEGER NOT NULL,
+            attempts       INTEGER NOT NULL,
+            reason         TEXT    NOT NULL,
+            first_error_at INTEGER,
+            last_error_at  INTEGER,
+            dead_at        INTEGER NOT NULL
+        );
+
+        -- Event counts and document bytes, kept by triggers in the same transactions as the
+        -- rows, so stats and the quota never scan the queue.
+        CREATE TABLE outbox_counters (
+            bucket INTEGER PRIMARY KEY,
+            events INTEGER NOT NULL,
+            bytes  INTEGER NOT NULL
+        );
+        INSERT INTO outbox_counters (bucket, events, bytes)
+            VALUES (0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0);
+
+        CREATE TRIGGER outbox_events_counted_in AFTER INSERT ON outbox_events BEGIN
+            UPDATE outbox_counters SET events = events + 1, bytes = bytes + length(NEW.payload)
+                WHERE bucket = NEW.priority;
+        END;
+        CREATE TRIGGER outbox_events_counted_out AFTER DELETE ON outbox_events BEGIN
+            UPDATE outbox_counters SET events = events - 1, bytes = bytes - length(OLD.payload)
+                WHERE bucket = OLD.priority;
+        END;
+        CREATE TRIGGER dead_letters_counted_in AFTER INSERT ON dead_letters BEGIN
+            UPDATE outbox_counters SET events = events + 1, bytes = bytes + length(NEW.payload)
+                WHERE bucket = 4;
+        END;
+        CREATE TRIGGER dead_letters_counted_out AFTER DELETE ON dead_letters BEGIN
+            UPDATE outbox_counters SET events = events - 1, bytes = bytes - length(OLD.payload)
+                WHERE bucket = 4;
+        END;
+        -- An event id is unique across the queue and the dead letters.
+        CREATE TRIGGER outbox_events_unique_id BEFORE INSERT ON outbox_events
+            WHEN EXISTS (SELECT 1 FROM dead_letters WHERE event_id = NEW.event_id)
+        BEGIN
+            SELECT RAISE(ABORT, 'UNIQUE constraint failed: dead_letters.event_id');
+        END;
+
+        -- Who cleared the queue, discarded or replayed dead letters, and when.
+        CREATE TABLE outbox_audit (
+            id      INTEGER PRIMARY KEY,
+            at      INTEGER NOT NULL,
+            actor   TEXT    NOT NULL,
+            action  TEXT    NOT NULL,
+            count   INTEGER NOT NULL,
+            detail  TEXT
+        );
+
+        -- Event ids taken from the guide's pending_events.json, so no file is imported twice.
+        CREATE TABLE legacy_imports (
+            event_id    TEXT PRIMARY KEY,
+            imported_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        "#,
+    )])
+});
+
+/// Applies the connection settings every outbox connection uses.
+pub(crate) fn configure(conn: &Connection, durability: Durability, wal: bool) -> Result<(), Error> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(Error::Sqlite)?;
+    if wal {
+        // `journal_mode` answers with the mode in force; WAL is refused only by odd filesystems.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(Error::Sqlite)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Unsupported(format!(
+                "the filesystem refused WAL journaling (got {mode})"
+            )));
+        }
+    }
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {sync};
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = 67108864;"
+    ))
+    .map_err(Error::Sqlite)?;
+    if cfg!(target_os = "macos") {
+        // On macOS fsync() does not reach the platter; F_FULLFSYNC does.
+        conn.execute_batch("PRAGMA fullfsync = ON; PRAGMA checkpoint_fullfsync = ON;")
+            .map_err(Error::Sqlite)?;
+    }
+    Ok(())
+}
+
+/// Brings the schema up to date, or refuses a database from a newer Casewire.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    MIGRATIONS.to_latest(conn).map_err(|e| match e {
+        rusqlite_migration::Error::MigrationDefinition(
+            rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
+        ) => Error::NewerSchema,
+        other => Error::Migration(other),
+    })
+}
+
+/// Whether an error means the file's contents are damaged, as opposed to the file being
+/// unreachable (permissions, a full or failing disk), which must not trigger a reset.
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// The outcome of opening a database file.
+pub(crate) struct Opened {
+    pub(crate) conn: Connection,
+    /// Where a corrupt predecessor was moved, if there was one.
+    pub(crate) quarantined: Option<PathBuf>,
+}
+
+/// Opens `path`, checks it with `PRAGMA quick_check`, and moves a corrupt file aside.
+pub(crate) fn open_file(
+    path: &Path,
+    durability: Durability,
+    now: DateTime<Utc>,
+) -> Result<Opened, Error> {
+    match open_checked(path, durability) {
+        Ok(conn) => Ok(Opened {
+            conn,
+            quarantined: None,
+        }),
+        Err(Error::Corrupt { detail, .. }) => {
+            let aside = quarantine(path, now)?;
+            tracing::error!(
+                quarantined = %aside.display(),
+                %detail,
+                "outbox database is corrupt: moved it aside and started a fresh one"
+            );
+            let conn = open_checked(path, durability)?;
+            Ok(Opened {
+                conn,
+                quarantined: Some(aside),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn open_checked(path: &Path, durability: Durability) -> Result<Connection, Error> {
+    let corrupt = |detail: String| Error::Corrupt {
+        path: path.to_owned(),
+        detail,
+    };
+    let classify = |e: rusqlite::Error| {
+        if is_corruption(&e) {
+            corrupt(e.to_string())
+        } else {
+            Error::Open {
+                path: path.to_owned(),
+                source: e,
+            }
+        }
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(classify)?;
+    configure(&conn, durability, true).map_err(|e| match e {
+        Error::Sqlite(e) => classify(e),
+        other => other,
+    })?;
+    let verdict: Vec<String> = conn
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(classify)?;
+    if verdict != ["ok"] {
+        return Err(corrupt(verdict.join("; ")));
+    }
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Renames a damaged database and its WAL files to `<name>.corrupt-<UTC time>`.
+fn quarantine(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, Error> {
+    let stamp = now.format("%Y%m%dT%H%M%S%.3fZ");
+    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::rename(path, &aside).map_err(io)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            std::fs::rename(&side, format!("{}{suffix}", aside.display())).map_err(io)?;
+        }
+    }
+    Ok(aside)
+}
+
+/// Opens a private in-memory database (`QUEUE_PERSIST=false`) that several connections of this
+/// process can share through SQLite's `memdb` VFS.
+pub(crate) fn open_memory(name: &str) -> Result<Connection, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(format!("file:/{name}?vfs=memdb"), flags)
+        .map_err(Error::Sqlite)?;
+    configure(&conn, Durability::Normal, false)?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS
+            .validate()
+            .expect("migrations apply to an empty database");
+    }
+}

@@ -1,0 +1,234 @@
+//! The single writer: one thread owns the write connection and commits the work of every caller
+//! that is waiting at the time in one transaction (group commit).
+//!
+//! Each caller's closure runs in a savepoint of the shared transaction, so a caller that fails
+//! rolls back alone. The transaction commits (one fsync under `synchronous=FULL`), and only then
+//! does each caller receive its result: nothing is reported done before it is durable. If the
+//! commit itself fails every caller of the batch gets the error, and none of their work exists.
+
+use std::cell::{Cell, RefCell};
+use std::future::{Future, IntoFuture};
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::task::{Context, Poll};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{Error, Shared};
+
+/// What a job hands back once its closure has run: whether its savepoint should be kept, and a
+/// continuation that reports to the caller once the batch's commit has succeeded or failed.
+pub(crate) type Completion = Box<dyn FnOnce(Result<(), Arc<rusqlite::Error>>) + Send>;
+/// A job is run with the transaction, or with `None` when the batch failed before reaching it.
+pub(crate) type Job = Box<dyn FnOnce(Option<&WriteTx<'_>>) -> (bool, Completion) + Send>;
+
+/// Most jobs committed together; a bound on how long one commit holds the write lock.
+const MAX_BATCH: usize = 512;
+
+/// A caller's view of the shared transaction: run any SQL on it (it derefs to a
+/// [`rusqlite::Connection`]) and enqueue events with [`WriteTx::enqueue`]. Everything done through
+/// it commits together with the events, or not at all.
+pub struct WriteTx<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) shared: &'a Shared,
+    /// Events enqueued by this caller, to wake the relay once they are committed.
+    pub(crate) enqueued: Cell<u64>,
+    /// Order keys to take out of the in-flight set once this work is committed.
+    pub(crate) released: RefCell<Release>,
+}
+
+/// What a committed job takes out of the in-flight set.
+#[derive(Default)]
+pub(crate) enum Release {
+    #[default]
+    Nothing,
+    Some(Vec<i64>),
+    All,
+}
+
+impl Release {
+    pub(crate) fn add(&mut self, seq: i64) {
+        match self {
+            Release::Nothing => *self = Release::Some(vec![seq]),
+            Release::Some(seqs) => seqs.push(seq),
+            Release::All => {}
+        }
+    }
+}
+
+impl<'a> WriteTx<'a> {
+    fn new(conn: &'a Connection, shared: &'a Shared) -> WriteTx<'a> {
+        WriteTx {
+            conn,
+            shared,
+            enqueued: Cell::new(0),
+            released: RefCell::new(Release::Nothing),
+        }
+    }
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// The result of a write that is not known until its batch commits. Wait for it with
+/// [`Pending::wait`] from a thread, or `.await` it from async code.
+#[must_use = "a write's result says whether it is durable"]
+pub struct Pending<T, E = Error> {
+    rx: oneshot::Receiver<Result<T, E>>,
+}
+
+impl<T, E: From<Error>> Pending<T, E> {
+    pub(crate) fn from_receiver(rx: oneshot::Receiver<Result<T, E>>) -> Pending<T, E> {
+        Pending { rx }
+    }
+
+    /// Blocks the current thread until the write is durable or has failed.
+    /// Must not be called from inside an async runtime: `.await` the `Pending` there.
+    pub fn wait(self) -> Result<T, E> {
+        self.rx
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(Error::WriterStopped.into()))
+    }
+}
+
+impl<T, E: From<Error>> IntoFuture for Pending<T, E> {
+    type Output = Result<T, E>;
+    type IntoFuture = PendingFuture<T, E>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        PendingFuture { rx: self.rx }
+    }
+}
+
+/// The future of a [`Pending`] write.
+pub struct PendingFuture<T, E> {
+    rx: oneshot::Receiver<Result<T, E>>,
+}
+
+impl<T, E: From<Error>> Future for PendingFuture<T, E> {
+    type Output = Result<T, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(Error::WriterStopped.into())))
+    }
+}
+
+/// Wraps a caller's closure as a job and sends it to the writer.
+pub(crate) fn submit<T, E, F>(jobs: &Sender<Job>, f: F) -> Pending<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+    F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |wtx| {
+        let result = wtx.map(|wtx| match catch_unwind(AssertUnwindSafe(|| f(wtx))) {
+            Ok(result) => result,
+            Err(_) => Err(Error::CallerPanicked.into()),
+        });
+        let keep = matches!(result, Some(Ok(_)));
+        let completion: Completion = Box::new(move |commit| {
+            let outcome = match (commit, result) {
+                (Ok(()), Some(result)) => result,
+                (Err(e), _) => Err(Error::Commit(e).into()),
+                (Ok(()), None) => Err(Error::WriterStopped.into()),
+            };
+            // The caller may have stopped waiting; its work is committed either way.
+            let _ = tx.send(outcome);
+        });
+        (keep, completion)
+    });
+    if let Err(returned) = jobs.send(job) {
+        drop(returned);
+    }
+    Pending { rx }
+}
+
+/// The writer thread's loop: take every waiting job, run them in one transaction, commit, report.
+pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (completions, enqueued, released, result) = commit_batch(&mut conn, &shared, batch);
+        let result = result.map_err(Arc::new);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "outbox commit failed; the batch's callers were told");
+        } else if enqueued > 0 {
+            shared.committed.send_modify(|n| *n += enqueued);
+        }
+        // Release before reporting, so a caller that saw its failure recorded can claim again.
+        if result.is_ok() && released.iter().any(|r| !matches!(r, Release::Nothing)) {
+            let mut in_flight = shared.in_flight();
+            for release in released {
+                match release {
+                    Release::Nothing => {}
+                    Release::Some(seqs) => seqs.iter().for_each(|seq| {
+                        in_flight.remove(seq);
+                    }),
+                    Release::All => in_flight.clear(),
+                }
+            }
+        }
+        for completion in completions {
+            completion(result.clone());
+        }
+    }
+}
+
+type BatchOutcome = (
+    Vec<Completion>,
+    u64,
+    Vec<Release>,
+    Result<(), rusqlite::Error>,
+);
+
+fn commit_batch(conn: &mut Connection, shared: &Shared, batch: Vec<Job>) -> BatchOutcome {
+    let mut completions = Vec::with_capacity(batch.len());
+    let mut released = Vec::new();
+    let mut jobs = batch.into_iter();
+    let mut enqueued = 0;
+    let result = (|| {
+        let mut tx = conn.transaction()?;
+        for job in jobs.by_ref() {
+            let savepoint = tx.savepoint()?;
+            let wtx = WriteTx::new(&savepoint, shared);
+            let (keep, completion) = job(Some(&wtx));
+            let count = wtx.enqueued.get();
+            let release = wtx.released.take();
+            drop(wtx);
+            completions.push(completion);
+            if keep {
+                enqueued += count;
+                released.push(release);
+                savepoint.commit()?;
+            } else {
+                let mut savepoint = savepoint;
+                savepoint.rollback()?;
+                savepoint.commit()?;
+            }
+        }
+        tx.commit()
+    })();
+    // Jobs the batch never reached learn of the failure too.
+    completions.extend(jobs.map(|job| job(None).1));
+    if result.is_err() {
+        enqueued = 0;
+    }
+    (completions, enqueued, released, result)
+}

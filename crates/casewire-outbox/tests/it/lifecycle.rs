@@ -1,0 +1,543 @@
+//! The life of an event: enqueue, claim, ack, fail, retry, dead letter, replay, discard, clear.
+
+use std::time::Duration;
+
+use casewire_events::{EventType, Priority};
+use casewire_outbox::{
+    BrokerStatus, Error, FailKind, FailOutcome, Failure, Outbox, OutboxConfig, Page,
+};
+use serde_json::json;
+
+use crate::support::{Fixture, data, dead_ids, queued_ids};
+
+fn fail(outbox: &Outbox, seq: i64, kind: FailKind) -> FailOutcome {
+    outbox
+        .fail(vec![Failure {
+            seq,
+            kind,
+            reason: format!("{kind:?} in test"),
+        }])
+        .wait()
+        .expect("fail recorded")
+        .remove(0)
+}
+
+#[test]
+fn queued_events_survive_restart_and_are_claimed_in_commit_order() {
+    let fx = Fixture::new();
+    let ids: Vec<String> = {
+        let outbox = fx.open();
+        (0..5)
+            .map(|i| {
+                let event = fx.event(&format!("CASE-2024-{i:03}"), Priority::Medium);
+                outbox.enqueue(&event).wait().expect("durable");
+                event.event_id.to_string()
+            })
+            .collect()
+    };
+    let outbox = fx.open();
+    assert_eq!(outbox.open_report().loaded, 5);
+    let claim = outbox.claim(10).expect("claim");
+    let claimed: Vec<_> = claim.events.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(claimed, ids);
+    assert_eq!(
+        claim.events[0].event().expect("parses").event_id.as_str(),
+        ids[0]
+    );
+}
+
+#[test]
+fn acknowledged_events_leave_the_queue_for_good() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    for i in 0..3 {
+        outbox
+            .enqueue(&fx.event(&format!("K{i}"), Priority::Low))
+            .wait()
+            .expect("durable");
+    }
+    let claim = outbox.claim(2).expect("claim");
+    let removed = outbox
+        .ack(claim.events.iter().map(|e| e.seq).collect())
+        .wait()
+        .expect("ack");
+    assert_eq!(removed, 2);
+    // Acking again is harmless.
+    assert_eq!(
+        outbox.ack(vec![claim.events[0].seq]).wait().expect("ack"),
+        0
+    );
+    drop(outbox);
+    let outbox = fx.open();
+    assert_eq!(outbox.stats(Page::first(10)).expect("stats").queue_size, 1);
+}
+
+#[test]
+fn in_flight_events_are_not_claimed_twice_but_reappear_after_restart() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    outbox
+        .enqueue(&fx.event("A", Priority::Medium))
+        .wait()
+        .expect("durable");
+    assert_eq!(outbox.claim(10).expect("claim").events.len(), 1);
+    assert!(outbox.claim(10).expect("claim").events.is_empty());
+    drop(outbox);
+    let outbox = fx.open();
+    assert_eq!(outbox.claim(10).expect("claim").events.len(), 1);
+}
+
+#[test]
+fn a_failed_event_holds_back_its_key_only() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let a1 = fx.event("A", Priority::Medium);
+    let a2 = fx.event("A", Priority::Medium);
+    let b1 = fx.event("B", Priority::Medium);
+    for e in [&a1, &a2, &b1] {
+        outbox.enqueue(e).wait().expect("durable");
+    }
+    // The whole queue can be in flight at once: per-key prefixes.
+    let claim = outbox.claim(10).expect("claim");
+    assert_eq!(claim.events.len(), 3);
+    let (sa1, sa2, sb1) = (
+        claim.events[0].seq,
+        claim.events[1].seq,
+        claim.events[2].seq,
+    );
+    // a1 fails; the relay holds a2 back behind it; b1 is delivered.
+    assert!(matches!(
+        fail(&outbox, sa1, FailKind::Retriable),
+        FailOutcome::Retrying { attempts: 1, .. }
+    ));
+    assert_eq!(
+        fail(&outbox, sa2, FailKind::Unreachable),
+        FailOutcome::Requeued
+    );
+    outbox.ack(vec![sb1]).wait().expect("ack");
+    let b2 = fx.event("B", Priority::Medium);
+    outbox.enqueue(&b2).wait().expect("durable");
+    // a2 is due but waits for a1; b2 flows.
+    let claim = outbox.claim(10).expect("claim");
+    assert_eq!(
+        claim
+            .events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        [b2.event_id.as_str()]
+    );
+    assert_eq!(claim.next_due_in, Some(Duration::from_secs(10)));
+    fx.clock.advance(Duration::from_secs(10));
+    let claim = outbox.claim(10).expect("claim");
+    assert_eq!(
+        claim
+            .events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        [a1.event_id.as_str(), a2.event_id.as_str()]
+    );
+}
+
+#[test]
+fn retries_back_off_per_priority_and_double() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let start = casewire_outbox::Clock::now_ms(&*fx.clock);
+    let mut delays = Vec::new();
+    for priority in [
+        Priority::Critical,
+        Priority::High,
+        Priority::Medium,
+        Priority::Low,
+    ] {
+        outbox
+            .enqueue(&fx.event(priority.as_str(), priority))
+            .wait()
+            .expect("durable");
+    }
+    for event in outbox.claim(10).expect("claim").events {
+        match fail(&outbox, event.seq, FailKind::Retriable) {
+            FailOutcome::Retrying {
+                next_attempt_at, ..
+            } => delays.push(next_attempt_at - start),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(delays, [100, 5_000, 10_000, 30_000]);
+    // The second failure of the medium event waits twice as long.
+    fx.clock.advance(Duration::from_secs(10));
+    let medium = outbox
+        .claim(10)
+        .expect("claim")
+        .events
+        .into_iter()
+        .find(|e| e.priority == Priority::Medium)
+        .expect("medium due again");
+    assert_eq!(
+        fail(&outbox, medium.seq, FailKind::Retriable),
+        FailOutcome::Retrying {
+            attempts: 2,
+            next_attempt_at: start + 10_000 + 20_000
+        }
+    );
+}
+
+#[test]
+fn attempts_while_no_broker_is_reachable_do_not_count() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    outbox
+        .enqueue(&fx.event("A", Priority::Medium))
+        .wait()
+        .expect("durable");
+    // A week offline: thousands of probes, nothing dead-lettered, retryCount still 0.
+    for _ in 0..2_000 {
+        let seq = outbox.claim(1).expect("claim").events[0].seq;
+        assert_eq!(
+            fail(&outbox, seq, FailKind::Unreachable),
+            FailOutcome::Requeued
+        );
+        fx.clock.advance(Duration::from_secs(300));
+    }
+    let stats = outbox.stats(Page::first(10)).expect("stats");
+    assert_eq!(stats.queue_size, 1);
+    assert_eq!(stats.dead_letter_count, 0);
+    assert_eq!(stats.events[0].retry_count, 0);
+    assert!(
+        stats.events[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Unreachable"))
+    );
+}
+
+#[test]
+fn events_past_max_retries_become_dead_letters_with_their_reason() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let event = fx.event("A", Priority::Critical);
+    outbox.enqueue(&event).wait().expect("durable");
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        fx.clock.advance(Duration::from_secs(300));
+        let seq = outbox.claim(1).expect("claim").events[0].seq;
+        outcomes.push(fail(&outbox, seq, FailKind::Retriable));
+    }
+    // MAX_RETRIES is 3 in the fixture: the fourth counted failure gives up.
+    assert_eq!(outcomes[3], FailOutcome::DeadLettered);
+    assert!(queued_ids(&outbox).is_empty());
+    let dead = outbox.dead_letters(Page::first(10)).expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event_id, event.event_id.as_str());
+    assert_eq!(dead[0].attempts, 4);
+    assert_eq!(
+        dead[0].reason,
+        "gave up after 4 attempts: Retriable in test"
+    );
+    assert!(dead[0].first_error_at < dead[0].last_error_at);
+}
+
+#[test]
+fn permanent_errors_dead_letter_at_once_and_free_the_key() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let a1 = fx.event("A", Priority::Medium);
+    let a2 = fx.event("A", Priority::Medium);
+    outbox.enqueue(&a1).wait().expect("durable");
+    outbox.enqueue(&a2).wait().expect("durable");
+    let seq = outbox.claim(1).expect("claim").events[0].seq;
+    assert_eq!(
+        fail(&outbox, seq, FailKind::Permanent),
+        FailOutcome::DeadLettered
+    );
+    assert_eq!(dead_ids(&outbox), [a1.event_id.to_string()]);
+    assert_eq!(
+        outbox.claim(10).expect("claim").events[0].event_id,
+        a2.event_id.as_str()
+    );
+}
+
+#[test]
+fn replayed_dead_letters_regain_their_place_in_their_keys_order() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let a1 = fx.event("A", Priority::Medium);
+    let a2 = fx.event("A", Priority::Medium);
+    outbox.enqueue(&a1).wait().expect("durable");
+    let seq = outbox.claim(1).expect("claim").events[0].seq;
+    fail(&outbox, seq, FailKind::Permanent);
+    outbox.enqueue(&a2).wait().expect("durable");
+    let replayed = outbox
+        .replay(
+            vec![a1.event_id.to_string(), "evt_1_abcdef".into()],
+            "admin".into(),
+        )
+        .wait()
+        .expect("replay");
+    assert_eq!(replayed, [a1.event_id.to_string()]);
+    assert_eq!(
+        queued_ids(&outbox),
+        [a1.event_id.to_string(), a2.event_id.to_string()]
+    );
+    let claim = outbox.claim(10).expect("claim");
+    assert_eq!(claim.events[0].seq, seq, "the original order key is kept");
+    assert_eq!(claim.events[0].attempts, 0);
+    assert!(dead_ids(&outbox).is_empty());
+}
+
+#[test]
+fn discarding_dead_letters_is_explicit_and_audited() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let event = fx.event("A", Priority::Medium);
+    outbox.enqueue(&event).wait().expect("durable");
+    let seq = outbox.claim(1).expect("claim").events[0].seq;
+    fail(&outbox, seq, FailKind::Permanent);
+    let discarded = outbox
+        .discard(vec![event.event_id.to_string()], "root".into())
+        .wait()
+        .expect("discard");
+    assert_eq!(discarded, [event.event_id.to_string()]);
+    assert!(dead_ids(&outbox).is_empty());
+    drop(outbox);
+    let conn = rusqlite::Connection::open(fx.db_path()).expect("open");
+    let (actor, action, count): (String, String, i64) = conn
+        .query_row("SELECT actor, action, count FROM outbox_audit", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("audit row");
+    assert_eq!(
+        (actor.as_str(), action.as_str(), count),
+        ("root", "discard", 1)
+    );
+}
+
+#[test]
+fn clearing_the_queue_reports_the_count_and_leaves_an_alert() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    for i in 0..5 {
+        outbox
+            .enqueue(&fx.event(&format!("K{i}"), Priority::Medium))
+            .wait()
+            .expect("durable");
+    }
+    outbox.claim(2).expect("claim");
+    assert_eq!(
+        outbox
+            .clear("superadmin@fraud.com".into())
+            .wait()
+            .expect("clear"),
+        5
+    );
+    let claim = outbox.claim(10).expect("claim");
+    assert_eq!(
+        claim.events.len(),
+        1,
+        "only the alert about the clear remains"
+    );
+    let alert = claim.events[0].event().expect("parses");
+    assert_eq!(alert.event_type, EventType::SystemAlert);
+    assert_eq!(alert.priority, Priority::Critical);
+    assert_eq!(alert.data["clearedCount"], json!(5));
+    assert_eq!(alert.data["clearedBy"], json!("superadmin@fraud.com"));
+    assert_eq!(outbox.stats(Page::first(0)).expect("stats").in_flight, 1);
+}
+
+#[test]
+fn invalid_and_duplicate_events_are_refused_and_change_nothing() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let event = fx.event("A", Priority::Medium);
+    outbox.enqueue(&event).wait().expect("durable");
+    let err = outbox.enqueue(&event).wait().expect_err("duplicate");
+    assert!(
+        matches!(&err, Error::DuplicateEventId(id) if id == event.event_id.as_str()),
+        "{err}"
+    );
+    let mut bad = fx.event("B", Priority::Medium);
+    bad.data.remove("caseId");
+    let err = outbox.enqueue(&bad).wait().expect_err("invalid");
+    assert_eq!(
+        err.to_string(),
+        "invalid event: case.updated event is missing data.caseId"
+    );
+    assert_eq!(queued_ids(&outbox), [event.event_id.to_string()]);
+}
+
+#[test]
+fn stats_follow_the_guides_shape_and_page_through_the_queue() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    for (i, priority) in [
+        Priority::Critical,
+        Priority::High,
+        Priority::High,
+        Priority::Low,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        outbox
+            .enqueue(&fx.event(&format!("K{i}"), priority))
+            .wait()
+            .expect("durable");
+        fx.clock.advance(Duration::from_secs(1));
+    }
+    outbox.set_broker_status(BrokerStatus {
+        kafka_connected: false,
+        kafka_available: true,
+    });
+    let stats = outbox.stats(Page::first(3)).expect("stats");
+    let doc = serde_json::to_value(&stats).expect("serialises");
+    assert_eq!(doc["queueSize"], 4);
+    assert_eq!(doc["oldestEvent"], "2024-01-08T00:00:00.000Z");
+    assert_eq!(doc["kafkaConnected"], false);
+    assert_eq!(doc["kafkaAvailable"], true);
+    assert_eq!(doc["retryInterval"], 10_000);
+    assert_eq!(
+        doc["byPriority"],
+        json!({"critical": 1, "high": 2, "medium": 0, "low": 1})
+    );
+    assert_eq!(doc["oldestAgeMs"], 4_000);
+    assert_eq!(doc["deadLetterCount"], 0);
+    assert!(doc["bytes"].as_u64().expect("bytes") > 4 * 100);
+    let first = &doc["events"][0];
+    assert_eq!(first["retryCount"], 0);
+    assert_eq!(first["eventType"], "case.updated");
+    assert_eq!(first["addedAt"], "2024-01-08T00:00:00.000Z");
+    assert_eq!(stats.events.len(), 3);
+    let rest = outbox
+        .stats(Page {
+            after: stats.next_cursor,
+            limit: 3,
+        })
+        .expect("stats");
+    assert_eq!(rest.events.len(), 1);
+    assert_eq!(rest.next_cursor, None);
+}
+
+#[test]
+fn a_full_quota_refuses_new_events_and_keeps_old_ones() {
+    let fx = Fixture::new();
+    let outbox = Outbox::open(OutboxConfig {
+        quota_bytes: 1_000,
+        ..fx.config()
+    })
+    .expect("opens");
+    let mut kept = Vec::new();
+    let err = loop {
+        let event = fx.event("A", Priority::Medium);
+        match outbox.enqueue(&event).wait() {
+            Ok(()) => kept.push(event.event_id.to_string()),
+            Err(e) => break e,
+        }
+        assert!(kept.len() < 100, "quota never reached");
+    };
+    assert!(
+        matches!(
+            err,
+            Error::QueueFull {
+                quota_bytes: 1_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("event queue is full"));
+    assert_eq!(queued_ids(&outbox), kept);
+    let stats = outbox.stats(Page::first(0)).expect("stats");
+    assert!(stats.bytes <= 1_000);
+    assert_eq!(stats.rejected_full, 1);
+    // Delivering frees room again.
+    let seqs = outbox
+        .claim(100)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    outbox.ack(seqs).wait().expect("ack");
+    outbox
+        .enqueue(&fx.event("A", Priority::Medium))
+        .wait()
+        .expect("room again");
+}
+
+#[test]
+fn an_in_memory_outbox_works_without_a_file() {
+    let fx = Fixture::new();
+    let outbox = Outbox::open(OutboxConfig {
+        clock: fx.clock.clone(),
+        ..OutboxConfig::memory()
+    })
+    .expect("opens");
+    let event = fx.event("A", Priority::High);
+    outbox.enqueue(&event).wait().expect("committed");
+    let claim = outbox.claim(10).expect("claim");
+    assert_eq!(claim.events[0].event_id, event.event_id.as_str());
+    outbox.ack(vec![claim.events[0].seq]).wait().expect("ack");
+    assert_eq!(outbox.stats(Page::first(0)).expect("stats").queue_size, 0);
+    assert_eq!(std::fs::read_dir(fx.dir.path()).expect("dir").count(), 0);
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_outbox() {
+    let fx = Fixture::new();
+    let _first = fx.open();
+    let err = Outbox::open(fx.config()).expect_err("locked");
+    assert!(matches!(err, Error::Locked(_)), "{err}");
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_not_reset() {
+    let fx = Fixture::new();
+    drop(fx.open());
+    let conn = rusqlite::Connection::open(fx.db_path()).expect("open");
+    conn.pragma_update(None, "user_version", 99).expect("bump");
+    drop(conn);
+    let err = Outbox::open(fx.config()).expect_err("refused");
+    assert!(matches!(err, Error::NewerSchema), "{err}");
+    assert!(fx.db_path().exists());
+}
+
+#[test]
+fn writes_wake_subscribers_only_once_committed() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let mut rx = outbox.subscribe();
+    let before = *rx.borrow_and_update();
+    let mut bad = fx.event("B", Priority::Medium);
+    bad.data.insert("caseId".into(), json!(7));
+    let _ = outbox.enqueue(&bad).wait();
+    assert!(!rx.has_changed().expect("open"));
+    outbox
+        .enqueue(&fx.event("A", Priority::Medium))
+        .wait()
+        .expect("durable");
+    assert!(rx.has_changed().expect("open"));
+    assert_eq!(*rx.borrow_and_update(), before + 1);
+}
+
+#[test]
+fn events_carry_the_data_given() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let event = casewire_events::Event::new(
+        EventType::EvidenceUploaded,
+        data(json!({
+            "evidenceId": "e1", "caseId": "CASE-2024-001",
+            "wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "filename": "t.png", "storageHash": "ab", "fileSize": 10
+        })),
+        Default::default(),
+        casewire_outbox::Clock::now(&*fx.clock),
+        &mut rand::rng(),
+    );
+    outbox.enqueue(&event).wait().expect("durable");
+    let claimed = &outbox.claim(1).expect("claim").events[0];
+    assert_eq!(claimed.payload, event.to_json());
+    assert_eq!(claimed.partition_key, "CASE-2024-001");
+}
