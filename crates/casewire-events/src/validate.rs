@@ -112,6 +112,13 @@ impl Event {
     /// Checks the event's `data` against its type's schema and its size against `limits`,
     /// returning the first problem found.
     pub fn validate(&self, limits: &Limits) -> Result<(), EventError> {
+        self.validate_data()?;
+        limits.check_size(self.to_json().len())
+    }
+
+    /// Checks the event's `data` against its type's schema only, for callers that check the
+    /// size of the serialised document they already hold with [`Limits::check_size`].
+    pub fn validate_data(&self) -> Result<(), EventError> {
         for &(field, kind) in required_fields(self.event_type) {
             match self.data.get(field) {
                 None | Some(Value::Null) => {
@@ -128,11 +135,17 @@ impl Event {
                 check_field(self.event_type, field, kind, value)?;
             }
         }
-        let size = self.to_json().len();
-        if size > limits.max_event_bytes {
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// Checks the size of a serialised event.
+    pub fn check_size(&self, size: usize) -> Result<(), EventError> {
+        if size > self.max_event_bytes {
             return Err(EventError::TooLarge {
                 size,
-                limit: limits.max_event_bytes,
+                limit: self.max_event_bytes,
             });
         }
         Ok(())

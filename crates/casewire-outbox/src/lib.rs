@@ -289,6 +289,8 @@ pub(crate) struct Shared {
     pub(crate) broker: Mutex<BrokerStatus>,
     /// Enqueues refused for want of space since open.
     pub(crate) rejected_full: AtomicU64,
+    /// Transactions committed by the writer since open.
+    pub(crate) commits: AtomicU64,
 }
 
 impl Shared {
@@ -368,6 +370,7 @@ impl Outbox {
             in_flight: Mutex::new(HashMap::new()),
             broker: Mutex::new(BrokerStatus::default()),
             rejected_full: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
         });
         let mut report = OpenReport::default();
         let (write_conn, reader, lock_file) = match &config.storage {
@@ -460,6 +463,14 @@ impl Outbox {
     /// Records what the relay knows of the brokers, for [`Outbox::stats`].
     pub fn set_broker_status(&self, status: BrokerStatus) {
         *lock(&self.shared.broker) = status;
+    }
+
+    /// Transactions the writer has committed since open; writes per commit shows how well group
+    /// commit is sharing fsyncs.
+    pub fn commit_count(&self) -> u64 {
+        self.shared
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The retry policy in force.

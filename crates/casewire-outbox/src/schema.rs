@@ -128,6 +128,8 @@ pub(crate) fn configure(conn: &Connection, durability: Durability, wal: bool) ->
          PRAGMA journal_size_limit = 67108864;"
     ))
     .map_err(Error::Sqlite)?;
+    // `rarray()` lets one statement take a whole window of order keys.
+    rusqlite::vtab::array::load_module(conn).map_err(Error::Sqlite)?;
     if cfg!(target_os = "macos") {
         // On macOS fsync() does not reach the platter; F_FULLFSYNC does.
         conn.execute_batch("PRAGMA fullfsync = ON; PRAGMA checkpoint_fullfsync = ON;")

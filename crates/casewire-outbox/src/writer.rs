@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -157,20 +158,22 @@ where
 
 /// The writer thread's loop: take every waiting job, run them in one transaction, commit, report.
 pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>) {
+    // How many callers shared the last commit: the writer expects as many again.
+    let mut expected = 1;
     while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let (completions, enqueued, released, result) = commit_batch(&mut conn, &shared, batch);
+        let (completions, enqueued, released, result) =
+            commit_batch(&mut conn, &shared, first, &jobs, expected);
+        expected = completions.len();
         let result = result.map_err(Arc::new);
         if let Err(e) = &result {
             tracing::error!(error = %e, "outbox commit failed; the batch's callers were told");
-        } else if enqueued > 0 {
-            shared.committed.send_modify(|n| *n += enqueued);
+        } else {
+            shared
+                .commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if enqueued > 0 {
+                shared.committed.send_modify(|n| *n += enqueued);
+            }
         }
         // Release before reporting, so a caller that saw its failure recorded can claim again.
         if result.is_ok() && released.iter().any(|r| !matches!(r, Release::Nothing)) {
@@ -198,16 +201,31 @@ type BatchOutcome = (
     Result<(), rusqlite::Error>,
 );
 
-fn commit_batch(conn: &mut Connection, shared: &Shared, batch: Vec<Job>) -> BatchOutcome {
-    let mut completions = Vec::with_capacity(batch.len());
+/// How long the writer waits for the callers of the previous commit to come back before it
+/// commits without them. Short next to an fsync; only spent when the last commit was shared.
+const GATHER: Duration = Duration::from_micros(200);
+
+/// Runs `first` and every job that arrives while the transaction is open (up to [`MAX_BATCH`]),
+/// then commits. Taking jobs as they arrive, rather than only those waiting at the start, lets
+/// callers woken by the previous commit join this one; while fewer than `expected` (the size of
+/// the previous batch) have joined, the writer waits up to [`GATHER`] for each of them.
+fn commit_batch(
+    conn: &mut Connection,
+    shared: &Shared,
+    first: Job,
+    incoming: &Receiver<Job>,
+    expected: usize,
+) -> BatchOutcome {
+    let mut completions = Vec::new();
     let mut released = Vec::new();
-    let mut jobs = batch.into_iter();
+    let mut next = Some(first);
     let mut enqueued = 0;
     let result = (|| {
-        let mut tx = conn.transaction()?;
-        for job in jobs.by_ref() {
-            let savepoint = tx.savepoint()?;
-            let wtx = WriteTx::new(&savepoint, shared);
+        let tx = conn.transaction()?;
+        while let Some(job) = next.take() {
+            // Savepoints by cached statements: rusqlite's `Savepoint` parses its SQL every time.
+            tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            let wtx = WriteTx::new(&tx, shared);
             let (keep, completion) = job(Some(&wtx));
             let count = wtx.enqueued.get();
             let release = wtx.released.take();
@@ -216,17 +234,21 @@ fn commit_batch(conn: &mut Connection, shared: &Shared, batch: Vec<Job>) -> Batc
             if keep {
                 enqueued += count;
                 released.push(release);
-                savepoint.commit()?;
             } else {
-                let mut savepoint = savepoint;
-                savepoint.rollback()?;
-                savepoint.commit()?;
+                tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+            }
+            tx.prepare_cached("RELEASE job")?.execute([])?;
+            if completions.len() < MAX_BATCH {
+                next = incoming.try_recv().ok();
+                if next.is_none() && completions.len() < expected {
+                    next = incoming.recv_timeout(GATHER).ok();
+                }
             }
         }
         tx.commit()
     })();
-    // Jobs the batch never reached learn of the failure too.
-    completions.extend(jobs.map(|job| job(None).1));
+    // A job the batch took but never ran learns of the failure too.
+    completions.extend(next.map(|job| job(None).1));
     if result.is_err() {
         enqueued = 0;
     }
