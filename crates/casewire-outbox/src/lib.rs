@@ -448,7 +448,7 @@ impl Outbox {
         match queue::PreparedEvent::new(event, &self.shared.limits) {
             Ok(prepared) => self.write(move |tx| tx.enqueue_prepared(&prepared)),
             Err(e) => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
+                let (tx, rx) = futures_channel::oneshot::channel();
                 let _ = tx.send(Err(e));
                 writer::Pending::from_receiver(rx)
             }

@@ -16,8 +16,8 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_channel::oneshot;
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 use crate::{Error, Shared};
 
@@ -93,11 +93,33 @@ impl<T, E: From<Error>> Pending<T, E> {
     }
 
     /// Blocks the current thread until the write is durable or has failed.
-    /// Must not be called from inside an async runtime: `.await` the `Pending` there.
+    /// Works anywhere, including on an async runtime's thread (where it holds that thread for
+    /// the length of one commit); async code should prefer `.await`.
     pub fn wait(self) -> Result<T, E> {
-        self.rx
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(Error::WriterStopped.into()))
+        block_on(self.into_future())
+    }
+}
+
+/// Wakes a parked thread.
+struct ThreadWaker(std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future to completion on the current thread by parking between polls. Unlike tokio's
+/// `blocking_recv`, it does not refuse to run inside a runtime.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
 

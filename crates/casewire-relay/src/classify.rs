@@ -1,0 +1,127 @@
+//! Which delivery errors are worth retrying, and which attempts count.
+
+use casewire_outbox::FailKind;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// Errors after which the broker will never accept the message as it is.
+fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        MessageSizeTooLarge
+            | InvalidMessage
+            | InvalidMessageSize
+            | InvalidRecord
+            | MessageBatchTooLarge
+            | BadMessage
+            | TopicAuthorizationFailed
+            | ClusterAuthorizationFailed
+            | TransactionalIdAuthorizationFailed
+            | UnknownTopic
+            | UnknownTopicOrPartition
+            | InvalidTopic
+            | PolicyViolation
+            | UnsupportedForMessageFormat
+            | InvalidRequiredAcks
+            | SaslAuthenticationFailed
+            | Authentication
+    )
+}
+
+/// Errors that mean no broker could be reached: the attempt does not count.
+fn is_unreachable(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(code, AllBrokersDown | BrokerTransportFailure | Resolve)
+}
+
+/// The error code inside a produce or delivery error, if it carries one.
+pub(crate) fn code_of(error: &KafkaError) -> Option<RDKafkaErrorCode> {
+    error.rdkafka_error_code()
+}
+
+/// How the outbox should treat a failed delivery. `reachable` is whether a broker was reachable
+/// when the failure was reported: a message that timed out while no broker was reachable was
+/// never refused by a broker, so the attempt does not count.
+pub(crate) fn classify(error: &KafkaError, reachable: bool) -> FailKind {
+    let Some(code) = code_of(error) else {
+        return if reachable {
+            FailKind::Retriable
+        } else {
+            FailKind::Unreachable
+        };
+    };
+    if is_permanent(code) {
+        FailKind::Permanent
+    } else if is_unreachable(code) || !reachable {
+        FailKind::Unreachable
+    } else {
+        FailKind::Retriable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode as C;
+
+    fn delivery(code: C) -> KafkaError {
+        KafkaError::MessageProduction(code)
+    }
+
+    #[test]
+    fn refusals_a_retry_cannot_fix_are_permanent() {
+        for code in [
+            C::MessageSizeTooLarge,
+            C::TopicAuthorizationFailed,
+            C::ClusterAuthorizationFailed,
+            C::InvalidMessage,
+            C::UnknownTopic,
+        ] {
+            assert_eq!(
+                classify(&delivery(code), true),
+                FailKind::Permanent,
+                "{code:?}"
+            );
+            assert_eq!(
+                classify(&delivery(code), false),
+                FailKind::Permanent,
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn passing_broker_trouble_is_retriable() {
+        for code in [
+            C::NotLeaderForPartition,
+            C::RequestTimedOut,
+            C::NotEnoughReplicas,
+            C::NotEnoughReplicasAfterAppend,
+            C::LeaderNotAvailable,
+            C::MessageTimedOut,
+            C::QueueFull,
+        ] {
+            assert_eq!(
+                classify(&delivery(code), true),
+                FailKind::Retriable,
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_without_a_reachable_broker_do_not_count() {
+        assert_eq!(
+            classify(&delivery(C::MessageTimedOut), false),
+            FailKind::Unreachable
+        );
+        assert_eq!(
+            classify(&delivery(C::AllBrokersDown), true),
+            FailKind::Unreachable
+        );
+        assert_eq!(
+            classify(&delivery(C::BrokerTransportFailure), true),
+            FailKind::Unreachable
+        );
+    }
+}

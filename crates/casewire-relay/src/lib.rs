@@ -1,0 +1,543 @@
+//! The Casewire relay: drains the outbox to the Kafka topic whenever a broker is reachable.
+//!
+//! # Design
+//! - **The backlog stays in SQLite.** The relay claims at most `window` events from the outbox,
+//!   hands them to librdkafka (idempotent, `acks=all`, lz4), and claims more only as delivery
+//!   reports come back. librdkafka never holds more than a window.
+//! - **Acknowledged only when Kafka has it.** An event is acknowledged in the outbox only after
+//!   its delivery report succeeded; acknowledgements are batched (one outbox write per burst of
+//!   reports). A crash between Kafka's acknowledgement and the outbox's resends the event after
+//!   restart with the same `eventId`: the only way a duplicate arises.
+//! - **Wakes on commit.** The relay waits on the outbox's commit counter, so with a healthy broker
+//!   an event is on its way within a millisecond of its commit, not on a timer tick.
+//! - **Reachability from librdkafka's own signals.** `AllBrokersDown` errors, broker states in
+//!   librdkafka's statistics (every 500 ms), successful deliveries and metadata probes. While no
+//!   broker is reachable the relay claims nothing, probes every `probe_interval` with a metadata
+//!   request, and reports failures as `Unreachable` so they do not count toward `MAX_RETRIES`.
+//! - **Errors classified.** Permanent refusals (message too large, authorisation, unknown topic)
+//!   dead-letter at once; passing trouble backs off per priority (see `classify.rs`). The outbox's
+//!   claim order keeps a failed event's later events of the same key behind it, and only those.
+//! - **Graceful shutdown.** Stop claiming, wait (bounded) for the reports of what is in flight,
+//!   commit their acknowledgements; anything unreported stays queued for the next start.
+#![deny(missing_docs)]
+
+mod classify;
+mod config;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use casewire_outbox::{BrokerStatus, ClaimedEvent, FailKind, FailOutcome, Failure, Outbox};
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+pub use config::{
+    DEFAULT_CLIENT_ID, DEFAULT_TOPIC, RelayConfig, SaslMechanism, Secret, Security,
+    SecurityProtocol,
+};
+
+/// Everything that can go wrong starting or running the relay.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The configuration is invalid; the message says which setting and why.
+    #[error("invalid Kafka configuration: {0}")]
+    Config(String),
+    /// librdkafka refused to create the producer (often an unknown property).
+    #[error("cannot create the Kafka producer: {0}")]
+    Client(#[source] KafkaError),
+    /// The outbox failed.
+    #[error(transparent)]
+    Outbox(#[from] casewire_outbox::Error),
+}
+
+impl RelayError {
+    /// Whether trying again later may succeed: storage trouble may pass, a bad configuration
+    /// will not.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, RelayError::Outbox(e) if !e.is_caller_error())
+    }
+}
+
+/// Counters of what the relay has done since it started, for stats and metrics.
+#[derive(Debug, Default)]
+pub struct RelayCounters {
+    /// Events Kafka acknowledged.
+    pub published: AtomicU64,
+    /// Failed deliveries that will be retried (counted or not).
+    pub failed: AtomicU64,
+    /// Events moved to the dead letters.
+    pub dead_lettered: AtomicU64,
+    /// Whether a broker is reachable now.
+    pub reachable: AtomicBool,
+    /// When Kafka last acknowledged an event, in ms since the relay started (0: never).
+    last_delivery_ms: AtomicU64,
+}
+
+/// One delivery report: the event's order key and how it went.
+type Report = (i64, Result<(), KafkaError>);
+
+/// librdkafka's callbacks: delivery reports go to the relay loop; errors and statistics update
+/// reachability.
+struct RelayContext {
+    started: Instant,
+    reports: mpsc::UnboundedSender<Report>,
+    counters: Arc<RelayCounters>,
+    /// Wakes the relay loop when reachability changes.
+    wake: watch::Sender<()>,
+}
+
+impl RelayContext {
+    fn set_reachable(&self, up: bool) {
+        if self.counters.reachable.swap(up, Ordering::SeqCst) != up {
+            self.wake.send_replace(());
+        }
+    }
+}
+
+impl ClientContext for RelayContext {
+    /// librdkafka's own log lines, one level down: a refused connection during an outage is
+    /// expected (the relay reports the outage itself), not something an operator must act on.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical => {
+                tracing::error!(target: "librdkafka", "{fac} {message}")
+            }
+            L::Error => tracing::warn!(target: "librdkafka", "{fac} {message}"),
+            L::Warning => tracing::info!(target: "librdkafka", "{fac} {message}"),
+            L::Notice | L::Info => tracing::debug!(target: "librdkafka", "{fac} {message}"),
+            L::Debug => tracing::trace!(target: "librdkafka", "{fac} {message}"),
+        }
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let up = statistics
+            .brokers
+            .values()
+            .any(|b| b.nodeid >= 0 && b.state == "UP");
+        self.set_reachable(up);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if classify::code_of(&error) == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.set_reachable(false);
+            tracing::warn!("Kafka unreachable: {reason}");
+        } else {
+            tracing::debug!(%error, "librdkafka: {reason}");
+        }
+    }
+}
+
+impl ProducerContext for RelayContext {
+    type DeliveryOpaque = Box<i64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: Box<i64>) {
+        let outcome = match result {
+            Ok(_) => {
+                let ms = self.started.elapsed().as_millis() as u64;
+                self.counters
+                    .last_delivery_ms
+                    .store(ms.max(1), Ordering::Relaxed);
+                self.set_reachable(true);
+                Ok(())
+            }
+            Err((error, _)) => Err(error.clone()),
+        };
+        // The loop owns the receiver for as long as the producer lives.
+        let _ = self.reports.send((*seq, outcome));
+    }
+}
+
+/// The fields of an event document that its Kafka headers need, read without parsing `data`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HeaderView<'a> {
+    event_type: &'a str,
+    timestamp: &'a str,
+    #[serde(default, borrow)]
+    metadata: Option<SourceView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SourceView<'a> {
+    #[serde(default, borrow)]
+    source: Option<&'a str>,
+}
+
+fn headers(event: &ClaimedEvent) -> OwnedHeaders {
+    let view: Option<HeaderView<'_>> = serde_json::from_slice(&event.payload).ok();
+    let (event_type, time, source) = match &view {
+        Some(v) => (
+            v.event_type,
+            v.timestamp,
+            v.metadata
+                .as_ref()
+                .and_then(|m| m.source)
+                .unwrap_or(casewire_events::DEFAULT_SOURCE),
+        ),
+        None => ("", "", casewire_events::DEFAULT_SOURCE),
+    };
+    let fields = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", event.event_id.as_str()),
+        ("ce_type", event_type),
+        ("ce_source", source),
+        ("ce_time", time),
+        ("priority", event.priority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    fields
+        .into_iter()
+        .fold(OwnedHeaders::new_with_capacity(7), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        })
+}
+
+/// A running relay. Dropping it without [`Relay::shutdown`] stops the loop abruptly; events in
+/// flight then stay queued and are sent again on the next start.
+pub struct Relay {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    counters: Arc<RelayCounters>,
+}
+
+impl Relay {
+    /// Validates `config`, creates the producer and starts draining `outbox`. Must be called from
+    /// inside a tokio runtime.
+    pub fn start(outbox: Arc<Outbox>, config: RelayConfig) -> Result<Relay, RelayError> {
+        let client_config = config.client_config()?;
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let (wake, woken) = watch::channel(());
+        let counters = Arc::new(RelayCounters::default());
+        let started = Instant::now();
+        let context = RelayContext {
+            started,
+            reports: reports_tx,
+            counters: counters.clone(),
+            wake,
+        };
+        let producer: ThreadedProducer<RelayContext> = client_config
+            .create_with_context(context)
+            .map_err(|e| match e {
+            KafkaError::ClientConfig(_, ref description, ref key, _) => {
+                RelayError::Config(format!("librdkafka property {key}: {description}"))
+            }
+            other => RelayError::Client(other),
+        })?;
+        outbox.set_broker_status(BrokerStatus {
+            kafka_connected: false,
+            kafka_available: true,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let state = Loop {
+            started,
+            outbox,
+            producer: Arc::new(producer),
+            config,
+            counters: counters.clone(),
+            reports,
+            woken,
+            stopped,
+            in_flight: 0,
+            writes: JoinSet::new(),
+            written: Arc::new(tokio::sync::Notify::new()),
+            was_reachable: false,
+            recovering: 0,
+        };
+        let task = tokio::spawn(state.run());
+        Ok(Relay {
+            stop,
+            task,
+            counters,
+        })
+    }
+
+    /// What the relay has done so far.
+    pub fn counters(&self) -> &RelayCounters {
+        &self.counters
+    }
+
+    /// Stops claiming, waits (up to the configured shutdown timeout) for the delivery reports of
+    /// events in flight, and commits their outcomes. Undelivered events stay queued.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "relay task failed");
+        }
+    }
+}
+
+/// The relay loop's state.
+struct Loop {
+    started: Instant,
+    outbox: Arc<Outbox>,
+    producer: Arc<ThreadedProducer<RelayContext>>,
+    config: RelayConfig,
+    counters: Arc<RelayCounters>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    woken: watch::Receiver<()>,
+    stopped: watch::Receiver<bool>,
+    /// Events handed to librdkafka whose report has not arrived.
+    in_flight: usize,
+    /// Outbox writes (acks, fails) not yet known to be committed.
+    writes: JoinSet<()>,
+    /// Signalled when an outbox write commits: failed events may be claimable again.
+    written: Arc<tokio::sync::Notify>,
+    was_reachable: bool,
+    /// Events delivered since the broker came back, for the guide's recovery log line.
+    recovering: u64,
+}
+
+impl Loop {
+    async fn run(mut self) {
+        let mut committed = self.outbox.subscribe();
+        let mut next_probe = Instant::now();
+        let mut next_due: Option<Instant> = None;
+        loop {
+            if *self.stopped.borrow() {
+                break;
+            }
+            let reachable = self.counters.reachable.load(Ordering::SeqCst);
+            self.note_reachability(reachable);
+            if !reachable && Instant::now() >= next_probe {
+                self.probe();
+                next_probe = Instant::now() + self.config.probe_interval;
+            }
+            let mut filled = false;
+            if reachable && self.in_flight < self.config.window {
+                let room = self.config.window - self.in_flight;
+                match self.outbox.claim(room) {
+                    Ok(claim) => {
+                        filled = claim.events.len() == room;
+                        next_due = claim.next_due_in.map(|d| Instant::now() + d);
+                        self.send(claim.events);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim events from the outbox");
+                        next_due = Some(Instant::now() + Duration::from_secs(1));
+                    }
+                }
+            }
+            if filled && self.in_flight < self.config.window {
+                continue;
+            }
+            let wake_at = match (reachable, next_due) {
+                (false, _) => next_probe,
+                (true, Some(due)) => due,
+                (true, None) => Instant::now() + Duration::from_secs(60),
+            };
+            let written = self.written.clone();
+            tokio::select! {
+                biased;
+                _ = self.stopped.changed() => {}
+                Some(report) = self.reports.recv() => self.handle_reports(report),
+                _ = self.woken.changed() => {}
+                _ = committed.changed() => {}
+                _ = written.notified() => {}
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+            while self.writes.try_join_next().is_some() {}
+        }
+        self.drain().await;
+    }
+
+    /// Logs reachability transitions in the guide's words and tells the outbox.
+    fn note_reachability(&mut self, reachable: bool) {
+        if reachable == self.was_reachable {
+            return;
+        }
+        self.was_reachable = reachable;
+        self.outbox.set_broker_status(BrokerStatus {
+            kafka_connected: reachable,
+            kafka_available: true,
+        });
+        if reachable {
+            tracing::info!("Kafka reconnected successfully");
+            self.recovering = 0;
+        } else {
+            tracing::warn!("Kafka unreachable: events are queued locally until a broker returns");
+        }
+    }
+
+    /// Asks the brokers for the topic's metadata off the async threads; success means reachable.
+    /// It also refreshes librdkafka's view of the topic, which it caches after a topic-level
+    /// refusal (authorisation, unknown topic) and would otherwise apply to every later message.
+    fn probe(&self) {
+        let producer = self.producer.clone();
+        let topic = self.config.topic.clone();
+        let timeout = self.config.probe_interval.max(Duration::from_millis(100));
+        tokio::task::spawn_blocking(move || {
+            if producer
+                .client()
+                .fetch_metadata(Some(&topic), timeout)
+                .is_ok()
+            {
+                producer.context().set_reachable(true);
+            }
+        });
+    }
+
+    /// Hands claimed events to librdkafka. If its queue is full the rest go back to the outbox
+    /// uncounted.
+    fn send(&mut self, events: Vec<ClaimedEvent>) {
+        let mut rest: VecDeque<ClaimedEvent> = events.into();
+        let mut refused = Vec::new();
+        while let Some(event) = rest.pop_front() {
+            let record = BaseRecord::with_opaque_to(&self.config.topic, Box::new(event.seq))
+                .key(event.partition_key.as_bytes())
+                .payload(&event.payload)
+                .headers(headers(&event));
+            match self.producer.send(record) {
+                Ok(()) => self.in_flight += 1,
+                Err((error, _)) => {
+                    let kind = classify::classify(&error, true);
+                    let kind = if classify::code_of(&error) == Some(RDKafkaErrorCode::QueueFull) {
+                        FailKind::Unreachable
+                    } else {
+                        kind
+                    };
+                    refused.push(Failure {
+                        seq: event.seq,
+                        kind,
+                        reason: error.to_string(),
+                    });
+                    if kind == FailKind::Unreachable {
+                        // Everything after it goes back too, so per-key order is kept.
+                        refused.extend(rest.drain(..).map(|e| Failure {
+                            seq: e.seq,
+                            kind: FailKind::Unreachable,
+                            reason: "held back: librdkafka queue full".into(),
+                        }));
+                    }
+                }
+            }
+        }
+        if !refused.is_empty() {
+            self.record_failures(refused);
+        }
+    }
+
+    /// Takes one report and every other report already waiting, then writes their outcomes to
+    /// the outbox in one acknowledgement and one failure write.
+    fn handle_reports(&mut self, first: Report) {
+        let mut delivered = Vec::new();
+        let mut failures = Vec::new();
+        let reachable = self.counters.reachable.load(Ordering::SeqCst);
+        // A message that timed out while nothing else was delivered for as long as the timeout
+        // met no broker: that attempt does not count.
+        let last = self.counters.last_delivery_ms.load(Ordering::Relaxed);
+        let since_start = self.started.elapsed().as_millis() as u64;
+        let delivering = last > 0
+            && since_start.saturating_sub(last) < self.config.message_timeout.as_millis() as u64;
+        let mut next = Some(first);
+        while let Some((seq, outcome)) = next.take() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            match outcome {
+                Ok(()) => delivered.push(seq),
+                Err(error) => {
+                    let timed_out =
+                        classify::code_of(&error) == Some(RDKafkaErrorCode::MessageTimedOut);
+                    let met_a_broker = reachable && (!timed_out || delivering);
+                    failures.push(Failure {
+                        seq,
+                        kind: classify::classify(&error, met_a_broker),
+                        reason: error.to_string(),
+                    });
+                }
+            }
+            if delivered.len() + failures.len() < 10_000 {
+                next = self.reports.try_recv().ok();
+            }
+        }
+        if !delivered.is_empty() {
+            let n = delivered.len() as u64;
+            self.counters.published.fetch_add(n, Ordering::Relaxed);
+            tracing::debug!(count = n, "Event published to Kafka");
+            if self.was_reachable {
+                self.recovering += n;
+            }
+            let pending = self.outbox.ack(delivered);
+            self.writes.spawn(async move {
+                if let Err(e) = pending.await {
+                    tracing::error!(error = %e, "delivered events could not be acknowledged; they will be sent again");
+                }
+            });
+            if self.in_flight == 0 && self.recovering > 0 && self.outbox_is_empty() {
+                tracing::info!("Successfully published {} queued events", self.recovering);
+                self.recovering = 0;
+            }
+        }
+        if !failures.is_empty() {
+            self.record_failures(failures);
+        }
+    }
+
+    fn outbox_is_empty(&self) -> bool {
+        self.outbox
+            .stats(casewire_outbox::Page::first(0))
+            .map(|s| s.queue_size == s.in_flight)
+            .unwrap_or(false)
+    }
+
+    fn record_failures(&mut self, failures: Vec<Failure>) {
+        let counted = failures
+            .iter()
+            .filter(|f| f.kind != FailKind::Unreachable)
+            .count() as u64;
+        self.counters.failed.fetch_add(counted, Ordering::Relaxed);
+        for f in failures.iter().filter(|f| f.kind != FailKind::Unreachable) {
+            tracing::warn!(seq = f.seq, kind = ?f.kind, reason = %f.reason, "Kafka publish failed");
+        }
+        if failures.iter().any(|f| f.kind == FailKind::Permanent) {
+            self.probe();
+        }
+        let pending = self.outbox.fail(failures);
+        let counters = self.counters.clone();
+        let written = self.written.clone();
+        self.writes.spawn(async move {
+            let result = pending.await;
+            written.notify_one();
+            match result {
+                Ok(outcomes) => {
+                    let dead = outcomes
+                        .iter()
+                        .filter(|o| **o == FailOutcome::DeadLettered)
+                        .count() as u64;
+                    counters.dead_lettered.fetch_add(dead, Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!(error = %e, "failed deliveries could not be recorded"),
+            }
+        });
+    }
+
+    /// Shutdown: wait for reports of what is in flight, then for the outbox writes.
+    async fn drain(mut self) {
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(deadline, self.reports.recv()).await {
+                Ok(Some(report)) => self.handle_reports(report),
+                _ => break,
+            }
+        }
+        if self.in_flight > 0 {
+            tracing::warn!(
+                in_flight = self.in_flight,
+                "shutting down with events unreported by Kafka; they stay queued and are sent again on the next start"
+            );
+        }
+        while self.writes.join_next().await.is_some() {}
+        self.outbox.set_broker_status(BrokerStatus::default());
+    }
+}

@@ -1,0 +1,283 @@
+//! The relay against librdkafka's mock cluster: broker down and up, injected produce errors,
+//! round-trip time, permanent refusals, shutdown.
+
+use std::time::Duration;
+
+use casewire_outbox::Page;
+use casewire_relay::{Relay, RelayConfig};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+use crate::support::{
+    Fixture, TOPIC, assert_delivered_once_in_order, assert_per_key_order, read_topic, relay_config,
+    until,
+};
+
+/// A one-broker mock cluster with the topic's 4 partitions pinned to broker 1, so taking the
+/// broker down takes every partition down.
+fn cluster() -> MockCluster<'static, DefaultProducerContext> {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    mock.create_topic(TOPIC, 4, 1).expect("topic");
+    for p in 0..4 {
+        mock.partition_leader(TOPIC, p, Some(1)).expect("leader");
+    }
+    mock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_topic_once_with_key_value_and_headers() {
+    let mock = cluster();
+    let fx = Fixture::new();
+    let ids = fx.enqueue(200, 7);
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the queue to drain", || fx.stats().queue_size == 0).await;
+    // Events committed while the relay runs go out at once too.
+    let later = fx.enqueue(20, 7);
+    until("the new events to drain", || fx.stats().queue_size == 0).await;
+    let all: Vec<String> = ids.into_iter().chain(later).collect();
+    assert_eq!(
+        relay
+            .counters()
+            .published
+            .load(std::sync::atomic::Ordering::Relaxed),
+        220
+    );
+    let stats = fx.stats();
+    assert!(stats.kafka_connected && stats.kafka_available);
+    relay.shutdown().await;
+    let delivered = tokio::task::spawn_blocking({
+        let brokers = mock.bootstrap_servers();
+        move || read_topic(&brokers, 220)
+    })
+    .await
+    .expect("reader");
+    assert_delivered_once_in_order(&delivered, &all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_at_start_queues_events_without_counting_attempts() {
+    let mock = cluster();
+    mock.broker_down(1).expect("down");
+    let fx = Fixture::new();
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    let ids = fx.enqueue(50, 5);
+    until("the relay to notice no broker", || {
+        let s = fx.stats();
+        s.kafka_available && !s.kafka_connected
+    })
+    .await;
+    // Many probe intervals pass: the events stay queued, none counted as a retry.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = fx.outbox.stats(Page::first(100)).expect("stats");
+    assert_eq!(stats.queue_size, 50);
+    assert!(stats.events.iter().all(|e| e.retry_count == 0));
+    assert_eq!(stats.dead_letter_count, 0);
+
+    mock.broker_up(1).expect("up");
+    until("the backlog to drain after recovery", || {
+        fx.stats().queue_size == 0
+    })
+    .await;
+    assert!(fx.stats().kafka_connected);
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 50))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_lost_mid_stream_delivers_everything_when_it_returns() {
+    let mock = cluster();
+    let fx = Fixture::new();
+    let mut config = relay_config(&mock.bootstrap_servers());
+    // Messages time out in librdkafka while the broker is away: those attempts do not count.
+    config.message_timeout = Duration::from_millis(300);
+    let relay = Relay::start(fx.outbox.clone(), config).expect("relay");
+    let first = fx.enqueue(30, 3);
+    until("the first events to drain", || fx.stats().queue_size == 0).await;
+    mock.broker_down(1).expect("down");
+    let second = fx.enqueue(30, 3);
+    until("the relay to notice", || !fx.stats().kafka_connected).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stats = fx.outbox.stats(Page::first(100)).expect("stats");
+    assert_eq!(stats.queue_size, 30);
+    assert!(
+        stats.events.iter().all(|e| e.retry_count == 0),
+        "{:?}",
+        stats.events
+    );
+    mock.broker_up(1).expect("up");
+    until("the second batch to drain", || fx.stats().queue_size == 0).await;
+    relay.shutdown().await;
+    let all: Vec<String> = first.into_iter().chain(second).collect();
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 60))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retriable_produce_errors_are_retried_in_per_key_order() {
+    let mock = cluster();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__TRANSPORT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ],
+    );
+    let fx = Fixture::new();
+    let ids = fx.enqueue(300, 4);
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the queue to drain", || fx.stats().queue_size == 0).await;
+    assert_eq!(fx.stats().dead_letter_count, 0);
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 300))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_broker_still_gets_everything() {
+    let mock = cluster();
+    mock.broker_round_trip_time(1, Duration::from_millis(500))
+        .expect("rtt");
+    let fx = Fixture::new();
+    let ids = fx.enqueue(100, 10);
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the queue to drain", || fx.stats().queue_size == 0).await;
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 100))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_authorization_failure_dead_letters_at_once_and_later_events_flow() {
+    let mock = cluster();
+    // The next produce request is refused: the only event queued then is in it.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let fx = Fixture::new();
+    let refused = fx.enqueue(1, 1);
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the refused event to be dead-lettered", || {
+        fx.stats().dead_letter_count == 1
+    })
+    .await;
+    let dead = fx
+        .outbox
+        .dead_letters(Page::first(10))
+        .expect("dead letters");
+    assert_eq!(dead[0].event_id, refused[0]);
+    assert!(
+        dead[0].reason.contains("Authorization"),
+        "{}",
+        dead[0].reason
+    );
+    let flowing = fx.enqueue(40, 4);
+    until("the other events to drain", || fx.stats().queue_size == 0).await;
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 40))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &flowing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_is_dead_lettered_while_other_keys_flow() {
+    let mock = cluster();
+    let fx = Fixture::new();
+    let mut config = relay_config(&mock.bootstrap_servers());
+    config
+        .properties
+        .insert("message.max.bytes".into(), "2000".into());
+    let mut big = crate::support::event("CASE-BIG", 0);
+    big.data.insert("notes".into(), "x".repeat(5_000).into());
+    fx.outbox.enqueue(&big).wait().expect("durable");
+    let small = fx.enqueue(50, 5);
+    let relay = Relay::start(fx.outbox.clone(), config).expect("relay");
+    until("everything to settle", || {
+        let s = fx.stats();
+        s.queue_size == 0 && s.dead_letter_count == 1
+    })
+    .await;
+    let dead = fx
+        .outbox
+        .dead_letters(Page::first(10))
+        .expect("dead letters");
+    assert_eq!(dead[0].event_id, big.event_id.as_str());
+    assert!(
+        dead[0].reason.to_lowercase().contains("too large"),
+        "{}",
+        dead[0].reason
+    );
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 50))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &small);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_what_was_delivered_and_leaves_the_rest_queued() {
+    let mock = cluster();
+    mock.broker_round_trip_time(1, Duration::from_millis(200))
+        .expect("rtt");
+    let fx = Fixture::new();
+    let ids = fx.enqueue(500, 20);
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("deliveries to begin", || fx.stats().queue_size < 500).await;
+    relay.shutdown().await;
+    let after = fx.stats();
+    assert_eq!(after.in_flight, 0);
+    // A second relay delivers the rest.
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the rest to drain", || fx.stats().queue_size == 0).await;
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 500))
+        .await
+        .expect("reader");
+    // A graceful shutdown waited for every report: nothing was sent twice.
+    assert_delivered_once_in_order(&delivered, &ids);
+    assert_per_key_order(&delivered, &ids);
+}
+
+#[test]
+fn invalid_relay_configuration_is_a_clear_startup_error() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let fx = Fixture::new();
+    let mut config = RelayConfig::new("127.0.0.1:9092");
+    config
+        .properties
+        .insert("no.such.property".into(), "1".into());
+    let err = Relay::start(fx.outbox.clone(), config)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("no.such.property"), "{err}");
+    assert!(!err.is_retriable());
+}
