@@ -28,10 +28,15 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// Errors that mean no broker could be reached: the attempt does not count.
+/// Errors that say nothing against the event: no broker could be reached, or the producer itself
+/// failed (a fatal idempotence error) and purged its queue to start afresh. The attempt does not
+/// count.
 fn is_unreachable(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode::*;
-    matches!(code, AllBrokersDown | BrokerTransportFailure | Resolve)
+    matches!(
+        code,
+        AllBrokersDown | BrokerTransportFailure | Resolve | Fatal | PurgeQueue | PurgeInflight
+    )
 }
 
 /// The error code inside a produce or delivery error, if it carries one.
@@ -123,5 +128,13 @@ mod tests {
             classify(&delivery(C::BrokerTransportFailure), true),
             FailKind::Unreachable
         );
+        // A producer reset after a fatal idempotence error purges its queue: not the event's fault.
+        for code in [C::Fatal, C::PurgeQueue, C::PurgeInflight] {
+            assert_eq!(
+                classify(&delivery(code), true),
+                FailKind::Unreachable,
+                "{code:?}"
+            );
+        }
     }
 }

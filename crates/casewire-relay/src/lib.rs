@@ -24,7 +24,7 @@
 mod classify;
 mod config;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -78,17 +78,18 @@ pub struct RelayCounters {
     pub dead_lettered: AtomicU64,
     /// Whether a broker is reachable now.
     pub reachable: AtomicBool,
-    /// When Kafka last acknowledged an event, in ms since the relay started (0: never).
-    last_delivery_ms: AtomicU64,
 }
+
+/// Most events claimed and handed to librdkafka between two looks at the delivery reports.
+const CLAIM_SLICE: usize = 1_000;
 
 /// One delivery report: the event's order key and how it went.
 type Report = (i64, Result<(), KafkaError>);
 
 /// librdkafka's callbacks: delivery reports go to the relay loop; errors and statistics update
 /// reachability.
+#[derive(Clone)]
 struct RelayContext {
-    started: Instant,
     reports: mpsc::UnboundedSender<Report>,
     counters: Arc<RelayCounters>,
     /// Wakes the relay loop when reachability changes.
@@ -143,10 +144,6 @@ impl ProducerContext for RelayContext {
     fn delivery(&self, result: &DeliveryResult<'_>, seq: Box<i64>) {
         let outcome = match result {
             Ok(_) => {
-                let ms = self.started.elapsed().as_millis() as u64;
-                self.counters
-                    .last_delivery_ms
-                    .store(ms.max(1), Ordering::Relaxed);
                 self.set_reachable(true);
                 Ok(())
             }
@@ -217,32 +214,25 @@ impl Relay {
     /// Validates `config`, creates the producer and starts draining `outbox`. Must be called from
     /// inside a tokio runtime.
     pub fn start(outbox: Arc<Outbox>, config: RelayConfig) -> Result<Relay, RelayError> {
-        let client_config = config.client_config()?;
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let (wake, woken) = watch::channel(());
         let counters = Arc::new(RelayCounters::default());
-        let started = Instant::now();
         let context = RelayContext {
-            started,
             reports: reports_tx,
             counters: counters.clone(),
             wake,
         };
-        let producer: ThreadedProducer<RelayContext> = client_config
-            .create_with_context(context)
-            .map_err(|e| match e {
-            KafkaError::ClientConfig(_, ref description, ref key, _) => {
-                RelayError::Config(format!("librdkafka property {key}: {description}"))
-            }
-            other => RelayError::Client(other),
-        })?;
+        let producer = create_producer(&config, context.clone())?;
         outbox.set_broker_status(BrokerStatus {
             kafka_connected: false,
             kafka_available: true,
         });
         let (stop, stopped) = watch::channel(false);
         let state = Loop {
-            started,
+            context,
+            resetting: false,
+            sent: VecDeque::new(),
+            outstanding: HashSet::new(),
             outbox,
             producer: Arc::new(producer),
             config,
@@ -279,9 +269,33 @@ impl Relay {
     }
 }
 
+/// Creates a producer, turning librdkafka's configuration complaints into clear errors.
+fn create_producer(
+    config: &RelayConfig,
+    context: RelayContext,
+) -> Result<ThreadedProducer<RelayContext>, RelayError> {
+    config
+        .client_config()?
+        .create_with_context(context)
+        .map_err(|e| match e {
+            KafkaError::ClientConfig(_, ref description, ref key, _) => {
+                RelayError::Config(format!("librdkafka property {key}: {description}"))
+            }
+            other => RelayError::Client(other),
+        })
+}
+
 /// The relay loop's state.
 struct Loop {
-    started: Instant,
+    /// A copy of the producer's context, for a replacement producer.
+    context: RelayContext,
+    /// The producer hit a fatal error: nothing is sent until its purged messages have reported
+    /// and a new producer has replaced it.
+    resetting: bool,
+    /// Events handed to librdkafka, oldest first, with when; reported ones are skipped lazily.
+    sent: VecDeque<(Instant, i64)>,
+    /// Order keys of events handed to librdkafka and not yet reported.
+    outstanding: HashSet<i64>,
     outbox: Arc<Outbox>,
     producer: Arc<ThreadedProducer<RelayContext>>,
     config: RelayConfig,
@@ -315,11 +329,34 @@ impl Loop {
                 self.probe();
                 next_probe = Instant::now() + self.config.probe_interval;
             }
+            // librdkafka promises a report for every message within message.timeout.ms. A
+            // message unreported for twice that means a stuck producer (seen with an idempotent
+            // producer retrying forever against a broker that lost its producer state): treat
+            // it as a fatal error.
+            let stall = self.config.message_timeout * 2;
+            let oldest = self.oldest_outstanding();
+            if !self.resetting && oldest.is_some_and(|at| at.elapsed() > stall) {
+                self.begin_reset(format!(
+                    "an event has had no delivery report for {} ms ({} outstanding)",
+                    stall.as_millis(),
+                    self.outstanding.len()
+                ));
+            }
+            if self.resetting && self.in_flight == 0 {
+                self.replace_producer();
+            }
+            // Reports first: the sooner Kafka's acknowledgements are committed, the fewer
+            // events a crash would send twice.
+            if let Ok(report) = self.reports.try_recv() {
+                self.handle_reports(report);
+            }
             let mut filled = false;
-            if reachable && self.in_flight < self.config.window {
-                let room = self.config.window - self.in_flight;
+            if reachable && !self.resetting && self.in_flight < self.config.window {
+                // Claim in slices, so reports are taken between them.
+                let room = (self.config.window - self.in_flight).min(CLAIM_SLICE);
                 match self.outbox.claim(room) {
                     Ok(claim) => {
+                        tracing::trace!(claimed = claim.events.len(), in_flight = self.in_flight, next_due = ?claim.next_due_in, "claimed");
                         filled = claim.events.len() == room;
                         next_due = claim.next_due_in.map(|d| Instant::now() + d);
                         self.send(claim.events);
@@ -333,11 +370,14 @@ impl Loop {
             if filled && self.in_flight < self.config.window {
                 continue;
             }
-            let wake_at = match (reachable, next_due) {
+            let mut wake_at = match (reachable, next_due) {
                 (false, _) => next_probe,
                 (true, Some(due)) => due,
                 (true, None) => Instant::now() + Duration::from_secs(60),
             };
+            if let Some(at) = oldest {
+                wake_at = wake_at.min(at + stall + Duration::from_millis(1));
+            }
             let written = self.written.clone();
             tokio::select! {
                 biased;
@@ -379,12 +419,9 @@ impl Loop {
         let topic = self.config.topic.clone();
         let timeout = self.config.probe_interval.max(Duration::from_millis(100));
         tokio::task::spawn_blocking(move || {
-            if producer
-                .client()
-                .fetch_metadata(Some(&topic), timeout)
-                .is_ok()
-            {
-                producer.context().set_reachable(true);
+            match producer.client().fetch_metadata(Some(&topic), timeout) {
+                Ok(_) => producer.context().set_reachable(true),
+                Err(e) => tracing::trace!(error = %e, "probe: no broker answered"),
             }
         });
     }
@@ -400,7 +437,11 @@ impl Loop {
                 .payload(&event.payload)
                 .headers(headers(&event));
             match self.producer.send(record) {
-                Ok(()) => self.in_flight += 1,
+                Ok(()) => {
+                    self.in_flight += 1;
+                    self.sent.push_back((Instant::now(), event.seq));
+                    self.outstanding.insert(event.seq);
+                }
                 Err((error, _)) => {
                     let kind = classify::classify(&error, true);
                     let kind = if classify::code_of(&error) == Some(RDKafkaErrorCode::QueueFull) {
@@ -435,24 +476,37 @@ impl Loop {
         let mut delivered = Vec::new();
         let mut failures = Vec::new();
         let reachable = self.counters.reachable.load(Ordering::SeqCst);
-        // A message that timed out while nothing else was delivered for as long as the timeout
-        // met no broker: that attempt does not count.
-        let last = self.counters.last_delivery_ms.load(Ordering::Relaxed);
-        let since_start = self.started.elapsed().as_millis() as u64;
-        let delivering = last > 0
-            && since_start.saturating_sub(last) < self.config.message_timeout.as_millis() as u64;
         let mut next = Some(first);
         while let Some((seq, outcome)) = next.take() {
             self.in_flight = self.in_flight.saturating_sub(1);
+            self.outstanding.remove(&seq);
             match outcome {
                 Ok(()) => delivered.push(seq),
                 Err(error) => {
+                    // librdkafka reports a fatal idempotence error on the message that caused it
+                    // with the broker's code (UnknownProducerId…), and on the rest as Fatal.
+                    if !self.resetting
+                        && let Some((_, reason)) = self.producer.client().fatal_error()
+                    {
+                        self.begin_reset(reason);
+                    }
                     let timed_out =
                         classify::code_of(&error) == Some(RDKafkaErrorCode::MessageTimedOut);
-                    let met_a_broker = reachable && (!timed_out || delivering);
+                    // A timeout says nothing against the event, so it never counts. One while a
+                    // broker is up means the producer is stuck on some partition (a broker
+                    // that forgot the producer id makes librdkafka retry forever): a fresh
+                    // producer gets a fresh producer id.
+                    if timed_out && reachable && !self.resetting {
+                        self.begin_reset("messages time out while a broker is up".to_owned());
+                    }
+                    let kind = if self.resetting || timed_out {
+                        FailKind::Unreachable
+                    } else {
+                        classify::classify(&error, reachable)
+                    };
                     failures.push(Failure {
                         seq,
-                        kind: classify::classify(&error, met_a_broker),
+                        kind,
                         reason: error.to_string(),
                     });
                 }
@@ -520,6 +574,39 @@ impl Loop {
                 Err(e) => tracing::error!(error = %e, "failed deliveries could not be recorded"),
             }
         });
+    }
+
+    /// When the oldest event still awaiting its report was handed to librdkafka.
+    fn oldest_outstanding(&mut self) -> Option<Instant> {
+        while let Some(&(at, seq)) = self.sent.front() {
+            if self.outstanding.contains(&seq) {
+                return Some(at);
+            }
+            self.sent.pop_front();
+        }
+        None
+    }
+
+    /// The idempotent producer hit a fatal error (for example the broker forgot its producer id,
+    /// as a restarted broker or an expired producer state does): purge what it holds, so every
+    /// message reports back and goes back to the outbox uncounted, then replace the producer.
+    fn begin_reset(&mut self, reason: String) {
+        tracing::warn!(%reason, "Kafka producer hit a fatal error: starting a new one; undelivered events stay queued");
+        self.resetting = true;
+        self.producer
+            .purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+    }
+
+    fn replace_producer(&mut self) {
+        match create_producer(&self.config, self.context.clone()) {
+            Ok(producer) => {
+                self.producer = Arc::new(producer);
+                self.resetting = false;
+                tracing::info!("new Kafka producer started");
+            }
+            // The configuration was accepted once, so this is resource trouble: retry shortly.
+            Err(e) => tracing::error!(error = %e, "cannot start a new Kafka producer; retrying"),
+        }
     }
 
     /// Shutdown: wait for reports of what is in flight, then for the outbox writes.

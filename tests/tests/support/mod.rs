@@ -1,0 +1,286 @@
+//! Fixtures for end-to-end tests: a tansu broker process, the relay-app helper, and a consumer
+//! that reads the whole topic through `assign()`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use casewire_events::Event;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+pub const TOPIC: &str = "fraud.events";
+
+/// Upper bound for any single wait.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Where `scripts/bootstrap` puts the broker; `TANSU_BIN` overrides.
+pub fn tansu_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let path = home.join(".cache/casewire/bin/tansu");
+    assert!(
+        path.exists(),
+        "tansu not found at {}: run scripts/bootstrap",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A tansu broker process on a fixed loopback port, started and killed by the test.
+pub struct Tansu {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Tansu {
+    /// A broker that is not running yet: its port is chosen, nothing listens on it.
+    pub fn stopped() -> Tansu {
+        Tansu {
+            port: free_port(),
+            child: None,
+        }
+    }
+
+    pub fn started() -> Tansu {
+        let mut t = Tansu::stopped();
+        t.start();
+        t
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker and waits until it accepts connections.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "tansu already running");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start listening");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILLs the broker; its memory storage is gone with it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The relay-app helper process.
+pub fn relay_app(db: &std::path::Path, brokers: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_relay-app"))
+        .arg(db)
+        .arg(brokers)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn relay-app")
+}
+
+/// A consumer assigned to every partition of the topic from the beginning, reading
+/// continuously; `auto.offset.reset=earliest` carries it over a broker restart (which empties
+/// tansu's memory storage).
+pub struct TopicReader {
+    consumer: Option<BaseConsumer>,
+    brokers: String,
+    partitions: i32,
+    /// Event id → how many times it was read.
+    pub seen: HashMap<String, usize>,
+    /// Every message read, in read order.
+    pub messages: Vec<(String, i32, Event)>,
+}
+
+impl TopicReader {
+    pub fn new(brokers: &str) -> TopicReader {
+        let mut reader = TopicReader {
+            consumer: None,
+            brokers: brokers.to_owned(),
+            partitions: 0,
+            seen: HashMap::new(),
+            messages: Vec::new(),
+        };
+        reader.connect();
+        reader
+    }
+
+    /// Drops the consumer, before its broker restarts: tansu gives the topic a new id when it
+    /// comes back empty, and librdkafka 2.12 crashes (a NULL topic name in its metadata cache)
+    /// when a fetch response names a topic id it no longer knows.
+    pub fn disconnect(&mut self) {
+        self.consumer = None;
+        self.partitions = 0;
+    }
+
+    /// A fresh consumer, assigned from the beginning once the topic exists.
+    pub fn connect(&mut self) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "casewire-e2e")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "true")
+            .set("fetch.wait.max.ms", "20")
+            .set("reconnect.backoff.max.ms", "200")
+            .create()
+            .expect("consumer");
+        self.consumer = Some(consumer);
+        self.partitions = 0;
+    }
+
+    fn consumer(&self) -> &BaseConsumer {
+        self.consumer.as_ref().expect("connected")
+    }
+
+    fn assign(&mut self) -> bool {
+        let Ok(metadata) = self
+            .consumer()
+            .fetch_metadata(Some(TOPIC), Duration::from_secs(2))
+        else {
+            return false;
+        };
+        let partitions = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len() as i32);
+        if partitions == 0 {
+            return false;
+        }
+        if partitions != self.partitions {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+                    .expect("offset");
+            }
+            self.consumer().assign(&tpl).expect("assign");
+            self.partitions = partitions;
+        }
+        true
+    }
+
+    /// Reads for up to `for_at_most`, or until `done` holds.
+    pub fn read_until(
+        &mut self,
+        for_at_most: Duration,
+        mut done: impl FnMut(&TopicReader) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + for_at_most;
+        while Instant::now() < deadline {
+            if done(self) {
+                return true;
+            }
+            if self.partitions == 0 && !self.assign() {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            let polled = self
+                .consumer()
+                .poll(Duration::from_millis(50))
+                .map(|r| r.map(|m| m.detach()));
+            // Errors while a broker restarts are expected; the consumer reconnects.
+            if let Some(Ok(message)) = polled {
+                let event =
+                    Event::from_json(message.payload().expect("value")).expect("an event document");
+                event
+                    .validate(&Default::default())
+                    .expect("every message passes the schema");
+                let key = String::from_utf8(message.key().expect("key").to_vec()).expect("utf-8");
+                assert_eq!(key, event.partition_key());
+                *self.seen.entry(event.event_id.to_string()).or_default() += 1;
+                self.messages.push((key, message.partition(), event));
+            }
+        }
+        done(self)
+    }
+
+    /// Reads until every id in `ids` has been seen at least once.
+    pub fn read_all(&mut self, ids: &[String]) {
+        let ok = self.read_until(PATIENCE, |r| ids.iter().all(|id| r.seen.contains_key(id)));
+        let missing: Vec<_> = ids
+            .iter()
+            .filter(|id| !self.seen.contains_key(*id))
+            .take(10)
+            .collect();
+        assert!(
+            ok,
+            "events missing from the topic (first 10): {missing:?} of {}",
+            ids.len()
+        );
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// Events read more than once (they carry the same eventId, so consumers can drop them).
+    pub fn duplicates(&self) -> usize {
+        self.seen.values().map(|n| n - 1).sum()
+    }
+
+    /// Checks per-key commit order among the first reading of each event.
+    pub fn assert_per_key_order(&self, commit_order: &[String]) {
+        let rank: HashMap<&str, usize> = commit_order
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        let mut first_reads = std::collections::HashSet::new();
+        for (key, _, event) in &self.messages {
+            let id = event.event_id.as_str();
+            if !first_reads.insert(id) {
+                continue;
+            }
+            let Some(&r) = rank.get(id) else { continue };
+            if let Some(prev) = last.insert(key.as_str(), r) {
+                assert!(
+                    prev < r,
+                    "key {key}: {id} arrived after a later event of its key"
+                );
+            }
+        }
+    }
+}
