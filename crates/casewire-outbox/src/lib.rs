@@ -275,6 +275,17 @@ pub struct OpenReport {
     pub imported: Option<ImportReport>,
 }
 
+/// Claimed events awaiting their outcome.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    /// Order key → partition key.
+    pub(crate) events: HashMap<i64, String>,
+    /// Every queued event with an order key up to this one is in flight, so a claim may start
+    /// after it instead of stepping over the whole window again. Reset whenever an event at or
+    /// below it may become claimable again (a failure, a replay, a clear).
+    pub(crate) cursor: Option<i64>,
+}
+
 /// State the writer thread and the readers share.
 pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
@@ -284,8 +295,8 @@ pub(crate) struct Shared {
     pub(crate) rng: Mutex<StdRng>,
     /// Count of events committed since open; the relay waits on changes.
     pub(crate) committed: watch::Sender<u64>,
-    /// Claimed events awaiting their outcome: order key → partition key.
-    pub(crate) in_flight: Mutex<HashMap<i64, String>>,
+    /// Claimed events awaiting their outcome.
+    pub(crate) in_flight: Mutex<InFlight>,
     pub(crate) broker: Mutex<BrokerStatus>,
     /// Enqueues refused for want of space since open.
     pub(crate) rejected_full: AtomicU64,
@@ -294,7 +305,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn in_flight(&self) -> MutexGuard<'_, HashMap<i64, String>> {
+    pub(crate) fn in_flight(&self) -> MutexGuard<'_, InFlight> {
         lock(&self.in_flight)
     }
 
@@ -367,7 +378,7 @@ impl Outbox {
                 None => StdRng::from_os_rng(),
             }),
             committed,
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(InFlight::default()),
             broker: Mutex::new(BrokerStatus::default()),
             rejected_full: AtomicU64::new(0),
             commits: AtomicU64::new(0),

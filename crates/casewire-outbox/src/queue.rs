@@ -335,29 +335,39 @@ impl Outbox {
         let now = self.shared.clock.now_ms();
         let mut stmt = reader.prepare_cached(
             "SELECT seq, partition_key, next_attempt_at, event_id, priority, attempts, payload
-               FROM outbox_events ORDER BY seq",
+               FROM outbox_events WHERE seq > ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query([in_flight.cursor.unwrap_or(i64::MIN)])?;
         let mut blocked: HashSet<String> = HashSet::new();
         let mut claim = Claim::default();
         let mut next_due: Option<i64> = None;
+        // While every row so far is in flight (or claimed now), the cursor may advance.
+        let mut contiguous = true;
         while claim.events.len() < window {
             let Some(row) = rows.next()? else { break };
             let seq: i64 = row.get(0)?;
-            if in_flight.contains_key(&seq) {
+            if in_flight.events.contains_key(&seq) {
+                if contiguous {
+                    in_flight.cursor = Some(seq);
+                }
                 continue;
             }
             let key: String = row.get(1)?;
             if blocked.contains(&key) {
+                contiguous = false;
                 continue;
             }
             let due_at: i64 = row.get(2)?;
             if due_at > now {
                 next_due = Some(next_due.map_or(due_at, |d| d.min(due_at)));
                 blocked.insert(key);
+                contiguous = false;
                 continue;
             }
-            in_flight.insert(seq, key.clone());
+            in_flight.events.insert(seq, key.clone());
+            if contiguous {
+                in_flight.cursor = Some(seq);
+            }
             claim.events.push(ClaimedEvent {
                 seq,
                 event_id: row.get(3)?,
@@ -399,6 +409,7 @@ impl Outbox {
                 .iter()
                 .map(|failure| {
                     tx.released.borrow_mut().add(failure.seq);
+                    tx.rewinds.set(true);
                     fail_one(tx, failure)
                 })
                 .collect()
@@ -407,7 +418,7 @@ impl Outbox {
 
     /// The guide's queue statistics with a page of queued events.
     pub fn stats(&self, page: Page) -> Result<QueueStats, Error> {
-        let in_flight = self.shared.in_flight().len() as u64;
+        let in_flight = self.shared.in_flight().events.len() as u64;
         let broker = *lock(&self.shared.broker);
         let events = self.list_queued(page)?;
         let reader = lock(&self.reader);
@@ -568,6 +579,7 @@ impl Outbox {
                     reason
                 ])?;
                 tx.enqueued.set(tx.enqueued.get() + 1);
+                tx.rewinds.set(true);
                 replayed.push(event_id);
             }
             if !replayed.is_empty() {
@@ -606,6 +618,7 @@ impl Outbox {
         self.write(move |tx| {
             let cleared = tx.execute("DELETE FROM outbox_events", [])?;
             *tx.released.borrow_mut() = crate::writer::Release::All;
+            tx.rewinds.set(true);
             tx.audit(&actor, "clear", cleared, "")?;
             let mut data = Map::new();
             data.insert(

@@ -125,6 +125,8 @@ pub(crate) fn configure(conn: &Connection, durability: Durability, wal: bool) ->
         "PRAGMA synchronous = {sync};
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA cache_size = -16384;
          PRAGMA journal_size_limit = 67108864;"
     ))
     .map_err(Error::Sqlite)?;

@@ -40,6 +40,8 @@ pub struct WriteTx<'a> {
     pub(crate) enqueued: Cell<u64>,
     /// Order keys to take out of the in-flight set once this work is committed.
     pub(crate) released: RefCell<Release>,
+    /// This work makes events claimable again that may lie behind the claim cursor.
+    pub(crate) rewinds: Cell<bool>,
 }
 
 /// What a committed job takes out of the in-flight set.
@@ -68,6 +70,7 @@ impl<'a> WriteTx<'a> {
             shared,
             enqueued: Cell::new(0),
             released: RefCell::new(Release::Nothing),
+            rewinds: Cell::new(false),
         }
     }
 }
@@ -183,7 +186,7 @@ pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>
     // How many callers shared the last commit: the writer expects as many again.
     let mut expected = 1;
     while let Ok(first) = jobs.recv() {
-        let (completions, enqueued, released, result) =
+        let (completions, enqueued, released, rewinds, result) =
             commit_batch(&mut conn, &shared, first, &jobs, expected);
         expected = completions.len();
         let result = result.map_err(Arc::new);
@@ -198,15 +201,18 @@ pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>
             }
         }
         // Release before reporting, so a caller that saw its failure recorded can claim again.
-        if result.is_ok() && released.iter().any(|r| !matches!(r, Release::Nothing)) {
+        if result.is_ok() && (rewinds || released.iter().any(|r| !matches!(r, Release::Nothing))) {
             let mut in_flight = shared.in_flight();
+            if rewinds {
+                in_flight.cursor = None;
+            }
             for release in released {
                 match release {
                     Release::Nothing => {}
                     Release::Some(seqs) => seqs.iter().for_each(|seq| {
-                        in_flight.remove(seq);
+                        in_flight.events.remove(seq);
                     }),
-                    Release::All => in_flight.clear(),
+                    Release::All => in_flight.events.clear(),
                 }
             }
         }
@@ -220,6 +226,7 @@ type BatchOutcome = (
     Vec<Completion>,
     u64,
     Vec<Release>,
+    bool,
     Result<(), rusqlite::Error>,
 );
 
@@ -240,6 +247,7 @@ fn commit_batch(
 ) -> BatchOutcome {
     let mut completions = Vec::new();
     let mut released = Vec::new();
+    let mut rewinds = false;
     let mut next = Some(first);
     let mut enqueued = 0;
     let result = (|| {
@@ -251,11 +259,13 @@ fn commit_batch(
             let (keep, completion) = job(Some(&wtx));
             let count = wtx.enqueued.get();
             let release = wtx.released.take();
+            let rewind = wtx.rewinds.get();
             drop(wtx);
             completions.push(completion);
             if keep {
                 enqueued += count;
                 released.push(release);
+                rewinds |= rewind;
             } else {
                 tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
             }
@@ -274,5 +284,5 @@ fn commit_batch(
     if result.is_err() {
         enqueued = 0;
     }
-    (completions, enqueued, released, result)
+    (completions, enqueued, released, rewinds, result)
 }

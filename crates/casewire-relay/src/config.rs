@@ -186,7 +186,7 @@ impl RelayConfig {
             client_id: DEFAULT_CLIENT_ID.to_owned(),
             security: Security::default(),
             properties: BTreeMap::new(),
-            window: 10_000,
+            window: 5_000,
             message_timeout: Duration::from_secs(30),
             linger: Duration::from_millis(5),
             probe_interval: Duration::from_millis(250),

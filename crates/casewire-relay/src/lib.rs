@@ -205,6 +205,7 @@ fn headers(event: &ClaimedEvent) -> OwnedHeaders {
 /// A running relay. Dropping it without [`Relay::shutdown`] stops the loop abruptly; events in
 /// flight then stay queued and are sent again on the next start.
 pub struct Relay {
+    deliveries: tokio::sync::broadcast::Sender<Arc<[i64]>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     counters: Arc<RelayCounters>,
@@ -228,7 +229,9 @@ impl Relay {
             kafka_available: true,
         });
         let (stop, stopped) = watch::channel(false);
+        let (deliveries, _) = tokio::sync::broadcast::channel(1_024);
         let state = Loop {
+            deliveries: deliveries.clone(),
             context,
             resetting: false,
             sent: VecDeque::new(),
@@ -248,10 +251,18 @@ impl Relay {
         };
         let task = tokio::spawn(state.run());
         Ok(Relay {
+            deliveries,
             stop,
             task,
             counters,
         })
+    }
+
+    /// The order keys of events whose delivery Kafka has just acknowledged, one message per burst
+    /// of reports, sent as the reports arrive (before the outbox acknowledgement commits). For
+    /// latency measurement and monitoring; a slow subscriber misses bursts, never the relay.
+    pub fn subscribe_deliveries(&self) -> tokio::sync::broadcast::Receiver<Arc<[i64]>> {
+        self.deliveries.subscribe()
     }
 
     /// What the relay has done so far.
@@ -287,6 +298,7 @@ fn create_producer(
 
 /// The relay loop's state.
 struct Loop {
+    deliveries: tokio::sync::broadcast::Sender<Arc<[i64]>>,
     /// A copy of the producer's context, for a replacement producer.
     context: RelayContext,
     /// The producer hit a fatal error: nothing is sent until its purged messages have reported
@@ -521,6 +533,9 @@ impl Loop {
             tracing::debug!(count = n, "Event published to Kafka");
             if self.was_reachable {
                 self.recovering += n;
+            }
+            if self.deliveries.receiver_count() > 0 {
+                let _ = self.deliveries.send(delivered.as_slice().into());
             }
             let pending = self.outbox.ack(delivered);
             self.writes.spawn(async move {

@@ -1,0 +1,385 @@
+//! Relay benchmark: `cargo bench -p casewire-relay --bench relay`.
+//!
+//! Starts tansu brokers itself (from `scripts/bootstrap`'s cache, or `TANSU_BIN`) and measures in
+//! one run:
+//! - the reference: a bare rdkafka producer (idempotent, acks=all, lz4, as the relay's) sending
+//!   N = 200,000 guide-shaped events as fast as it can, until all are acknowledged;
+//! - the relay draining the same N events from a durable outbox backlog;
+//! - commit-to-delivery-report latency (p50, p99) at a steady 1,000 events/s;
+//! - the time from a broker accepting connections to the first delivered backlog event.
+//!
+//! The last line printed is one JSON object with every figure. `RELAY_BENCH_EVENTS` overrides N.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use casewire_events::{Event, EventType, Metadata};
+use casewire_outbox::{Error, Outbox, OutboxConfig, Page};
+use casewire_relay::{Relay, RelayConfig};
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use serde_json::json;
+
+fn main() {
+    let n: usize = std::env::var("RELAY_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let events: Vec<Event> = (0..n).map(event).collect();
+
+    let raw_producer_per_s = {
+        let broker = Broker::start();
+        raw_producer(&broker.address(), &events)
+    };
+    println!("bare rdkafka producer: {raw_producer_per_s:.0} events/s");
+
+    let relay_drain_per_s = {
+        let broker = Broker::start();
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = open(&dir);
+        fill(&outbox, &events);
+        if let Some(pause) = std::env::var_os("RELAY_BENCH_PAUSE_BEFORE_DRAIN") {
+            // For attaching a profiler to the drain alone.
+            println!("filled; draining in {} s", pause.to_string_lossy());
+            std::thread::sleep(Duration::from_secs(
+                pause.to_string_lossy().parse().unwrap_or(5),
+            ));
+        }
+        // Timed from the first delivery report, so the producer's start (connection, producer
+        // id) is not counted; the reference is timed after a warm-up message likewise.
+        let started = Instant::now();
+        let relay = Relay::start(outbox.clone(), config(&broker.address())).unwrap();
+        let mut deliveries = relay.subscribe_deliveries();
+        let first = rt.block_on(deliveries.recv()).unwrap().len();
+        let start = Instant::now();
+        println!(
+            "relay start to first delivery report: {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        wait_until(|| outbox.stats(Page::first(0)).unwrap().queue_size == 0);
+        let rate = (n - first) as f64 / start.elapsed().as_secs_f64();
+        rt.block_on(relay.shutdown());
+        rate
+    };
+    let drain_ratio = relay_drain_per_s / raw_producer_per_s;
+    println!(
+        "relay draining a durable backlog: {relay_drain_per_s:.0} events/s ({drain_ratio:.2} of the bare producer)"
+    );
+
+    let (p50, p99) = {
+        let broker = Broker::start();
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = open(&dir);
+        let relay = Relay::start(outbox.clone(), config(&broker.address())).unwrap();
+        // Warm up: the healthy path is measured once the producer is connected.
+        let mut deliveries = relay.subscribe_deliveries();
+        outbox.enqueue(&event(0)).wait().unwrap();
+        rt.block_on(deliveries.recv()).unwrap();
+        let latencies = steady_latency(&rt, &outbox, &relay, 1_000, Duration::from_secs(5));
+        rt.block_on(relay.shutdown());
+        latencies
+    };
+    println!("commit to delivery report at 1,000 events/s: p50 {p50:.2} ms, p99 {p99:.2} ms");
+
+    let recovery_first_event_ms = {
+        let mut broker = Broker::stopped();
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = open(&dir);
+        fill(&outbox, &events[..10_000.min(n)]);
+        let relay = Relay::start(outbox.clone(), config(&broker.address())).unwrap();
+        let mut deliveries = relay.subscribe_deliveries();
+        // Let the relay find no broker and settle into probing.
+        wait_until(|| {
+            let s = outbox.stats(Page::first(0)).unwrap();
+            s.kafka_available && !s.kafka_connected
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let up = broker.start_at();
+        rt.block_on(deliveries.recv()).unwrap();
+        let ms = up.elapsed().as_secs_f64() * 1e3;
+        rt.block_on(relay.shutdown());
+        ms
+    };
+    println!(
+        "broker accepting connections to first backlog event delivered: {recovery_first_event_ms:.0} ms"
+    );
+
+    let summary = json!({
+        "events": n,
+        "raw_producer_per_s": raw_producer_per_s.round(),
+        "relay_drain_per_s": relay_drain_per_s.round(),
+        "drain_ratio": (drain_ratio * 100.0).round() / 100.0,
+        "commit_to_ack_p50_ms": (p50 * 100.0).round() / 100.0,
+        "commit_to_ack_p99_ms": (p99 * 100.0).round() / 100.0,
+        "recovery_first_event_ms": recovery_first_event_ms.round(),
+    });
+    println!("{summary}");
+}
+
+fn config(brokers: &str) -> RelayConfig {
+    let defaults = RelayConfig::new(brokers);
+    RelayConfig {
+        window: std::env::var("RELAY_BENCH_WINDOW")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(defaults.window),
+        ..defaults
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Arc<Outbox> {
+    Arc::new(
+        Outbox::open(OutboxConfig {
+            quota_bytes: u64::MAX,
+            ..OutboxConfig::file(dir.path().join("outbox.db"))
+        })
+        .unwrap(),
+    )
+}
+
+/// A guide-shaped `evidence.uploaded` event spread over 1,000 cases.
+fn event(n: usize) -> Event {
+    let data = json!({
+        "evidenceId": format!("66d4a2b8c9e1234567{n:06}"),
+        "caseId": format!("CASE-2024-{:03}", n % 1_000),
+        "wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "reporter": "investigator@fraud.com",
+        "filename": "transaction.png",
+        "fileSize": 245_760,
+        "storageHash": "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3",
+        "riskLevel": "high"
+    });
+    Event::new(
+        EventType::EvidenceUploaded,
+        data.as_object().cloned().unwrap(),
+        Metadata {
+            source: Some("fraud-evidence-backend".into()),
+            version: Some("1.0.0".into()),
+            environment: Some("production".into()),
+            user_id: Some("investigator@fraud.com".into()),
+            ip_address: Some("192.168.1.100".into()),
+            ..Metadata::default()
+        },
+        chrono::Utc::now(),
+        &mut rand::rng(),
+    )
+}
+
+fn fill(outbox: &Outbox, events: &[Event]) {
+    for chunk in events.chunks(10_000) {
+        let chunk = chunk.to_vec();
+        outbox
+            .write(move |tx| {
+                chunk.iter().try_for_each(|e| tx.enqueue(e))?;
+                Ok::<_, Error>(())
+            })
+            .wait()
+            .unwrap();
+    }
+}
+
+/// The reference: the same messages (key, value, headers) through a bare producer configured
+/// as the relay's, with the whole set handed over at once and flushed.
+fn raw_producer(brokers: &str, events: &[Event]) -> f64 {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    producer
+        .send(BaseRecord::<(), str>::to("fraud.events").payload("warm-up"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let prepared: Vec<(String, Vec<u8>, Event)> = events
+        .iter()
+        .map(|e| (e.partition_key(), e.to_json(), e.clone()))
+        .collect();
+    let start = Instant::now();
+    for (key, payload, event) in &prepared {
+        let headers =
+            event
+                .headers()
+                .iter()
+                .fold(OwnedHeaders::new_with_capacity(7), |h, (k, v)| {
+                    h.insert(Header {
+                        key: k,
+                        value: Some(v.as_str()),
+                    })
+                });
+        let mut record = BaseRecord::to("fraud.events")
+            .key(key.as_bytes())
+            .payload(payload.as_slice())
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    events.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Commits one event every `1/rate` s for `length`, and measures from each commit to its
+/// delivery report. Returns (p50, p99) in ms.
+fn steady_latency(
+    rt: &tokio::runtime::Runtime,
+    outbox: &Arc<Outbox>,
+    relay: &Relay,
+    rate: u32,
+    length: Duration,
+) -> (f64, f64) {
+    let mut deliveries = relay.subscribe_deliveries();
+    let total = (rate as f64 * length.as_secs_f64()) as usize;
+    let interval = Duration::from_secs(1) / rate;
+    let committed: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; total + 1]));
+    let producer = {
+        let (outbox, committed) = (outbox.clone(), committed.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            for i in 0..total {
+                let due = start + interval * i as u32;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                outbox.enqueue(&event(i)).wait().unwrap();
+                // The outbox numbers events in commit order; seq 1 was the warm-up event.
+                committed.lock().unwrap()[i] = Some(Instant::now());
+            }
+        })
+    };
+    let mut latencies = Vec::with_capacity(total);
+    rt.block_on(async {
+        while latencies.len() < total {
+            let seqs = deliveries.recv().await.unwrap();
+            let now = Instant::now();
+            let committed = committed.lock().unwrap();
+            for &seq in seqs.iter() {
+                // The report can beat the committer's timestamp by a hair: count that as 0.
+                let Some(slot) = committed.get(seq as usize - 2) else {
+                    continue;
+                };
+                let at = slot.unwrap_or(now);
+                latencies.push(now.saturating_duration_since(at).as_secs_f64() * 1e3);
+            }
+        }
+    });
+    producer.join().unwrap();
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    (pick(0.50), pick(0.99))
+}
+
+fn wait_until(mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !check() {
+        assert!(Instant::now() < deadline, "benchmark phase did not finish");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A tansu broker process on a loopback port.
+struct Broker {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn stopped() -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Broker { port, child: None }
+    }
+
+    /// A running broker whose topic exists, as in production: the first produce to a fresh
+    /// tansu auto-creates the topic, and librdkafka waits about half a second for its metadata.
+    fn start() -> Broker {
+        let mut broker = Broker::stopped();
+        broker.start_at();
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", broker.address())
+            .create()
+            .unwrap();
+        producer
+            .send(BaseRecord::<(), str>::to("fraud.events").payload("warm-up"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+        broker
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts tansu and returns the moment it accepted a connection.
+    fn start_at(&mut self) -> Instant {
+        let bin = std::env::var_os("TANSU_BIN").map_or_else(
+            || {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                    .join(".cache/casewire/bin/tansu")
+            },
+            PathBuf::from,
+        );
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        self.child = Some(
+            Command::new(&bin)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e} (run scripts/bootstrap)", bin.display())),
+        );
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
