@@ -125,8 +125,7 @@ pub(crate) fn configure(conn: &Connection, durability: Durability, wal: bool) ->
         "PRAGMA synchronous = {sync};
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA mmap_size = 268435456;
-         PRAGMA cache_size = -16384;
+         PRAGMA cache_size = -8192;
          PRAGMA journal_size_limit = 67108864;"
     ))
     .map_err(Error::Sqlite)?;
