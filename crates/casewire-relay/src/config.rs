@@ -130,6 +130,19 @@ pub struct Security {
     pub ca_file: Option<PathBuf>,
 }
 
+/// A whole positive number, or a clear error naming the setting.
+fn number(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<u64>, RelayError> {
+    match get(name) {
+        None => Ok(None),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(RelayError::Config(format!(
+                "{name}={text:?} is not a whole number above 0"
+            ))),
+        },
+    }
+}
+
 /// librdkafka properties the relay sets itself, because its guarantees depend on them.
 const FIXED_PROPERTIES: &[&str] = &[
     "bootstrap.servers",
@@ -177,7 +190,60 @@ pub const DEFAULT_TOPIC: &str = "fraud.events";
 /// The guide's `KAFKA_CLIENT_ID` default.
 pub const DEFAULT_CLIENT_ID: &str = "fraud-evidence-backend";
 
+/// The settings [`RelayConfig::from_settings`] reads, with the guide's names.
+pub const SETTINGS: &[&str] = &[
+    "KAFKA_BROKERS",
+    "KAFKA_TOPIC",
+    "KAFKA_CLIENT_ID",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_LOCATION",
+    "KAFKA_MESSAGE_TIMEOUT_MS",
+    "KAFKA_RELAY_WINDOW",
+];
+
 impl RelayConfig {
+    /// Builds a configuration from named settings (the guide's `KAFKA_*` variables, see
+    /// [`SETTINGS`]) looked up through `get`, plus librdkafka `properties` from a config file's
+    /// section. The crate never reads the environment itself: a binary passes
+    /// `|k| std::env::var(k).ok()`, or a merge of environment and config file.
+    pub fn from_settings(
+        get: impl Fn(&str) -> Option<String>,
+        properties: BTreeMap<String, String>,
+    ) -> Result<RelayConfig, RelayError> {
+        let brokers = get("KAFKA_BROKERS").ok_or_else(|| {
+            RelayError::Config("KAFKA_BROKERS is not set: give at least one host:port".into())
+        })?;
+        let mut config = RelayConfig::new(brokers);
+        if let Some(topic) = get("KAFKA_TOPIC") {
+            config.topic = topic;
+        }
+        if let Some(client_id) = get("KAFKA_CLIENT_ID") {
+            config.client_id = client_id;
+        }
+        if let Some(protocol) = get("KAFKA_SECURITY_PROTOCOL") {
+            config.security.protocol = protocol.parse()?;
+        }
+        if let Some(mechanism) = get("KAFKA_SASL_MECHANISM") {
+            config.security.sasl_mechanism = Some(mechanism.parse()?);
+        }
+        config.security.username = get("KAFKA_SASL_USERNAME");
+        config.security.password = get("KAFKA_SASL_PASSWORD").map(Secret::new);
+        config.security.ca_file = get("KAFKA_SSL_CA_LOCATION").map(PathBuf::from);
+        if let Some(ms) = number(&get, "KAFKA_MESSAGE_TIMEOUT_MS")? {
+            config.message_timeout = Duration::from_millis(ms);
+        }
+        if let Some(window) = number(&get, "KAFKA_RELAY_WINDOW")? {
+            config.window = usize::try_from(window).unwrap_or(usize::MAX);
+        }
+        config.properties = properties;
+        // Check everything now, so a bad setting stops the start with its name.
+        config.client_config()?;
+        Ok(config)
+    }
+
     /// Defaults for `brokers`.
     pub fn new(brokers: impl Into<String>) -> RelayConfig {
         RelayConfig {
@@ -296,6 +362,13 @@ impl RelayConfig {
             }
             config.set(key, value);
         }
+        // librdkafka checks every property's name and value here, without starting a client.
+        config.create_native_config().map_err(|e| match e {
+            rdkafka::error::KafkaError::ClientConfig(_, description, key, _) => {
+                RelayError::Config(format!("librdkafka property {key}: {description}"))
+            }
+            other => RelayError::Config(other.to_string()),
+        })?;
         Ok(config)
     }
 }

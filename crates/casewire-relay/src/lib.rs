@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use config::{
-    DEFAULT_CLIENT_ID, DEFAULT_TOPIC, RelayConfig, SaslMechanism, Secret, Security,
+    DEFAULT_CLIENT_ID, DEFAULT_TOPIC, RelayConfig, SETTINGS, SaslMechanism, Secret, Security,
     SecurityProtocol,
 };
 

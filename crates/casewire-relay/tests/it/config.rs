@@ -89,3 +89,64 @@ fn secrets_are_never_printed() {
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("Secret(***)"));
 }
+
+fn settings(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k: &str| map.get(k).cloned()
+}
+
+#[test]
+fn the_guides_variables_configure_the_relay() {
+    let config = RelayConfig::from_settings(
+        settings(&[
+            ("KAFKA_BROKERS", "localhost:9092,broker2:9092"),
+            ("KAFKA_TOPIC", "fraud.events.test"),
+            ("KAFKA_CLIENT_ID", "laptop-17"),
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"),
+            ("KAFKA_SASL_USERNAME", "relay"),
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "15000"),
+        ]),
+        [("linger.ms".to_owned(), "10".to_owned())].into(),
+    )
+    .expect("valid");
+    assert_eq!(config.brokers, "localhost:9092,broker2:9092");
+    assert_eq!(config.topic, "fraud.events.test");
+    assert_eq!(config.client_id, "laptop-17");
+    assert_eq!(
+        config.security.sasl_mechanism,
+        Some(SaslMechanism::ScramSha256)
+    );
+    assert_eq!(config.message_timeout, std::time::Duration::from_secs(15));
+    assert_eq!(config.properties["linger.ms"], "10");
+    assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn missing_brokers_and_bad_numbers_are_named() {
+    let err = RelayConfig::from_settings(settings(&[]), Default::default())
+        .expect_err("no brokers")
+        .to_string();
+    assert!(err.contains("KAFKA_BROKERS is not set"), "{err}");
+    let err = RelayConfig::from_settings(
+        settings(&[
+            ("KAFKA_BROKERS", "k:9092"),
+            ("KAFKA_MESSAGE_TIMEOUT_MS", "soon"),
+        ]),
+        Default::default(),
+    )
+    .expect_err("bad number")
+    .to_string();
+    assert!(err.contains("KAFKA_MESSAGE_TIMEOUT_MS=\"soon\""), "{err}");
+    let err = RelayConfig::from_settings(
+        settings(&[("KAFKA_BROKERS", "k:9092")]),
+        [("no.such.property".to_owned(), "1".to_owned())].into(),
+    )
+    .expect_err("unknown property")
+    .to_string();
+    assert!(err.contains("no.such.property"), "{err}");
+}
