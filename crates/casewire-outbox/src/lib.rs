@@ -457,7 +457,13 @@ impl Outbox {
     /// The event is validated and serialised on the calling thread.
     pub fn enqueue(&self, event: &Event) -> Pending<()> {
         match queue::PreparedEvent::new(event, &self.shared.limits) {
-            Ok(prepared) => self.write(move |tx| tx.enqueue_prepared(&prepared)),
+            // One INSERT (its triggers included) is all or nothing by itself: no savepoint.
+            Ok(prepared) => match &self.jobs {
+                Some(jobs) => {
+                    writer::submit_single_statement(jobs, move |tx| tx.enqueue_prepared(&prepared))
+                }
+                None => self.write(move |tx| tx.enqueue_prepared(&prepared)),
+            },
             Err(e) => {
                 let (tx, rx) = futures_channel::oneshot::channel();
                 let _ = tx.send(Err(e));

@@ -24,8 +24,17 @@ use crate::{Error, Shared};
 /// What a job hands back once its closure has run: whether its savepoint should be kept, and a
 /// continuation that reports to the caller once the batch's commit has succeeded or failed.
 pub(crate) type Completion = Box<dyn FnOnce(Result<(), Arc<rusqlite::Error>>) + Send>;
-/// A job is run with the transaction, or with `None` when the batch failed before reaching it.
-pub(crate) type Job = Box<dyn FnOnce(Option<&WriteTx<'_>>) -> (bool, Completion) + Send>;
+/// A job's work: run with the transaction, or with `None` when the batch failed before reaching
+/// it.
+type Work = Box<dyn FnOnce(Option<&WriteTx<'_>>) -> (bool, Completion) + Send>;
+
+/// A caller's work and whether it needs a savepoint of its own.
+pub(crate) struct Job {
+    work: Work,
+    /// `false` only for work that is one data-changing statement, which SQLite already
+    /// applies all or nothing; sparing the savepoint saves two statements per event.
+    savepoint: bool,
+}
 
 /// Most jobs committed together; a bound on how long one commit holds the write lock.
 const MAX_BATCH: usize = 512;
@@ -157,8 +166,27 @@ where
     E: From<Error> + Send + 'static,
     F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
 {
+    submit_job(jobs, f, true)
+}
+
+/// Like [`submit`], for work whose only change is a single statement (see [`Job::savepoint`]).
+pub(crate) fn submit_single_statement<T, E, F>(jobs: &Sender<Job>, f: F) -> Pending<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+    F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
+{
+    submit_job(jobs, f, false)
+}
+
+fn submit_job<T, E, F>(jobs: &Sender<Job>, f: F, savepoint: bool) -> Pending<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+    F: FnOnce(&WriteTx<'_>) -> Result<T, E> + Send + 'static,
+{
     let (tx, rx) = oneshot::channel();
-    let job: Job = Box::new(move |wtx| {
+    let work: Work = Box::new(move |wtx| {
         let result = wtx.map(|wtx| match catch_unwind(AssertUnwindSafe(|| f(wtx))) {
             Ok(result) => result,
             Err(_) => Err(Error::CallerPanicked.into()),
@@ -175,7 +203,7 @@ where
         });
         (keep, completion)
     });
-    if let Err(returned) = jobs.send(job) {
+    if let Err(returned) = jobs.send(Job { work, savepoint }) {
         drop(returned);
     }
     Pending { rx }
@@ -254,9 +282,11 @@ fn commit_batch(
         let tx = conn.transaction()?;
         while let Some(job) = next.take() {
             // Savepoints by cached statements: rusqlite's `Savepoint` parses its SQL every time.
-            tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            if job.savepoint {
+                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            }
             let wtx = WriteTx::new(&tx, shared);
-            let (keep, completion) = job(Some(&wtx));
+            let (keep, completion) = (job.work)(Some(&wtx));
             let count = wtx.enqueued.get();
             let release = wtx.released.take();
             let rewind = wtx.rewinds.get();
@@ -266,10 +296,12 @@ fn commit_batch(
                 enqueued += count;
                 released.push(release);
                 rewinds |= rewind;
-            } else {
+            } else if job.savepoint {
                 tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
             }
-            tx.prepare_cached("RELEASE job")?.execute([])?;
+            if job.savepoint {
+                tx.prepare_cached("RELEASE job")?.execute([])?;
+            }
             if completions.len() < MAX_BATCH {
                 next = incoming.try_recv().ok();
                 if next.is_none() && completions.len() < expected {
@@ -280,7 +312,7 @@ fn commit_batch(
         tx.commit()
     })();
     // A job the batch took but never ran learns of the failure too.
-    completions.extend(next.map(|job| job(None).1));
+    completions.extend(next.map(|job| (job.work)(None).1));
     if result.is_err() {
         enqueued = 0;
     }
