@@ -24,7 +24,7 @@
 mod classify;
 mod config;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -235,7 +235,7 @@ impl Relay {
             context,
             resetting: false,
             sent: VecDeque::new(),
-            outstanding: HashSet::new(),
+            outstanding: HashMap::new(),
             outbox,
             producer: Arc::new(producer),
             config,
@@ -306,8 +306,8 @@ struct Loop {
     resetting: bool,
     /// Events handed to librdkafka, oldest first, with when; reported ones are skipped lazily.
     sent: VecDeque<(Instant, i64)>,
-    /// Order keys of events handed to librdkafka and not yet reported.
-    outstanding: HashSet<i64>,
+    /// Events handed to librdkafka and not yet reported: order key → event id.
+    outstanding: HashMap<i64, String>,
     outbox: Arc<Outbox>,
     producer: Arc<ThreadedProducer<RelayContext>>,
     config: RelayConfig,
@@ -452,7 +452,7 @@ impl Loop {
                 Ok(()) => {
                     self.in_flight += 1;
                     self.sent.push_back((Instant::now(), event.seq));
-                    self.outstanding.insert(event.seq);
+                    self.outstanding.insert(event.seq, event.event_id);
                 }
                 Err((error, _)) => {
                     let kind = classify::classify(&error, true);
@@ -491,9 +491,12 @@ impl Loop {
         let mut next = Some(first);
         while let Some((seq, outcome)) = next.take() {
             self.in_flight = self.in_flight.saturating_sub(1);
-            self.outstanding.remove(&seq);
+            let event_id = self.outstanding.remove(&seq).unwrap_or_default();
             match outcome {
-                Ok(()) => delivered.push(seq),
+                Ok(()) => {
+                    tracing::debug!("Event published to Kafka: {event_id}");
+                    delivered.push(seq);
+                }
                 Err(error) => {
                     // librdkafka reports a fatal idempotence error on the message that caused it
                     // with the broker's code (UnknownProducerId…), and on the rest as Fatal.
@@ -530,7 +533,6 @@ impl Loop {
         if !delivered.is_empty() {
             let n = delivered.len() as u64;
             self.counters.published.fetch_add(n, Ordering::Relaxed);
-            tracing::debug!(count = n, "Event published to Kafka");
             if self.was_reachable {
                 self.recovering += n;
             }
@@ -594,7 +596,7 @@ impl Loop {
     /// When the oldest event still awaiting its report was handed to librdkafka.
     fn oldest_outstanding(&mut self) -> Option<Instant> {
         while let Some(&(at, seq)) = self.sent.front() {
-            if self.outstanding.contains(&seq) {
+            if self.outstanding.contains_key(&seq) {
                 return Some(at);
             }
             self.sent.pop_front();
