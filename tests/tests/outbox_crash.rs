@@ -37,7 +37,7 @@ fn every_event_reported_durable_survives_sigkill() {
         let target = rng.random_range(1..150);
         for _ in 0..target {
             match lines.next() {
-                Some(Ok(id)) => durable.push(id),
+                Some(Ok(line)) => durable.push(durable_id(&line, round)),
                 other => panic!("round {round}: writer stopped early: {other:?}"),
             }
         }
@@ -48,7 +48,11 @@ fn every_event_reported_durable_survives_sigkill() {
         }
         child.kill().expect("SIGKILL");
         // Ids printed before the kill landed are durable too.
-        durable.extend(lines.map_while(Result::ok));
+        durable.extend(
+            lines
+                .map_while(Result::ok)
+                .map(|line| durable_id(&line, round)),
+        );
         child.wait().expect("reaped");
 
         // Reopening runs quick_check and must find the file healthy.
@@ -61,6 +65,13 @@ fn every_event_reported_durable_survives_sigkill() {
         check(&db, &durable, round);
     }
     assert!(durable.len() >= KILLS);
+}
+
+fn durable_id(line: &str, round: usize) -> String {
+    match line.strip_prefix("durable ") {
+        Some(id) => id.to_owned(),
+        None => panic!("round {round}: a commit failed without a fault injected: {line}"),
+    }
 }
 
 fn check(db: &std::path::Path, durable: &[String], round: usize) {

@@ -2,7 +2,11 @@
 //! several threads, and prints each event id only after its commit returned. The test kills this
 //! process with SIGKILL at random moments and checks that every printed id survived.
 //!
-//! Usage: `crash-writer <outbox.db>`
+//! Usage: `crash-writer <outbox.db> [--count N]`
+//!
+//! Prints `durable <eventId>` after each successful commit and `failed <eventId> <error>` after
+//! each failed one (a failed commit is reported, not fatal). With `--count N` each writer thread
+//! stops after N attempts and the process exits 0.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -15,9 +19,15 @@ use serde_json::json;
 const WRITERS: usize = 4;
 
 fn main() -> anyhow::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .context("usage: crash-writer <outbox.db>")?;
+    let args: Vec<String> = std::env::args().collect();
+    let path = args
+        .get(1)
+        .context("usage: crash-writer <outbox.db> [--count N]")?
+        .clone();
+    let count: u64 = match args.iter().position(|a| a == "--count") {
+        Some(i) => args.get(i + 1).context("--count N")?.parse()?,
+        None => u64::MAX,
+    };
     let outbox = Arc::new(Outbox::open(OutboxConfig::file(path))?);
     outbox
         .write(|tx| {
@@ -32,7 +42,7 @@ fn main() -> anyhow::Result<()> {
             let outbox = outbox.clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let mut rng = rand::rng();
-                for n in 0u64.. {
+                for n in 0..count {
                     let case = format!("CASE-{w}-{}", n % 7);
                     let event = Event::new(
                         EventType::CaseUpdated,
@@ -45,7 +55,7 @@ fn main() -> anyhow::Result<()> {
                         &mut rng,
                     );
                     let id = event.event_id.to_string();
-                    outbox
+                    let result = outbox
                         .write(move |tx| {
                             tx.execute(
                                 "INSERT INTO records (event_id, case_id) VALUES (?1, ?2)",
@@ -53,10 +63,13 @@ fn main() -> anyhow::Result<()> {
                             )?;
                             tx.enqueue(&event)
                         })
-                        .wait()?;
-                    // Only now is the id durable: print it.
+                        .wait();
+                    // Only now is the outcome known: a durable id is printed as such.
                     let mut out = std::io::stdout().lock();
-                    writeln!(out, "{id}")?;
+                    match result {
+                        Ok(()) => writeln!(out, "durable {id}")?,
+                        Err(e) => writeln!(out, "failed {id} {e}")?,
+                    }
                     out.flush()?;
                 }
                 Ok(())
