@@ -4,42 +4,13 @@
 //! Runs on a 3 MiB tmpfs mounted for the test (the tests run as root, as `scripts/bootstrap`
 //! requires).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::PathBuf;
 
 use casewire_events::{Event, EventType, Metadata};
 use casewire_outbox::{Error, Outbox, OutboxConfig, Page};
 use serde_json::json;
-
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root: run the tests as root"
-        );
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
 
 fn event(n: usize) -> Event {
     let data = json!({"caseId": format!("CASE-{}", n % 5), "notes": "x".repeat(2_000)});
@@ -54,7 +25,7 @@ fn event(n: usize) -> Event {
 
 #[test]
 fn a_full_disk_refuses_writes_cleanly_and_recovers_when_space_returns() {
-    let fs = Tmpfs::mount("3m");
+    let fs = support::Tmpfs::mount("3m");
     let ballast: PathBuf = fs.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 512 * 1024]).expect("ballast");
     let db = fs.path().join("outbox.db");

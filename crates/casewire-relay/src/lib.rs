@@ -246,6 +246,8 @@ impl Relay {
             in_flight: 0,
             writes: JoinSet::new(),
             written: Arc::new(tokio::sync::Notify::new()),
+            unwritten: Arc::default(),
+            retry_writes_at: None,
             was_reachable: false,
             recovering: 0,
         };
@@ -280,6 +282,11 @@ impl Relay {
     }
 }
 
+/// Locks a mutex, recovering it from a panicked holder: the lists behind it stay valid.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Creates a producer, turning librdkafka's configuration complaints into clear errors.
 fn create_producer(
     config: &RelayConfig,
@@ -295,6 +302,22 @@ fn create_producer(
             other => RelayError::Client(other),
         })
 }
+
+/// Delivery outcomes not yet recorded in the outbox.
+#[derive(Default)]
+struct Unwritten {
+    acks: Vec<i64>,
+    failures: Vec<Failure>,
+}
+
+impl Unwritten {
+    fn is_empty(&self) -> bool {
+        self.acks.is_empty() && self.failures.is_empty()
+    }
+}
+
+/// How long the relay waits before writing outcomes again after an outbox write failed.
+const REWRITE_AFTER: Duration = Duration::from_secs(1);
 
 /// The relay loop's state.
 struct Loop {
@@ -321,6 +344,11 @@ struct Loop {
     writes: JoinSet<()>,
     /// Signalled when an outbox write commits: failed events may be claimable again.
     written: Arc<tokio::sync::Notify>,
+    /// Outcomes whose outbox write failed (a full or failing disk), to write again: until then
+    /// their events stay in flight, neither lost nor sent twice.
+    unwritten: Arc<std::sync::Mutex<Unwritten>>,
+    /// When to try the unwritten outcomes again.
+    retry_writes_at: Option<Instant>,
     was_reachable: bool,
     /// Events delivered since the broker came back, for the guide's recovery log line.
     recovering: u64,
@@ -389,6 +417,10 @@ impl Loop {
             };
             if let Some(at) = oldest {
                 wake_at = wake_at.min(at + stall + Duration::from_millis(1));
+            }
+            self.rewrite_outcomes();
+            if let Some(at) = self.retry_writes_at {
+                wake_at = wake_at.min(at);
             }
             let written = self.written.clone();
             tokio::select! {
@@ -539,12 +571,7 @@ impl Loop {
             if self.deliveries.receiver_count() > 0 {
                 let _ = self.deliveries.send(delivered.as_slice().into());
             }
-            let pending = self.outbox.ack(delivered);
-            self.writes.spawn(async move {
-                if let Err(e) = pending.await {
-                    tracing::error!(error = %e, "delivered events could not be acknowledged; they will be sent again");
-                }
-            });
+            self.write_acks(delivered);
             if self.in_flight == 0 && self.recovering > 0 && self.outbox_is_empty() {
                 tracing::info!("Successfully published {} queued events", self.recovering);
                 self.recovering = 0;
@@ -574,13 +601,29 @@ impl Loop {
         if failures.iter().any(|f| f.kind == FailKind::Permanent) {
             self.probe();
         }
-        let pending = self.outbox.fail(failures);
-        let counters = self.counters.clone();
-        let written = self.written.clone();
+        self.write_failures(failures);
+    }
+
+    /// Acknowledges delivered events in the outbox; on a failed write, keeps them to retry.
+    fn write_acks(&mut self, seqs: Vec<i64>) {
+        let pending = self.outbox.ack(seqs.clone());
+        let (unwritten, written) = (self.unwritten.clone(), self.written.clone());
         self.writes.spawn(async move {
-            let result = pending.await;
+            if let Err(e) = pending.await {
+                tracing::error!(error = %e, count = seqs.len(), "delivered events could not be acknowledged; retrying");
+                lock(&unwritten).acks.extend(seqs);
+            }
             written.notify_one();
-            match result {
+        });
+    }
+
+    /// Records failed deliveries in the outbox; on a failed write, keeps them to retry.
+    fn write_failures(&mut self, failures: Vec<Failure>) {
+        let pending = self.outbox.fail(failures.clone());
+        let (unwritten, written) = (self.unwritten.clone(), self.written.clone());
+        let counters = self.counters.clone();
+        self.writes.spawn(async move {
+            match pending.await {
                 Ok(outcomes) => {
                     let dead = outcomes
                         .iter()
@@ -588,9 +631,36 @@ impl Loop {
                         .count() as u64;
                     counters.dead_lettered.fetch_add(dead, Ordering::Relaxed);
                 }
-                Err(e) => tracing::error!(error = %e, "failed deliveries could not be recorded"),
+                Err(e) => {
+                    tracing::error!(error = %e, count = failures.len(), "failed deliveries could not be recorded; retrying");
+                    lock(&unwritten).failures.extend(failures);
+                }
             }
+            written.notify_one();
         });
+    }
+
+    /// Writes again, at most every [`REWRITE_AFTER`], the outcomes whose write failed.
+    fn rewrite_outcomes(&mut self) {
+        if lock(&self.unwritten).is_empty() {
+            self.retry_writes_at = None;
+            return;
+        }
+        let now = Instant::now();
+        match self.retry_writes_at {
+            None => self.retry_writes_at = Some(now + REWRITE_AFTER),
+            Some(at) if now >= at => {
+                let Unwritten { acks, failures } = std::mem::take(&mut *lock(&self.unwritten));
+                if !acks.is_empty() {
+                    self.write_acks(acks);
+                }
+                if !failures.is_empty() {
+                    self.write_failures(failures);
+                }
+                self.retry_writes_at = None;
+            }
+            Some(_) => {}
+        }
     }
 
     /// When the oldest event still awaiting its report was handed to librdkafka.
@@ -642,6 +712,11 @@ impl Loop {
             );
         }
         while self.writes.join_next().await.is_some() {}
+        if !lock(&self.unwritten).is_empty() {
+            tracing::error!(
+                "shutting down with delivery outcomes unwritten: those events stay queued and are sent again on the next start"
+            );
+        }
         self.outbox.set_broker_status(BrokerStatus::default());
     }
 }
