@@ -343,12 +343,13 @@ impl Outbox {
         let mut next_due: Option<i64> = None;
         // While every row so far is in flight (or claimed now), the cursor may advance.
         let mut contiguous = true;
+        let mut cursor = None;
         while claim.events.len() < window {
             let Some(row) = rows.next()? else { break };
             let seq: i64 = row.get(0)?;
             if in_flight.events.contains_key(&seq) {
                 if contiguous {
-                    in_flight.cursor = Some(seq);
+                    cursor = Some(seq);
                 }
                 continue;
             }
@@ -364,9 +365,8 @@ impl Outbox {
                 contiguous = false;
                 continue;
             }
-            in_flight.events.insert(seq, key.clone());
             if contiguous {
-                in_flight.cursor = Some(seq);
+                cursor = Some(seq);
             }
             claim.events.push(ClaimedEvent {
                 seq,
@@ -376,6 +376,15 @@ impl Outbox {
                 attempts: row.get(5)?,
                 payload: row.get(6)?,
             });
+        }
+        // Only a claim read without error marks its events in flight.
+        for event in &claim.events {
+            in_flight
+                .events
+                .insert(event.seq, event.partition_key.clone());
+        }
+        if cursor.is_some() {
+            in_flight.cursor = cursor;
         }
         if claim.events.len() < window {
             claim.next_due_in =

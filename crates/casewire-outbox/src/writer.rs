@@ -214,7 +214,7 @@ pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>
     // How many callers shared the last commit: the writer expects as many again.
     let mut expected = 1;
     while let Ok(first) = jobs.recv() {
-        let (completions, enqueued, released, rewinds, result) =
+        let (completions, enqueued, result) =
             commit_batch(&mut conn, &shared, first, &jobs, expected);
         expected = completions.len();
         let result = result.map_err(Arc::new);
@@ -228,35 +228,13 @@ pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>
                 shared.committed.send_modify(|n| *n += enqueued);
             }
         }
-        // Release before reporting, so a caller that saw its failure recorded can claim again.
-        if result.is_ok() && (rewinds || released.iter().any(|r| !matches!(r, Release::Nothing))) {
-            let mut in_flight = shared.in_flight();
-            if rewinds {
-                in_flight.cursor = None;
-            }
-            for release in released {
-                match release {
-                    Release::Nothing => {}
-                    Release::Some(seqs) => seqs.iter().for_each(|seq| {
-                        in_flight.events.remove(seq);
-                    }),
-                    Release::All => in_flight.events.clear(),
-                }
-            }
-        }
         for completion in completions {
             completion(result.clone());
         }
     }
 }
 
-type BatchOutcome = (
-    Vec<Completion>,
-    u64,
-    Vec<Release>,
-    bool,
-    Result<(), rusqlite::Error>,
-);
+type BatchOutcome = (Vec<Completion>, u64, Result<(), rusqlite::Error>);
 
 /// How long the writer waits for the callers of the previous commit to come back before it
 /// commits without them. Short next to an fsync; only spent when the last commit was shared.
@@ -292,6 +270,15 @@ fn commit_batch(
             let rewind = wtx.rewinds.get();
             drop(wtx);
             completions.push(completion);
+            // SQLite rolls the whole transaction back by itself on some errors (a full disk,
+            // an I/O error): then nothing of this batch exists, and running on would commit
+            // the next jobs one statement at a time.
+            if tx.is_autocommit() {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("SQLite rolled the transaction back after an error".into()),
+                ));
+            }
             if keep {
                 enqueued += count;
                 released.push(release);
@@ -309,12 +296,32 @@ fn commit_batch(
                 }
             }
         }
-        tx.commit()
+        let releasing = rewinds || released.iter().any(|r| !matches!(r, Release::Nothing));
+        if !releasing {
+            return tx.commit();
+        }
+        // Commit and release under the in-flight lock, so no claim sees the committed outcome
+        // (a failed event due again, a cleared queue) while its event still looks in flight.
+        let mut in_flight = shared.in_flight();
+        tx.commit()?;
+        if rewinds {
+            in_flight.cursor = None;
+        }
+        for release in released.drain(..) {
+            match release {
+                Release::Nothing => {}
+                Release::Some(seqs) => seqs.iter().for_each(|seq| {
+                    in_flight.events.remove(seq);
+                }),
+                Release::All => in_flight.events.clear(),
+            }
+        }
+        Ok(())
     })();
     // A job the batch took but never ran learns of the failure too.
     completions.extend(next.map(|job| (job.work)(None).1));
     if result.is_err() {
         enqueued = 0;
     }
-    (completions, enqueued, released, rewinds, result)
+    (completions, enqueued, result)
 }

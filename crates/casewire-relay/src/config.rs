@@ -158,6 +158,10 @@ const FIXED_PROPERTIES: &[&str] = &[
     "sasl.password",
     "ssl.ca.location",
     "statistics.interval.ms",
+    // Per-key order needs the key-hashing partitioner; the timeout is `message_timeout`.
+    "partitioner",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
 ];
 
 /// Everything the relay needs to know.

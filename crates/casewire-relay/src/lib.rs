@@ -234,6 +234,8 @@ impl Relay {
             deliveries: deliveries.clone(),
             context,
             resetting: false,
+            replace_at: Instant::now(),
+            queue_full: false,
             sent: VecDeque::new(),
             outstanding: HashMap::new(),
             outbox,
@@ -327,6 +329,10 @@ struct Loop {
     /// The producer hit a fatal error: nothing is sent until its purged messages have reported
     /// and a new producer has replaced it.
     resetting: bool,
+    /// Not before this is a new producer created (a failed creation waits a second).
+    replace_at: Instant,
+    /// librdkafka refused a message for a full queue: claim nothing until a report arrives.
+    queue_full: bool,
     /// Events handed to librdkafka, oldest first, with when; reported ones are skipped lazily.
     sent: VecDeque<(Instant, i64)>,
     /// Events handed to librdkafka and not yet reported: order key → event id.
@@ -358,7 +364,6 @@ impl Loop {
     async fn run(mut self) {
         let mut committed = self.outbox.subscribe();
         let mut next_probe = Instant::now();
-        let mut next_due: Option<Instant> = None;
         loop {
             if *self.stopped.borrow() {
                 break;
@@ -382,7 +387,7 @@ impl Loop {
                     self.outstanding.len()
                 ));
             }
-            if self.resetting && self.in_flight == 0 {
+            if self.resetting && self.in_flight == 0 && Instant::now() >= self.replace_at {
                 self.replace_producer();
             }
             // Reports first: the sooner Kafka's acknowledgements are committed, the fewer
@@ -391,7 +396,13 @@ impl Loop {
                 self.handle_reports(report);
             }
             let mut filled = false;
-            if reachable && !self.resetting && self.in_flight < self.config.window {
+            // A due time is only meaningful from the claim that found it.
+            let mut next_due: Option<Instant> = None;
+            if reachable
+                && !self.resetting
+                && !self.queue_full
+                && self.in_flight < self.config.window
+            {
                 // Claim in slices, so reports are taken between them.
                 let room = (self.config.window - self.in_flight).min(CLAIM_SLICE);
                 match self.outbox.claim(room) {
@@ -415,8 +426,11 @@ impl Loop {
                 (true, Some(due)) => due,
                 (true, None) => Instant::now() + Duration::from_secs(60),
             };
-            if let Some(at) = oldest {
+            if let Some(at) = oldest.filter(|_| !self.resetting) {
                 wake_at = wake_at.min(at + stall + Duration::from_millis(1));
+            }
+            if self.resetting && self.in_flight == 0 {
+                wake_at = wake_at.min(self.replace_at);
             }
             self.rewrite_outcomes();
             if let Some(at) = self.retry_writes_at {
@@ -425,7 +439,8 @@ impl Loop {
             let written = self.written.clone();
             tokio::select! {
                 biased;
-                _ = self.stopped.changed() => {}
+                // A dropped `Relay` closes the channel: stop as on shutdown.
+                changed = self.stopped.changed() => if changed.is_err() { break },
                 Some(report) = self.reports.recv() => self.handle_reports(report),
                 _ = self.woken.changed() => {}
                 _ = committed.changed() => {}
@@ -473,9 +488,27 @@ impl Loop {
     /// Hands claimed events to librdkafka. If its queue is full the rest go back to the outbox
     /// uncounted.
     fn send(&mut self, events: Vec<ClaimedEvent>) {
-        let mut rest: VecDeque<ClaimedEvent> = events.into();
         let mut refused = Vec::new();
-        while let Some(event) = rest.pop_front() {
+        // Keys with a refused event: their later events in this slice are held back behind it.
+        let mut held_keys: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut stop: Option<&'static str> = None;
+        for event in events {
+            if let Some(why) = stop {
+                refused.push(Failure {
+                    seq: event.seq,
+                    kind: FailKind::Unreachable,
+                    reason: why.to_owned(),
+                });
+                continue;
+            }
+            if held_keys.contains(&event.partition_key) {
+                refused.push(Failure {
+                    seq: event.seq,
+                    kind: FailKind::Unreachable,
+                    reason: "held back behind a refused event of its key".to_owned(),
+                });
+                continue;
+            }
             let record = BaseRecord::with_opaque_to(&self.config.topic, Box::new(event.seq))
                 .key(event.partition_key.as_bytes())
                 .payload(&event.payload)
@@ -487,25 +520,32 @@ impl Loop {
                     self.outstanding.insert(event.seq, event.event_id);
                 }
                 Err((error, _)) => {
-                    let kind = classify::classify(&error, true);
-                    let kind = if classify::code_of(&error) == Some(RDKafkaErrorCode::QueueFull) {
-                        FailKind::Unreachable
-                    } else {
-                        kind
+                    let code = classify::code_of(&error);
+                    let kind = match code {
+                        Some(RDKafkaErrorCode::QueueFull) => {
+                            // Wait for reports to make room before claiming again.
+                            self.queue_full = true;
+                            stop = Some("held back: librdkafka queue full");
+                            FailKind::Unreachable
+                        }
+                        Some(RDKafkaErrorCode::Fatal) => {
+                            if !self.resetting {
+                                self.begin_reset(error.to_string());
+                            }
+                            stop = Some("held back: producer being replaced");
+                            FailKind::Unreachable
+                        }
+                        _ => classify::classify(&error, true),
                     };
+                    // A dead-lettered event frees its key; any other refusal holds it.
+                    if kind != FailKind::Permanent {
+                        held_keys.insert(event.partition_key.clone());
+                    }
                     refused.push(Failure {
                         seq: event.seq,
                         kind,
                         reason: error.to_string(),
                     });
-                    if kind == FailKind::Unreachable {
-                        // Everything after it goes back too, so per-key order is kept.
-                        refused.extend(rest.drain(..).map(|e| Failure {
-                            seq: e.seq,
-                            kind: FailKind::Unreachable,
-                            reason: "held back: librdkafka queue full".into(),
-                        }));
-                    }
                 }
             }
         }
@@ -520,6 +560,7 @@ impl Loop {
         let mut delivered = Vec::new();
         let mut failures = Vec::new();
         let reachable = self.counters.reachable.load(Ordering::SeqCst);
+        self.queue_full = false;
         let mut next = Some(first);
         while let Some((seq, outcome)) = next.take() {
             self.in_flight = self.in_flight.saturating_sub(1);
@@ -692,7 +733,10 @@ impl Loop {
                 tracing::info!("new Kafka producer started");
             }
             // The configuration was accepted once, so this is resource trouble: retry shortly.
-            Err(e) => tracing::error!(error = %e, "cannot start a new Kafka producer; retrying"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a new Kafka producer; retrying in 1 s");
+                self.replace_at = Instant::now() + Duration::from_secs(1);
+            }
         }
     }
 
@@ -708,8 +752,19 @@ impl Loop {
         if self.in_flight > 0 {
             tracing::warn!(
                 in_flight = self.in_flight,
-                "shutting down with events unreported by Kafka; they stay queued and are sent again on the next start"
+                "shutting down with events unreported by Kafka; they stay queued and are sent again"
             );
+            // Hand them back to the outbox, so a relay started later on it claims them again.
+            let left: Vec<Failure> = self
+                .outstanding
+                .drain()
+                .map(|(seq, _)| Failure {
+                    seq,
+                    kind: FailKind::Unreachable,
+                    reason: "relay stopped before Kafka reported".to_owned(),
+                })
+                .collect();
+            self.write_failures(left);
         }
         while self.writes.join_next().await.is_some() {}
         if !lock(&self.unwritten).is_empty() {

@@ -281,3 +281,50 @@ fn invalid_relay_configuration_is_a_clear_startup_error() {
     assert!(err.to_string().contains("no.such.property"), "{err}");
     assert!(!err.is_retriable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_unreported_at_shutdown_go_back_to_the_queue_for_the_next_relay() {
+    let mock = cluster();
+    mock.broker_round_trip_time(1, Duration::from_millis(500))
+        .expect("rtt");
+    let fx = Fixture::new();
+    let ids = fx.enqueue(100, 10);
+    let mut config = relay_config(&mock.bootstrap_servers());
+    config.shutdown_timeout = Duration::from_millis(50);
+    let relay = Relay::start(fx.outbox.clone(), config).expect("relay");
+    until("events to be in flight", || fx.stats().in_flight > 0).await;
+    relay.shutdown().await;
+    until("the outbox to take the unreported events back", || {
+        fx.stats().in_flight == 0
+    })
+    .await;
+    // The next relay on the same outbox delivers everything.
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the queue to drain", || fx.stats().queue_size == 0).await;
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || crate::support::read_topic(&brokers, 100))
+        .await
+        .expect("reader");
+    let seen: std::collections::HashSet<_> = delivered
+        .iter()
+        .map(|d| d.event.event_id.to_string())
+        .collect();
+    assert!(
+        ids.iter().all(|id| seen.contains(id)),
+        "every event delivered at least once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_relay_stops_instead_of_spinning() {
+    let mock = cluster();
+    let fx = Fixture::new();
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the relay to connect", || fx.stats().kafka_connected).await;
+    drop(relay);
+    // The loop ends and says so: the outbox no longer reports a relay.
+    until("the relay loop to end", || !fx.stats().kafka_available).await;
+}
