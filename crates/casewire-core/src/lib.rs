@@ -1,0 +1,104 @@
+//! The Casewire domain. So far: local users, Argon2id passwords, bearer tokens and the permission
+//! table ([`auth`]). Evidence, cases, configuration and the `App` that wires the outbox and the
+//! relay together come with the rest of the backend.
+//!
+//! The domain's tables live in the outbox's database and are written through its transactions
+//! ([`casewire_outbox::Outbox::write`]), so every action commits with its event. Their schema
+//! has its own version, in `core_schema`, beside the outbox's (which uses `user_version`).
+#![deny(missing_docs)]
+
+pub mod auth;
+
+use casewire_outbox::Outbox;
+
+pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
+
+/// `metadata.source` of the events the domain creates.
+pub const SOURCE: &str = "casewire";
+
+/// Everything the domain can refuse or fail at. The HTTP layer maps each variant to a status
+/// and a stable code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// Input that breaks a rule; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// Wrong username or password (deliberately not saying which).
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// Too many failed logins for this username lately.
+    #[error("too many failed logins; try again later")]
+    LoginThrottled,
+    /// No valid bearer token.
+    #[error("authentication required: a valid bearer token")]
+    Unauthenticated,
+    /// A valid token whose role lacks the permission.
+    #[error("role {role} lacks the {} permission", permission.as_str())]
+    Forbidden {
+        /// The caller's role.
+        role: Role,
+        /// What was needed.
+        permission: Permission,
+    },
+    /// Hashing failed.
+    #[error("password hashing failed: {0}")]
+    Crypto(String),
+    /// The outbox (and with it the database) failed.
+    #[error(transparent)]
+    Outbox(#[from] casewire_outbox::Error),
+    /// A query failed.
+    #[error("storage error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The domain's migrations, in order; `core_schema` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT    NOT NULL UNIQUE,
+        role          TEXT    NOT NULL CHECK (role IN ('user', 'analyst', 'admin', 'superadmin')),
+        password_hash TEXT    NOT NULL,
+        created_at    INTEGER NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0
+    );
+    -- Only the SHA-256 of a token is kept: a stolen database yields no usable token.
+    CREATE TABLE tokens (
+        token_hash TEXT    PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users (id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE login_failures (
+        username TEXT    NOT NULL,
+        at       INTEGER NOT NULL
+    );
+    CREATE INDEX login_failures_by_user ON login_failures (username, at);
+"#];
+
+/// Brings the domain's tables up to date inside the outbox's database, in one transaction.
+pub fn migrate(outbox: &Outbox) -> Result<(), CoreError> {
+    outbox
+        .write(|tx| {
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS core_schema (version INTEGER NOT NULL)")?;
+            let version: Option<i64> =
+                tx.query_row("SELECT MAX(version) FROM core_schema", [], |r| r.get(0))?;
+            let version = usize::try_from(version.unwrap_or(0)).unwrap_or(0);
+            if version > MIGRATIONS.len() {
+                return Err(CoreError::Invalid(format!(
+                    "the database's domain schema is version {version}, newer than this Casewire's {}; upgrade to open it",
+                    MIGRATIONS.len()
+                )));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+                tx.execute_batch(sql)?;
+                tx.execute("INSERT INTO core_schema (version) VALUES (?1)", [i as i64 + 1])?;
+            }
+            Ok(())
+        })
+        .wait()
+}

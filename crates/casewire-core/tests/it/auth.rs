@@ -1,0 +1,295 @@
+//! Users, passwords, tokens and permissions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use casewire_core::{Auth, AuthPolicy, CoreError, Permission, RequestInfo, Role};
+use casewire_events::{EventType, Priority};
+use casewire_outbox::{ManualClock, Outbox, OutboxConfig};
+use chrono::DateTime;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    outbox: Arc<Outbox>,
+    auth: Auth,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(
+        DateTime::from_timestamp_millis(1_704_672_000_000).expect("time"),
+    ));
+    let outbox = Arc::new(
+        Outbox::open(OutboxConfig {
+            clock: clock.clone(),
+            ..OutboxConfig::file(dir.path().join("outbox.db"))
+        })
+        .expect("outbox"),
+    );
+    casewire_core::migrate(&outbox).expect("migrate");
+    let auth = Auth::new(outbox.clone(), clock.clone(), AuthPolicy::default());
+    Fixture {
+        _dir: dir,
+        clock,
+        outbox,
+        auth,
+    }
+}
+
+fn from() -> RequestInfo {
+    RequestInfo {
+        ip_address: Some("192.168.1.100".into()),
+        method: "POST".into(),
+        path: "/api/auth/login".into(),
+        role_header_sent: false,
+    }
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Every event in the outbox, in order.
+fn events(outbox: &Outbox) -> Vec<casewire_events::Event> {
+    outbox
+        .claim(1_000)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.event().expect("parses"))
+        .collect()
+}
+
+#[test]
+fn a_login_issues_a_token_and_records_user_login_with_it() {
+    let fx = fixture();
+    fx.auth
+        .add_user("Investigator@Fraud.com", Role::User, PASSWORD)
+        .expect("added");
+    let session = fx
+        .auth
+        .login("investigator@fraud.com", PASSWORD, &from())
+        .expect("logged in");
+    assert_eq!(session.token.len(), 64, "256 random bits, hex");
+    assert_eq!(session.user.role, Role::User);
+    assert_eq!(
+        fx.auth
+            .authenticate(&session.token)
+            .expect("valid")
+            .username,
+        "investigator@fraud.com"
+    );
+    let login = events(&fx.outbox).pop().expect("an event");
+    assert_eq!(login.event_type, EventType::UserLogin);
+    assert_eq!(login.priority, Priority::Low);
+    assert_eq!(
+        login.metadata.user_id.as_deref(),
+        Some("investigator@fraud.com")
+    );
+    assert_eq!(login.metadata.ip_address.as_deref(), Some("192.168.1.100"));
+    // Only the token's hash is stored.
+    let stored: String = fx
+        .outbox
+        .write(|tx| {
+            Ok::<_, casewire_outbox::Error>(tx.query_row(
+                "SELECT token_hash FROM tokens",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .wait()
+        .expect("row");
+    assert_ne!(stored, session.token);
+}
+
+#[test]
+fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+    let fx = fixture();
+    fx.auth
+        .add_user("analyst", Role::Analyst, PASSWORD)
+        .expect("added");
+    let wrong = fx
+        .auth
+        .login("analyst", "not the password", &from())
+        .expect_err("refused");
+    let unknown = fx
+        .auth
+        .login("nobody", PASSWORD, &from())
+        .expect_err("refused");
+    assert_eq!(wrong.to_string(), unknown.to_string());
+    assert!(matches!(wrong, CoreError::BadCredentials));
+    assert!(
+        events(&fx.outbox).is_empty(),
+        "no login event for a refused login"
+    );
+}
+
+#[test]
+fn repeated_failures_throttle_logins_until_the_window_passes() {
+    let fx = fixture();
+    fx.auth
+        .add_user("admin", Role::Admin, PASSWORD)
+        .expect("added");
+    for _ in 0..5 {
+        assert!(matches!(
+            fx.auth.login("admin", "guess", &from()),
+            Err(CoreError::BadCredentials)
+        ));
+    }
+    // Even the right password is refused while throttled.
+    assert!(matches!(
+        fx.auth.login("admin", PASSWORD, &from()),
+        Err(CoreError::LoginThrottled)
+    ));
+    fx.clock.advance(Duration::from_secs(16 * 60));
+    fx.auth
+        .login("admin", PASSWORD, &from())
+        .expect("the window has passed");
+}
+
+#[test]
+fn tokens_expire_and_logout_revokes_them() {
+    let fx = fixture();
+    fx.auth
+        .add_user("user1", Role::User, PASSWORD)
+        .expect("added");
+    let first = fx
+        .auth
+        .login("user1", PASSWORD, &from())
+        .expect("logged in");
+    let second = fx
+        .auth
+        .login("user1", PASSWORD, &from())
+        .expect("logged in");
+    fx.auth.logout(&first.token).expect("logout");
+    assert!(matches!(
+        fx.auth.authenticate(&first.token),
+        Err(CoreError::Unauthenticated)
+    ));
+    fx.auth
+        .authenticate(&second.token)
+        .expect("other sessions live on");
+    fx.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    assert!(matches!(
+        fx.auth.authenticate(&second.token),
+        Err(CoreError::Unauthenticated)
+    ));
+    assert!(matches!(
+        fx.auth.authenticate("not-a-token"),
+        Err(CoreError::Unauthenticated)
+    ));
+}
+
+#[test]
+fn permissions_follow_the_guides_roles() {
+    use Permission::*;
+    let table = [
+        (Role::User, [true, false, false, false, false]),
+        (Role::Analyst, [true, true, false, false, false]),
+        (Role::Admin, [true, true, true, true, false]),
+        (Role::Superadmin, [true, true, true, true, true]),
+    ];
+    for (role, expected) in table {
+        let got: Vec<bool> = [Investigate, Analyse, DeleteEvidence, ViewLogs, SystemConfig]
+            .iter()
+            .map(|p| role.permits(*p))
+            .collect();
+        assert_eq!(got, expected, "{role}");
+    }
+}
+
+#[test]
+fn authorize_tells_missing_authentication_from_missing_permission() {
+    let fx = fixture();
+    fx.auth
+        .add_user("admin", Role::Admin, PASSWORD)
+        .expect("added");
+    let token = fx
+        .auth
+        .login("admin", PASSWORD, &from())
+        .expect("logged in")
+        .token;
+    assert!(matches!(
+        fx.auth.authorize(None, Permission::ViewLogs),
+        Err(CoreError::Unauthenticated)
+    ));
+    assert_eq!(
+        fx.auth
+            .authorize(Some(&token), Permission::ViewLogs)
+            .expect("allowed")
+            .username,
+        "admin"
+    );
+    let err = fx
+        .auth
+        .authorize(Some(&token), Permission::SystemConfig)
+        .expect_err("forbidden");
+    assert_eq!(
+        err.to_string(),
+        "role admin lacks the system-config permission"
+    );
+}
+
+#[test]
+fn a_refused_request_is_recorded_as_a_critical_event() {
+    let fx = fixture();
+    let request = RequestInfo {
+        ip_address: Some("10.0.0.7".into()),
+        method: "POST".into(),
+        path: "/api/queue/clear".into(),
+        role_header_sent: true,
+    };
+    fx.auth
+        .record_refusal(&request, None, "no bearer token")
+        .expect("recorded");
+    let event = events(&fx.outbox).pop().expect("an event");
+    assert_eq!(event.event_type, EventType::UserUnauthorizedAccess);
+    assert_eq!(event.priority, Priority::Critical);
+    assert_eq!(event.data["path"], "/api/queue/clear");
+    assert_eq!(event.data["method"], "POST");
+    assert_eq!(event.data["roleHeaderSent"], true);
+    assert_eq!(event.metadata.ip_address.as_deref(), Some("10.0.0.7"));
+}
+
+#[test]
+fn bad_users_are_refused_with_the_rule_they_break() {
+    let fx = fixture();
+    let short = fx
+        .auth
+        .add_user("someone", Role::User, "short")
+        .expect_err("short")
+        .to_string();
+    assert_eq!(short, "password must have at least 12 characters");
+    let name = fx
+        .auth
+        .add_user("two words", Role::User, PASSWORD)
+        .expect_err("bad name")
+        .to_string();
+    assert!(name.contains("must be 1 to 64 letters"), "{name}");
+    fx.auth
+        .add_user("dup", Role::User, PASSWORD)
+        .expect("added");
+    let dup = fx
+        .auth
+        .add_user("DUP", Role::Admin, PASSWORD)
+        .expect_err("duplicate")
+        .to_string();
+    assert_eq!(dup, "user dup already exists");
+    assert!("root".parse::<Role>().is_err());
+}
+
+#[test]
+fn migrations_run_once_and_refuse_a_newer_schema() {
+    let fx = fixture();
+    casewire_core::migrate(&fx.outbox).expect("running again is a no-op");
+    fx.outbox
+        .write(|tx| {
+            tx.execute("INSERT INTO core_schema (version) VALUES (99)", [])?;
+            Ok::<_, casewire_outbox::Error>(())
+        })
+        .wait()
+        .expect("bump");
+    let err = casewire_core::migrate(&fx.outbox)
+        .expect_err("newer")
+        .to_string();
+    assert!(err.contains("newer than this Casewire"), "{err}");
+}

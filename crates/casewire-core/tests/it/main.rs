@@ -1,0 +1,3 @@
+//! Integration tests of the domain on a real SQLite outbox.
+
+mod auth;
