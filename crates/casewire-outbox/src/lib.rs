@@ -21,7 +21,8 @@
 //! # Schema (see `schema.rs`)
 //! - `outbox_events(seq PK AUTOINCREMENT, event_id UNIQUE, event_type, priority, partition_key,
 //!   payload, added_at, attempts, next_attempt_at, first_error_at, last_error_at, last_error)`:
-//!   the queue. `seq` is the commit order and the order key.
+//!   the queue. `seq` is the commit order and the order key. Its only indexes are the primary
+//!   key and the unique `event_id`: each index is paid for on every enqueue and acknowledgement.
 //! - `dead_letters(seq PK, event_id UNIQUE, …, reason, dead_at)`: given-up events, keeping their
 //!   original `seq` so a replay slots them back into their key's order.
 //! - `outbox_counters(bucket, events, bytes)`: maintained by triggers; 4 priority buckets and one

@@ -453,8 +453,11 @@ impl Outbox {
             }
         }
         let oldest: Option<i64> = reader
-            .prepare_cached("SELECT MIN(added_at) FROM outbox_events")?
-            .query_row([], |r| r.get(0))?;
+            // The head of the queue: events enter in commit order, so it is the oldest but for
+            // an import of the guide's queue file into a non-empty queue.
+            .prepare_cached("SELECT added_at FROM outbox_events ORDER BY seq LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
         let now = self.shared.clock.now_ms();
         let next_cursor = if events.len() == page.limit && page.limit > 0 {
             events.last().map(|e| e.seq)

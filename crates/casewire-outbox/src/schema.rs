@@ -13,8 +13,9 @@ use crate::{Durability, Error};
 pub(crate) const DEAD_BUCKET: i64 = 4;
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
         -- The queue, in commit order. `seq` is the order key; AUTOINCREMENT keeps a replayed
         -- dead letter's old seq from ever being reused by a new event.
         CREATE TABLE outbox_events (
@@ -99,7 +100,11 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
             imported_at INTEGER NOT NULL
         ) WITHOUT ROWID;
         "#,
-    )])
+        ),
+        // Every insert and every acknowledgement paid for an index only the stats used: the
+        // oldest queued event is now the queue's head (see `Outbox::stats`).
+        M::up("DROP INDEX outbox_events_added_at;"),
+    ])
 });
 
 /// Applies the connection settings every outbox connection uses.
