@@ -12,27 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use casewire_events::{Event, EventType, Metadata};
-use casewire_outbox::{Error, Outbox, OutboxConfig, Page, RetryPolicy};
+use casewire_events::Event;
+use casewire_outbox::{Outbox, OutboxConfig, Page, RetryPolicy};
 use casewire_relay::{Relay, RelayConfig};
 use rand::Rng;
-use serde_json::json;
 use support::{PATIENCE, Tansu, TopicReader, relay_app};
 
 fn event(n: usize) -> Event {
-    Event::new(
-        EventType::CaseUpdated,
-        json!({"caseId": format!("CASE-2024-{:03}", n % 13), "n": n})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        Metadata {
-            source: Some("casewire-e2e".into()),
-            ..Metadata::default()
-        },
-        chrono::Utc::now(),
-        &mut rand::rng(),
-    )
+    casewire_testkit::case_event(&format!("CASE-2024-{:03}", n % 13), n, "casewire-e2e")
 }
 
 fn outbox_at(dir: &tempfile::TempDir) -> Arc<Outbox> {
@@ -67,18 +54,8 @@ fn enqueue(outbox: &Outbox, from: usize, n: usize) -> Vec<String> {
 /// Many events in few transactions, for backlogs.
 fn fill(outbox: &Outbox, n: usize) -> Vec<String> {
     let events: Vec<Event> = (0..n).map(event).collect();
-    let ids = events.iter().map(|e| e.event_id.to_string()).collect();
-    for chunk in events.chunks(5_000) {
-        let chunk = chunk.to_vec();
-        outbox
-            .write(move |tx| {
-                chunk.iter().try_for_each(|e| tx.enqueue(e))?;
-                Ok::<_, Error>(())
-            })
-            .wait()
-            .expect("durable");
-    }
-    ids
+    casewire_testkit::fill(outbox, &events);
+    events.iter().map(|e| e.event_id.to_string()).collect()
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {

@@ -11,15 +11,13 @@
 //! The last line printed is one JSON object with every figure. `RELAY_BENCH_EVENTS` overrides N.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use casewire_events::{Event, EventType, Metadata};
-use casewire_outbox::{Error, Outbox, OutboxConfig, Page};
+use casewire_events::Event;
+use casewire_outbox::{Outbox, OutboxConfig, Page};
 use casewire_relay::{Relay, RelayConfig};
+use casewire_testkit::{Tansu, fill, guide_event};
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -41,16 +39,16 @@ fn main() {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let events: Vec<Event> = (0..n).map(event).collect();
+    let events: Vec<Event> = (0..n).map(guide_event).collect();
 
     let raw_producer_per_s = {
-        let broker = Broker::start();
-        raw_producer(&broker.address(), &events)
+        let broker = broker();
+        raw_producer(&broker.brokers(), &events)
     };
     println!("bare rdkafka producer: {raw_producer_per_s:.0} events/s");
 
     let relay_drain_per_s = {
-        let broker = Broker::start();
+        let broker = broker();
         let dir = tempfile::tempdir().unwrap();
         let outbox = open(&dir);
         fill(&outbox, &events);
@@ -64,7 +62,7 @@ fn main() {
         // Timed from the first delivery report, so the producer's start (connection, producer
         // id) is not counted; the reference is timed after a warm-up message likewise.
         let started = Instant::now();
-        let relay = Relay::start(outbox.clone(), config(&broker.address())).unwrap();
+        let relay = Relay::start(outbox.clone(), config(&broker.brokers())).unwrap();
         let mut deliveries = relay.subscribe_deliveries();
         let first = rt.block_on(deliveries.recv()).unwrap().len();
         let start = Instant::now();
@@ -83,13 +81,13 @@ fn main() {
     );
 
     let (p50, p99) = {
-        let broker = Broker::start();
+        let broker = broker();
         let dir = tempfile::tempdir().unwrap();
         let outbox = open(&dir);
-        let relay = Relay::start(outbox.clone(), config(&broker.address())).unwrap();
+        let relay = Relay::start(outbox.clone(), config(&broker.brokers())).unwrap();
         // Warm up: the healthy path is measured once the producer is connected.
         let mut deliveries = relay.subscribe_deliveries();
-        outbox.enqueue(&event(0)).wait().unwrap();
+        outbox.enqueue(&guide_event(0)).wait().unwrap();
         rt.block_on(deliveries.recv()).unwrap();
         let latencies = steady_latency(&rt, &outbox, &relay, 1_000, Duration::from_secs(5));
         rt.block_on(relay.shutdown());
@@ -98,11 +96,11 @@ fn main() {
     println!("commit to delivery report at 1,000 events/s: p50 {p50:.2} ms, p99 {p99:.2} ms");
 
     let recovery_first_event_ms = {
-        let mut broker = Broker::stopped();
+        let mut broker = Tansu::stopped();
         let dir = tempfile::tempdir().unwrap();
         let outbox = open(&dir);
         fill(&outbox, &events[..10_000.min(n)]);
-        let relay = Relay::start(outbox.clone(), config(&broker.address())).unwrap();
+        let relay = Relay::start(outbox.clone(), config(&broker.brokers())).unwrap();
         let mut deliveries = relay.subscribe_deliveries();
         // Let the relay find no broker and settle into probing.
         wait_until(|| {
@@ -110,7 +108,7 @@ fn main() {
             s.kafka_available && !s.kafka_connected
         });
         std::thread::sleep(Duration::from_secs(2));
-        let up = broker.start_at();
+        let up = broker.start();
         rt.block_on(deliveries.recv()).unwrap();
         let ms = up.elapsed().as_secs_f64() * 1e3;
         rt.block_on(relay.shutdown());
@@ -151,47 +149,6 @@ fn open(dir: &tempfile::TempDir) -> Arc<Outbox> {
         })
         .unwrap(),
     )
-}
-
-/// A guide-shaped `evidence.uploaded` event spread over 1,000 cases.
-fn event(n: usize) -> Event {
-    let data = json!({
-        "evidenceId": format!("66d4a2b8c9e1234567{n:06}"),
-        "caseId": format!("CASE-2024-{:03}", n % 1_000),
-        "wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-        "reporter": "investigator@fraud.com",
-        "filename": "transaction.png",
-        "fileSize": 245_760,
-        "storageHash": "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3",
-        "riskLevel": "high"
-    });
-    Event::new(
-        EventType::EvidenceUploaded,
-        data.as_object().cloned().unwrap(),
-        Metadata {
-            source: Some("fraud-evidence-backend".into()),
-            version: Some("1.0.0".into()),
-            environment: Some("production".into()),
-            user_id: Some("investigator@fraud.com".into()),
-            ip_address: Some("192.168.1.100".into()),
-            ..Metadata::default()
-        },
-        chrono::Utc::now(),
-        &mut rand::rng(),
-    )
-}
-
-fn fill(outbox: &Outbox, events: &[Event]) {
-    for chunk in events.chunks(10_000) {
-        let chunk = chunk.to_vec();
-        outbox
-            .write(move |tx| {
-                chunk.iter().try_for_each(|e| tx.enqueue(e))?;
-                Ok::<_, Error>(())
-            })
-            .wait()
-            .unwrap();
-    }
 }
 
 /// The reference: the same messages (key, value, headers) through a bare producer configured
@@ -268,7 +225,7 @@ fn steady_latency(
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                outbox.enqueue(&event(i)).wait().unwrap();
+                outbox.enqueue(&guide_event(i)).wait().unwrap();
                 // The outbox numbers events in commit order; seq 1 was the warm-up event.
                 committed.lock().unwrap()[i] = Some(Instant::now());
             }
@@ -304,82 +261,18 @@ fn wait_until(mut check: impl FnMut() -> bool) {
     }
 }
 
-/// A tansu broker process on a loopback port.
-struct Broker {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn stopped() -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Broker { port, child: None }
-    }
-
-    /// A running broker whose topic exists, as in production: the first produce to a fresh
-    /// tansu auto-creates the topic, and librdkafka waits about half a second for its metadata.
-    fn start() -> Broker {
-        let mut broker = Broker::stopped();
-        broker.start_at();
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", broker.address())
-            .create()
-            .unwrap();
-        producer
-            .send(BaseRecord::<(), str>::to("fraud.events").payload("warm-up"))
-            .map_err(|(e, _)| e)
-            .unwrap();
-        producer.flush(Duration::from_secs(30)).unwrap();
-        broker
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Starts tansu and returns the moment it accepted a connection.
-    fn start_at(&mut self) -> Instant {
-        let bin = std::env::var_os("TANSU_BIN").map_or_else(
-            || {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                    .join(".cache/casewire/bin/tansu")
-            },
-            PathBuf::from,
-        );
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        self.child = Some(
-            Command::new(&bin)
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                ])
-                .args(["--storage-engine", "memory://tansu/"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{}: {e} (run scripts/bootstrap)", bin.display())),
-        );
-        loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return Instant::now();
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// A tansu broker whose topic exists, as in production: the first produce to a fresh tansu
+/// auto-creates the topic, and librdkafka then waits about half a second for its metadata.
+fn broker() -> Tansu {
+    let broker = Tansu::started();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .create()
+        .unwrap();
+    producer
+        .send(BaseRecord::<(), str>::to("fraud.events").payload("warm-up"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    broker
 }

@@ -3,8 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,96 +17,9 @@ pub const TOPIC: &str = "fraud.events";
 /// Upper bound for any single wait.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Where `scripts/bootstrap` puts the broker; `TANSU_BIN` overrides.
-pub fn tansu_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("TANSU_BIN") {
-        return PathBuf::from(path);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let path = home.join(".cache/casewire/bin/tansu");
-    assert!(
-        path.exists(),
-        "tansu not found at {}: run scripts/bootstrap",
-        path.display()
-    );
-    path
-}
-
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A tansu broker process on a fixed loopback port, started and killed by the test.
-pub struct Tansu {
-    pub port: u16,
-    child: Option<Child>,
-}
-
-impl Tansu {
-    /// A broker that is not running yet: its port is chosen, nothing listens on it.
-    pub fn stopped() -> Tansu {
-        Tansu {
-            port: free_port(),
-            child: None,
-        }
-    }
-
-    pub fn started() -> Tansu {
-        let mut t = Tansu::stopped();
-        t.start();
-        t
-    }
-
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the broker and waits until it accepts connections.
-    pub fn start(&mut self) {
-        assert!(self.child.is_none(), "tansu already running");
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tansu");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start listening");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGKILLs the broker; its memory storage is gone with it.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+// Not every test file that includes this module starts a broker.
+#[allow(unused_imports)]
+pub use casewire_testkit::Tansu;
 
 /// The relay-app helper process.
 pub fn relay_app(db: &std::path::Path, brokers: &str, extra: &[&str]) -> Child {

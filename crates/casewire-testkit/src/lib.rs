@@ -1,0 +1,171 @@
+//! Fixtures shared by Casewire's tests and benchmarks (never by the product): guide-shaped
+//! events, backlogs written in few transactions, and a tansu Kafka broker process.
+#![deny(missing_docs)]
+#![allow(clippy::unwrap_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use casewire_events::{Event, EventType, Metadata};
+use casewire_outbox::{Error, Outbox};
+use serde_json::json;
+
+/// The guide's `evidence.uploaded` example, numbered `n`, spread over 1,000 cases, with a valid
+/// wallet and full metadata: about 560 bytes of JSON.
+pub fn guide_event(n: usize) -> Event {
+    let data = json!({
+        "evidenceId": format!("66d4a2b8c9e1234567{n:06}"),
+        "caseId": format!("CASE-2024-{:03}", n % 1_000),
+        "wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "reporter": "investigator@fraud.com",
+        "filename": "transaction.png",
+        "fileSize": 245_760,
+        "storageHash": "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3",
+        "riskLevel": "high"
+    });
+    Event::new(
+        EventType::EvidenceUploaded,
+        data.as_object().cloned().unwrap(),
+        Metadata {
+            source: Some("fraud-evidence-backend".into()),
+            version: Some("1.0.0".into()),
+            environment: Some("production".into()),
+            user_id: Some("investigator@fraud.com".into()),
+            ip_address: Some("192.168.1.100".into()),
+            ..Metadata::default()
+        },
+        chrono::Utc::now(),
+        &mut rand::rng(),
+    )
+}
+
+/// A small `case.updated` event of `case`, numbered `n`, from `source`.
+pub fn case_event(case: &str, n: usize, source: &str) -> Event {
+    Event::new(
+        EventType::CaseUpdated,
+        json!({"caseId": case, "n": n})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        Metadata {
+            source: Some(source.into()),
+            ..Metadata::default()
+        },
+        chrono::Utc::now(),
+        &mut rand::rng(),
+    )
+}
+
+/// Queues `events` durably, 5,000 per transaction.
+pub fn fill(outbox: &Outbox, events: &[Event]) {
+    for chunk in events.chunks(5_000) {
+        let chunk = chunk.to_vec();
+        outbox
+            .write(move |tx| {
+                chunk.iter().try_for_each(|e| tx.enqueue(e))?;
+                Ok::<_, Error>(())
+            })
+            .wait()
+            .unwrap();
+    }
+}
+
+/// Where `scripts/bootstrap` puts the tansu broker; `TANSU_BIN` overrides.
+pub fn tansu_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let path = home.join(".cache/casewire/bin/tansu");
+    assert!(
+        path.exists(),
+        "tansu not found at {}: run scripts/bootstrap",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tansu broker process on a fixed loopback port, with in-memory storage: killed, it forgets
+/// everything.
+pub struct Tansu {
+    /// The port it listens on (chosen before it first starts).
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Tansu {
+    /// A broker that is not running yet: its port is chosen, nothing listens on it.
+    pub fn stopped() -> Tansu {
+        Tansu {
+            port: free_port(),
+            child: None,
+        }
+    }
+
+    /// A running broker.
+    pub fn started() -> Tansu {
+        let mut t = Tansu::stopped();
+        t.start();
+        t
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker; returns once it accepts connections, with that moment.
+    pub fn start(&mut self) -> Instant {
+        assert!(self.child.is_none(), "tansu already running");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Instant::now();
+            }
+            assert!(Instant::now() < deadline, "tansu did not start listening");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// SIGKILLs the broker.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
