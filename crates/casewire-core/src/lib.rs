@@ -1,6 +1,6 @@
 //! The Casewire domain. So far: local users, Argon2id passwords, bearer tokens and the permission
-//! table ([`auth`]). Evidence, cases, configuration and the `App` that wires the outbox and the
-//! relay together come with the rest of the backend.
+//! table ([`auth`]), and evidence files ([`evidence`]). Cases, configuration and the `App` that
+//! wires the outbox and the relay together come with the rest of the backend.
 //!
 //! The domain's tables live in the outbox's database and are written through its transactions
 //! ([`casewire_outbox::Outbox::write`]), so every action commits with its event. Their schema
@@ -8,10 +8,12 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod evidence;
 
 use casewire_outbox::Outbox;
 
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
+pub use evidence::{Evidence, EvidenceStore, NewEvidence, Verification};
 
 /// `metadata.source` of the events the domain creates.
 pub const SOURCE: &str = "casewire";
@@ -47,6 +49,21 @@ pub enum CoreError {
     /// Hashing failed.
     #[error("password hashing failed: {0}")]
     Crypto(String),
+    /// An upload over the size limit; nothing was stored.
+    #[error("file is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// No such thing.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// It existed and was deleted.
+    #[error("{0}")]
+    Gone(String),
+    /// A file operation failed (full or failing disk, permissions).
+    #[error("file storage error: {0}")]
+    Storage(String),
     /// The outbox (and with it the database) failed.
     #[error(transparent)]
     Outbox(#[from] casewire_outbox::Error),
@@ -56,7 +73,8 @@ pub enum CoreError {
 }
 
 /// The domain's migrations, in order; `core_schema` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE users (
         id            INTEGER PRIMARY KEY,
         username      TEXT    NOT NULL UNIQUE,
@@ -78,7 +96,27 @@ const MIGRATIONS: &[&str] = &[r#"
         at       INTEGER NOT NULL
     );
     CREATE INDEX login_failures_by_user ON login_failures (username, at);
-"#];
+"#,
+    r#"
+    -- Deleted evidence keeps its record and hash (chain of custody): deleted_at marks it.
+    CREATE TABLE evidence (
+        evidence_id  TEXT    PRIMARY KEY,
+        case_id      TEXT    NOT NULL,
+        wallet       TEXT    NOT NULL,
+        reporter     TEXT    NOT NULL,
+        risk_level   TEXT,
+        filename     TEXT    NOT NULL,
+        content_type TEXT    NOT NULL,
+        file_size    INTEGER NOT NULL,
+        storage_hash TEXT    NOT NULL,
+        uploaded_by  TEXT    NOT NULL,
+        uploaded_at  INTEGER NOT NULL,
+        deleted_at   INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX evidence_by_case ON evidence (case_id);
+    CREATE INDEX evidence_by_hash ON evidence (storage_hash);
+"#,
+];
 
 /// Brings the domain's tables up to date inside the outbox's database, in one transaction.
 pub fn migrate(outbox: &Outbox) -> Result<(), CoreError> {

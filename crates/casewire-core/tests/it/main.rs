@@ -1,3 +1,4 @@
 //! Integration tests of the domain on a real SQLite outbox.
 
 mod auth;
+mod evidence;

@@ -1,0 +1,475 @@
+//! Evidence files: a content-addressed store on disk, records in the database, an event for
+//! every action.
+//!
+//! - An upload is streamed to a temporary file while its SHA-256 is computed (never buffered
+//!   whole), refused past the size limit or when empty, fsynced, and moved to
+//!   `evidence/<first two hex digits>/<sha256>`. Identical contents are stored once.
+//! - The record and its `evidence.uploaded` event then commit together. A file whose record
+//!   failed to commit is left as an orphan, harmless: content is addressed by hash.
+//! - Verify recomputes the hash: `evidence.verified`, and a critical `system.alert` on mismatch.
+//! - Delete is soft: the record and its hash stay for the chain of custody, the file goes once
+//!   no live record uses it; `evidence.deleted` is critical.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use casewire_events::{Event, EventType, Metadata, Priority, validate_wallet};
+use casewire_outbox::{Clock, Outbox};
+use rand::RngCore;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{CoreError, RequestInfo, SOURCE, User};
+
+/// What an uploader says about a file.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvidence {
+    /// The case it belongs to.
+    pub case_id: String,
+    /// The wallet it concerns.
+    pub wallet: String,
+    /// Who reported it.
+    pub reporter: String,
+    /// `low`, `medium`, `high` or `critical`, if given.
+    pub risk_level: Option<String>,
+    /// The original file name.
+    pub filename: String,
+    /// The declared content type.
+    pub content_type: String,
+}
+
+/// A stored evidence record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// 24 hex digits.
+    pub evidence_id: String,
+    /// The case it belongs to.
+    pub case_id: String,
+    /// The wallet it concerns.
+    pub wallet: String,
+    /// Who reported it.
+    pub reporter: String,
+    /// The declared risk level.
+    pub risk_level: Option<String>,
+    /// The original file name.
+    pub filename: String,
+    /// The declared content type.
+    pub content_type: String,
+    /// Size in bytes.
+    pub file_size: u64,
+    /// SHA-256 of the content, hex.
+    pub storage_hash: String,
+    /// The uploading user.
+    pub uploaded_by: String,
+    /// Upload time, Unix ms.
+    pub uploaded_at: i64,
+    /// Deletion time, Unix ms, if deleted.
+    pub deleted_at: Option<i64>,
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// Whether the stored content still has its recorded hash.
+    pub verified: bool,
+    /// The recorded hash.
+    pub expected_hash: String,
+    /// The hash of the content now, if the file could be read.
+    pub actual_hash: Option<String>,
+}
+
+/// Evidence files under a data directory, records in the outbox's database.
+pub struct EvidenceStore {
+    outbox: Arc<Outbox>,
+    clock: Arc<dyn Clock>,
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+const RISK_LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
+
+fn invalid(message: impl Into<String>) -> CoreError {
+    CoreError::Invalid(message.into())
+}
+
+fn io(path: &Path, e: std::io::Error) -> CoreError {
+    CoreError::Storage(format!("{}: {e}", path.display()))
+}
+
+impl EvidenceStore {
+    /// A store in `<data_dir>/evidence`, refusing files over `max_bytes`.
+    pub fn open(
+        outbox: Arc<Outbox>,
+        clock: Arc<dyn Clock>,
+        data_dir: &Path,
+        max_bytes: u64,
+    ) -> Result<EvidenceStore, CoreError> {
+        let dir = data_dir.join("evidence");
+        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io(&dir, e))?;
+        Ok(EvidenceStore {
+            outbox,
+            clock,
+            dir,
+            max_bytes,
+        })
+    }
+
+    fn content_path(&self, hash: &str) -> PathBuf {
+        self.dir.join(&hash[..2]).join(hash)
+    }
+
+    fn event(&self, event_type: EventType, data: Value, user: &User, from: &RequestInfo) -> Event {
+        Event::new(
+            event_type,
+            data.as_object().cloned().unwrap_or_default(),
+            Metadata {
+                source: Some(SOURCE.into()),
+                user_id: Some(user.username.clone()),
+                ip_address: from.ip_address.clone(),
+                ..Metadata::default()
+            },
+            self.clock.now(),
+            &mut rand::rng(),
+        )
+    }
+
+    /// Stores an uploaded file and records it with its `evidence.uploaded` event.
+    pub fn upload(
+        &self,
+        meta: NewEvidence,
+        content: impl Read,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Evidence, CoreError> {
+        if meta.case_id.trim().is_empty() {
+            return Err(invalid("caseId is required"));
+        }
+        if meta.reporter.trim().is_empty() {
+            return Err(invalid("reporter is required"));
+        }
+        if meta.filename.trim().is_empty() {
+            return Err(invalid("the file needs a name"));
+        }
+        validate_wallet(&meta.wallet)
+            .map_err(|e| invalid(format!("wallet is not a valid address: {e}")))?;
+        if let Some(level) = &meta.risk_level
+            && !RISK_LEVELS.contains(&level.as_str())
+        {
+            return Err(invalid(format!(
+                "riskLevel {level:?} must be low, medium, high or critical"
+            )));
+        }
+        let (hash, size) = self.store(content)?;
+        let mut id = [0u8; 12];
+        rand::rng().fill_bytes(&mut id);
+        let evidence = Evidence {
+            evidence_id: hex::encode(id),
+            case_id: meta.case_id,
+            wallet: meta.wallet,
+            reporter: meta.reporter,
+            risk_level: meta.risk_level,
+            filename: meta.filename,
+            content_type: meta.content_type,
+            file_size: size,
+            storage_hash: hash,
+            uploaded_by: user.username.clone(),
+            uploaded_at: self.clock.now_ms(),
+            deleted_at: None,
+        };
+        let mut data = serde_json::json!({
+            "evidenceId": evidence.evidence_id,
+            "caseId": evidence.case_id,
+            "wallet": evidence.wallet,
+            "reporter": evidence.reporter,
+            "filename": evidence.filename,
+            "fileSize": evidence.file_size,
+            "storageHash": evidence.storage_hash,
+        });
+        if let Some(level) = &evidence.risk_level {
+            data["riskLevel"] = level.clone().into();
+        }
+        let event = self.event(EventType::EvidenceUploaded, data, user, from);
+        let record = evidence.clone();
+        self.outbox
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO evidence (evidence_id, case_id, wallet, reporter, risk_level, filename,
+                        content_type, file_size, storage_hash, uploaded_by, uploaded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        record.evidence_id,
+                        record.case_id,
+                        record.wallet,
+                        record.reporter,
+                        record.risk_level,
+                        record.filename,
+                        record.content_type,
+                        record.file_size as i64,
+                        record.storage_hash,
+                        record.uploaded_by,
+                        record.uploaded_at
+                    ],
+                )?;
+                tx.enqueue(&event)?;
+                Ok::<_, CoreError>(())
+            })
+            .wait()?;
+        tracing::info!(evidence = %evidence.evidence_id, size, hash = %evidence.storage_hash, "evidence stored");
+        Ok(evidence)
+    }
+
+    /// Streams `content` to a temporary file while hashing it, then moves it to its address.
+    fn store(&self, mut content: impl Read) -> Result<(String, u64), CoreError> {
+        let mut name = [0u8; 8];
+        rand::rng().fill_bytes(&mut name);
+        let tmp = self.dir.join("tmp").join(hex::encode(name));
+        let result = (|| {
+            let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = content
+                    .read(&mut buf)
+                    .map_err(|e| CoreError::Invalid(format!("reading the upload failed: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                if size > self.max_bytes {
+                    return Err(CoreError::TooLarge {
+                        limit: self.max_bytes,
+                    });
+                }
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n]).map_err(|e| io(&tmp, e))?;
+            }
+            if size == 0 {
+                return Err(invalid("the file is empty"));
+            }
+            file.sync_all().map_err(|e| io(&tmp, e))?;
+            let hash = hex::encode(hasher.finalize());
+            let path = self.content_path(&hash);
+            if !path.exists() {
+                let parent = path.parent().unwrap_or(&self.dir);
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+            }
+            Ok((hash, size))
+        })();
+        // Gone after a rename; after a refusal or a duplicate it is removed here.
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    /// A record, deleted or not.
+    pub fn get(&self, evidence_id: &str) -> Result<Evidence, CoreError> {
+        let id = evidence_id.to_owned();
+        self.outbox
+            .write(move |tx| {
+                tx.query_row(
+                    "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
+                            file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
+                       FROM evidence WHERE evidence_id = ?1",
+                    [&id],
+                    row_to_evidence,
+                )
+                .optional()?
+                .ok_or_else(|| CoreError::NotFound(format!("evidence {id}")))
+            })
+            .wait()
+    }
+
+    /// Records of a case or a wallet (either filter optional), newest first.
+    pub fn list(
+        &self,
+        case_id: Option<String>,
+        wallet: Option<String>,
+    ) -> Result<Vec<Evidence>, CoreError> {
+        self.outbox
+            .write(move |tx| {
+                let mut stmt = tx.prepare(
+                    "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
+                            file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
+                       FROM evidence
+                      WHERE (?1 IS NULL OR case_id = ?1) AND (?2 IS NULL OR lower(wallet) = lower(?2))
+                      ORDER BY uploaded_at DESC, evidence_id",
+                )?;
+                let rows = stmt.query_map(params![case_id, wallet], row_to_evidence)?;
+                Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .wait()
+    }
+
+    /// Recomputes the stored file's hash and records `evidence.verified`; a mismatch or a
+    /// missing file also raises a critical `system.alert`.
+    pub fn verify(
+        &self,
+        evidence_id: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Verification, CoreError> {
+        let evidence = self.live(evidence_id)?;
+        let actual = hash_file(&self.content_path(&evidence.storage_hash));
+        let verified = actual.as_deref() == Some(evidence.storage_hash.as_str());
+        let result = Verification {
+            verified,
+            expected_hash: evidence.storage_hash.clone(),
+            actual_hash: actual,
+        };
+        let mut events = vec![self.event(
+            EventType::EvidenceVerified,
+            serde_json::json!({
+                "evidenceId": evidence.evidence_id,
+                "caseId": evidence.case_id,
+                "verified": verified,
+                "storageHash": evidence.storage_hash,
+            }),
+            user,
+            from,
+        )];
+        if !verified {
+            tracing::error!(evidence = %evidence.evidence_id, "evidence failed its integrity check");
+            events.push(
+                self.event(
+                    EventType::SystemAlert,
+                    serde_json::json!({
+                        "message": format!("evidence {} failed its integrity check", evidence.evidence_id),
+                        "evidenceId": evidence.evidence_id,
+                        "caseId": evidence.case_id,
+                        "expectedHash": evidence.storage_hash,
+                        "actualHash": result.actual_hash,
+                    }),
+                    user,
+                    from,
+                )
+                .with_priority(Priority::Critical),
+            );
+        }
+        self.outbox
+            .write(move |tx| {
+                events.iter().try_for_each(|e| tx.enqueue(e))?;
+                Ok::<_, CoreError>(())
+            })
+            .wait()?;
+        Ok(result)
+    }
+
+    /// Opens a live record's file for download and records `evidence.downloaded`.
+    pub fn open_download(
+        &self,
+        evidence_id: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<(Evidence, File), CoreError> {
+        let evidence = self.live(evidence_id)?;
+        let path = self.content_path(&evidence.storage_hash);
+        let file = File::open(&path).map_err(|e| io(&path, e))?;
+        let event = self.event(
+            EventType::EvidenceDownloaded,
+            serde_json::json!({
+                "evidenceId": evidence.evidence_id,
+                "caseId": evidence.case_id,
+                "filename": evidence.filename,
+            }),
+            user,
+            from,
+        );
+        self.outbox
+            .write(move |tx| Ok::<_, CoreError>(tx.enqueue(&event)?))
+            .wait()?;
+        Ok((evidence, file))
+    }
+
+    /// Soft-deletes a record (it and its hash stay) with its critical `evidence.deleted` event;
+    /// the file goes once no live record uses its content.
+    pub fn delete(
+        &self,
+        evidence_id: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<(), CoreError> {
+        let evidence = self.live(evidence_id)?;
+        let event = self.event(
+            EventType::EvidenceDeleted,
+            serde_json::json!({
+                "evidenceId": evidence.evidence_id,
+                "caseId": evidence.case_id,
+                "storageHash": evidence.storage_hash,
+            }),
+            user,
+            from,
+        );
+        let now = self.clock.now_ms();
+        let (id, hash) = (evidence.evidence_id.clone(), evidence.storage_hash.clone());
+        let still_used: bool = self
+            .outbox
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE evidence SET deleted_at = ?2 WHERE evidence_id = ?1 AND deleted_at IS NULL",
+                    params![id, now],
+                )?;
+                tx.enqueue(&event)?;
+                Ok::<_, CoreError>(tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM evidence WHERE storage_hash = ?1 AND deleted_at IS NULL)",
+                    [&hash],
+                    |r| r.get(0),
+                )?)
+            })
+            .wait()?;
+        if !still_used {
+            let path = self.content_path(&evidence.storage_hash);
+            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+        }
+        tracing::warn!(evidence = %evidence.evidence_id, by = %user.username, "evidence deleted");
+        Ok(())
+    }
+
+    fn live(&self, evidence_id: &str) -> Result<Evidence, CoreError> {
+        let evidence = self.get(evidence_id)?;
+        if evidence.deleted_at.is_some() {
+            return Err(CoreError::Gone(format!(
+                "evidence {evidence_id} was deleted"
+            )));
+        }
+        Ok(evidence)
+    }
+}
+
+fn row_to_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Evidence> {
+    Ok(Evidence {
+        evidence_id: r.get(0)?,
+        case_id: r.get(1)?,
+        wallet: r.get(2)?,
+        reporter: r.get(3)?,
+        risk_level: r.get(4)?,
+        filename: r.get(5)?,
+        content_type: r.get(6)?,
+        file_size: r.get::<_, i64>(7)?.max(0) as u64,
+        storage_hash: r.get(8)?,
+        uploaded_by: r.get(9)?,
+        uploaded_at: r.get(10)?,
+        deleted_at: r.get(11)?,
+    })
+}
+
+/// The SHA-256 of a file, streamed; `None` if it cannot be read.
+fn hash_file(path: &Path) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Some(hex::encode(hasher.finalize()))
+}

@@ -1,0 +1,301 @@
+//! Evidence files: streamed and hashed, stored by content, each action with its event.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use casewire_core::{CoreError, EvidenceStore, NewEvidence, RequestInfo, Role, User};
+use casewire_events::{Event, EventType, Priority};
+use casewire_outbox::{ManualClock, Outbox, OutboxConfig};
+use chrono::DateTime;
+use sha2::{Digest, Sha256};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    outbox: Arc<Outbox>,
+    store: EvidenceStore,
+}
+
+const LIMIT: u64 = 1024 * 1024;
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(
+        DateTime::from_timestamp_millis(1_704_672_000_000).expect("time"),
+    ));
+    let outbox = Arc::new(
+        Outbox::open(OutboxConfig {
+            clock: clock.clone(),
+            ..OutboxConfig::file(dir.path().join("outbox.db"))
+        })
+        .expect("outbox"),
+    );
+    casewire_core::migrate(&outbox).expect("migrate");
+    let store = EvidenceStore::open(outbox.clone(), clock, dir.path(), LIMIT).expect("store");
+    Fixture { dir, outbox, store }
+}
+
+fn investigator() -> User {
+    User {
+        id: 1,
+        username: "investigator@fraud.com".into(),
+        role: Role::User,
+    }
+}
+
+fn from() -> RequestInfo {
+    RequestInfo {
+        ip_address: Some("192.168.1.100".into()),
+        method: "POST".into(),
+        path: "/api/evidence/upload".into(),
+        role_header_sent: false,
+    }
+}
+
+fn meta() -> NewEvidence {
+    NewEvidence {
+        case_id: "CASE-2024-001".into(),
+        wallet: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+        reporter: "test@fraud.com".into(),
+        risk_level: Some("high".into()),
+        filename: "transaction.png".into(),
+        content_type: "image/png".into(),
+    }
+}
+
+fn events(outbox: &Outbox) -> Vec<Event> {
+    outbox
+        .claim(1_000)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.event().expect("parses"))
+        .collect()
+}
+
+#[test]
+fn an_upload_is_hashed_stored_by_content_and_recorded_with_its_event() {
+    let fx = fixture();
+    let content = b"screenshot of the drained wallet".repeat(1_000);
+    let evidence = fx
+        .store
+        .upload(meta(), &content[..], &investigator(), &from())
+        .expect("stored");
+    let expected = hex::encode(Sha256::digest(&content));
+    assert_eq!(evidence.storage_hash, expected);
+    assert_eq!(evidence.file_size, content.len() as u64);
+    assert_eq!(evidence.evidence_id.len(), 24);
+    let stored = fx
+        .dir
+        .path()
+        .join("evidence")
+        .join(&expected[..2])
+        .join(&expected);
+    assert_eq!(std::fs::read(stored).expect("file"), content);
+    assert_eq!(
+        fx.store.get(&evidence.evidence_id).expect("record"),
+        evidence
+    );
+
+    let event = events(&fx.outbox).pop().expect("event");
+    assert_eq!(event.event_type, EventType::EvidenceUploaded);
+    assert_eq!(event.priority, Priority::Medium);
+    event
+        .validate(&Default::default())
+        .expect("the event passes its schema");
+    assert_eq!(event.data["evidenceId"], evidence.evidence_id.as_str());
+    assert_eq!(event.data["storageHash"], expected.as_str());
+    assert_eq!(event.data["fileSize"], content.len() as u64);
+    assert_eq!(event.data["riskLevel"], "high");
+    assert_eq!(
+        event.metadata.user_id.as_deref(),
+        Some("investigator@fraud.com")
+    );
+    assert_eq!(event.metadata.ip_address.as_deref(), Some("192.168.1.100"));
+}
+
+#[test]
+fn oversized_empty_and_malformed_uploads_are_refused_and_leave_nothing() {
+    let fx = fixture();
+    let big = vec![7u8; LIMIT as usize + 1];
+    assert!(matches!(
+        fx.store.upload(meta(), &big[..], &investigator(), &from()),
+        Err(CoreError::TooLarge { limit: LIMIT })
+    ));
+    let empty = fx
+        .store
+        .upload(meta(), &b""[..], &investigator(), &from())
+        .expect_err("empty")
+        .to_string();
+    assert_eq!(empty, "the file is empty");
+    let wallet = NewEvidence {
+        wallet: "0x742d35Cc6634C0532925a3b844Bc9e7595f0bEb".into(),
+        ..meta()
+    };
+    let err = fx
+        .store
+        .upload(wallet, &b"x"[..], &investigator(), &from())
+        .expect_err("short wallet")
+        .to_string();
+    assert!(err.contains("wallet is not a valid address"), "{err}");
+    let risk = NewEvidence {
+        risk_level: Some("extreme".into()),
+        ..meta()
+    };
+    assert!(
+        fx.store
+            .upload(risk, &b"x"[..], &investigator(), &from())
+            .is_err()
+    );
+    assert!(fx.store.list(None, None).expect("list").is_empty());
+    assert!(events(&fx.outbox).is_empty());
+    // No temporary file is left behind either.
+    assert_eq!(
+        std::fs::read_dir(fx.dir.path().join("evidence/tmp"))
+            .expect("tmp")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn verification_catches_a_tampered_file_and_raises_an_alert() {
+    let fx = fixture();
+    let evidence = fx
+        .store
+        .upload(meta(), &b"original bytes"[..], &investigator(), &from())
+        .expect("stored");
+    let ok = fx
+        .store
+        .verify(&evidence.evidence_id, &investigator(), &from())
+        .expect("verified");
+    assert!(ok.verified);
+    let path = fx
+        .dir
+        .path()
+        .join("evidence")
+        .join(&evidence.storage_hash[..2])
+        .join(&evidence.storage_hash);
+    std::fs::write(&path, b"tampered bytes").expect("tamper");
+    let bad = fx
+        .store
+        .verify(&evidence.evidence_id, &investigator(), &from())
+        .expect("checked");
+    assert!(!bad.verified);
+    assert_ne!(
+        bad.actual_hash.as_deref(),
+        Some(evidence.storage_hash.as_str())
+    );
+    let events = events(&fx.outbox);
+    let kinds: Vec<(EventType, Priority)> =
+        events.iter().map(|e| (e.event_type, e.priority)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::EvidenceUploaded, Priority::Medium),
+            (EventType::EvidenceVerified, Priority::Medium),
+            (EventType::EvidenceVerified, Priority::Medium),
+            (EventType::SystemAlert, Priority::Critical),
+        ]
+    );
+    assert_eq!(events[2].data["verified"], false);
+}
+
+#[test]
+fn a_download_streams_the_original_and_is_recorded() {
+    let fx = fixture();
+    let evidence = fx
+        .store
+        .upload(meta(), &b"the evidence"[..], &investigator(), &from())
+        .expect("stored");
+    let (record, mut file) = fx
+        .store
+        .open_download(&evidence.evidence_id, &investigator(), &from())
+        .expect("opened");
+    let mut content = Vec::new();
+    file.read_to_end(&mut content).expect("read");
+    assert_eq!(content, b"the evidence");
+    assert_eq!(record.filename, "transaction.png");
+    assert_eq!(record.content_type, "image/png");
+    assert_eq!(
+        events(&fx.outbox).pop().expect("event").event_type,
+        EventType::EvidenceDownloaded
+    );
+}
+
+#[test]
+fn deletion_keeps_the_record_and_hash_but_removes_the_file() {
+    let fx = fixture();
+    let first = fx
+        .store
+        .upload(meta(), &b"same content"[..], &investigator(), &from())
+        .expect("stored");
+    let second = fx
+        .store
+        .upload(meta(), &b"same content"[..], &investigator(), &from())
+        .expect("stored");
+    assert_eq!(
+        first.storage_hash, second.storage_hash,
+        "identical contents are stored once"
+    );
+    let path = fx
+        .dir
+        .path()
+        .join("evidence")
+        .join(&first.storage_hash[..2])
+        .join(&first.storage_hash);
+    fx.store
+        .delete(&first.evidence_id, &investigator(), &from())
+        .expect("deleted");
+    assert!(path.exists(), "still used by the second record");
+    fx.store
+        .delete(&second.evidence_id, &investigator(), &from())
+        .expect("deleted");
+    assert!(!path.exists(), "the file goes with its last live record");
+    let record = fx.store.get(&first.evidence_id).expect("record kept");
+    assert!(record.deleted_at.is_some());
+    assert_eq!(record.storage_hash, first.storage_hash);
+    assert!(matches!(
+        fx.store
+            .verify(&first.evidence_id, &investigator(), &from()),
+        Err(CoreError::Gone(_))
+    ));
+    let deleted: Vec<Event> = events(&fx.outbox)
+        .into_iter()
+        .filter(|e| e.event_type == EventType::EvidenceDeleted)
+        .collect();
+    assert_eq!(deleted.len(), 2);
+    assert!(deleted.iter().all(|e| e.priority == Priority::Critical));
+    assert!(matches!(
+        fx.store.get("000000000000000000000000"),
+        Err(CoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn evidence_is_listed_by_case_and_wallet() {
+    let fx = fixture();
+    fx.store
+        .upload(meta(), &b"a"[..], &investigator(), &from())
+        .expect("stored");
+    fx.store
+        .upload(
+            NewEvidence {
+                case_id: "CASE-2024-002".into(),
+                ..meta()
+            },
+            &b"b"[..],
+            &investigator(),
+            &from(),
+        )
+        .expect("stored");
+    assert_eq!(
+        fx.store
+            .list(Some("CASE-2024-002".into()), None)
+            .expect("list")
+            .len(),
+        1
+    );
+    let lower = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".to_owned();
+    assert_eq!(fx.store.list(None, Some(lower)).expect("list").len(), 2);
+    assert_eq!(fx.store.list(None, None).expect("list").len(), 2);
+}
