@@ -1,6 +1,6 @@
 //! The Casewire domain. So far: local users, Argon2id passwords, bearer tokens and the permission
-//! table ([`auth`]), and evidence files ([`evidence`]). Cases, configuration and the `App` that
-//! wires the outbox and the relay together come with the rest of the backend.
+//! table ([`auth`]), evidence files ([`evidence`]) and cases ([`cases`]). Configuration and the
+//! `App` that wires the outbox and the relay together come with the HTTP API.
 //!
 //! The domain's tables live in the outbox's database and are written through its transactions
 //! ([`casewire_outbox::Outbox::write`]), so every action commits with its event. Their schema
@@ -8,11 +8,13 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cases;
 pub mod evidence;
 
 use casewire_outbox::Outbox;
 
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
+pub use cases::{Case, CaseStatus, Cases, TimelineEntry};
 pub use evidence::{Evidence, EvidenceStore, NewEvidence, Verification};
 
 /// `metadata.source` of the events the domain creates.
@@ -115,6 +117,33 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX evidence_by_case ON evidence (case_id);
     CREATE INDEX evidence_by_hash ON evidence (storage_hash);
+"#,
+    r#"
+    CREATE TABLE case_counters (
+        year INTEGER PRIMARY KEY,
+        last INTEGER NOT NULL
+    );
+    CREATE TABLE cases (
+        case_id     TEXT    PRIMARY KEY,
+        title       TEXT    NOT NULL,
+        description TEXT    NOT NULL,
+        status      TEXT    NOT NULL CHECK (status IN ('open', 'escalated', 'closed')),
+        assignee    TEXT,
+        created_by  TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- A case's timeline: its events, kept after Kafka has them.
+    CREATE TABLE case_events (
+        id         INTEGER PRIMARY KEY,
+        case_id    TEXT    NOT NULL REFERENCES cases (case_id),
+        event_id   TEXT    NOT NULL,
+        event_type TEXT    NOT NULL,
+        actor      TEXT    NOT NULL,
+        at         INTEGER NOT NULL,
+        data       TEXT    NOT NULL
+    );
+    CREATE INDEX case_events_by_case ON case_events (case_id, id);
 "#,
 ];
 

@@ -1,4 +1,5 @@
 //! Integration tests of the domain on a real SQLite outbox.
 
 mod auth;
+mod cases;
 mod evidence;

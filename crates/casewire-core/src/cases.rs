@@ -1,0 +1,407 @@
+//! Cases: open, update, assign, escalate to the authorities, close, each with its event, and a
+//! timeline of everything that happened to a case.
+//!
+//! Case ids keep the guide's shape, `CASE-<year>-<NNN>`, numbered per year from a counter in
+//! the same transaction as the case. Every case event is also written to `case_events`, which
+//! is the case's timeline: the outbox forgets an event once Kafka has it, the timeline does not.
+
+use std::sync::Arc;
+
+use casewire_events::{Event, EventType, Metadata};
+use casewire_outbox::{Clock, Outbox, WriteTx};
+use chrono::Datelike;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{CoreError, RequestInfo, SOURCE, User};
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseStatus {
+    /// Being worked on.
+    Open,
+    /// Handed to the authorities; still worked on.
+    Escalated,
+    /// Finished: no further changes.
+    Closed,
+}
+
+impl CaseStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Open => "open",
+            CaseStatus::Escalated => "escalated",
+            CaseStatus::Closed => "closed",
+        }
+    }
+
+    fn parse(s: &str) -> CaseStatus {
+        match s {
+            "escalated" => CaseStatus::Escalated,
+            "closed" => CaseStatus::Closed,
+            _ => CaseStatus::Open,
+        }
+    }
+}
+
+/// A case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Case {
+    /// `CASE-<year>-<NNN>`.
+    pub case_id: String,
+    /// A short title.
+    pub title: String,
+    /// Free text.
+    pub description: String,
+    /// Where it stands.
+    pub status: CaseStatus,
+    /// The investigator assigned, if any.
+    pub assignee: Option<String>,
+    /// Who opened it.
+    pub created_by: String,
+    /// When it was opened, Unix ms.
+    pub created_at: i64,
+    /// When it last changed, Unix ms.
+    pub updated_at: i64,
+}
+
+/// One entry of a case's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// The event's id.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// Who did it.
+    pub actor: String,
+    /// When, Unix ms.
+    pub at: i64,
+    /// The event's data.
+    pub data: Value,
+}
+
+/// Cases in the outbox's database.
+pub struct Cases {
+    outbox: Arc<Outbox>,
+    clock: Arc<dyn Clock>,
+}
+
+fn required(field: &str, value: &str, max: usize) -> Result<String, CoreError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(CoreError::Invalid(format!("{field} is required")));
+    }
+    if value.chars().count() > max {
+        return Err(CoreError::Invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+impl Cases {
+    /// Cases in `outbox`'s database; the tables are created by [`crate::migrate`].
+    pub fn new(outbox: Arc<Outbox>, clock: Arc<dyn Clock>) -> Cases {
+        Cases { outbox, clock }
+    }
+
+    fn event(&self, event_type: EventType, data: Value, user: &User, from: &RequestInfo) -> Event {
+        Event::new(
+            event_type,
+            data.as_object().cloned().unwrap_or_default(),
+            Metadata {
+                source: Some(SOURCE.into()),
+                user_id: Some(user.username.clone()),
+                ip_address: from.ip_address.clone(),
+                ..Metadata::default()
+            },
+            self.clock.now(),
+            &mut rand::rng(),
+        )
+    }
+
+    /// Opens a case: `case.created`.
+    pub fn create(
+        &self,
+        title: &str,
+        description: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Case, CoreError> {
+        let title = required("title", title, 200)?;
+        let description = description.trim().to_owned();
+        let now = self.clock.now();
+        let year = now.year();
+        let at = now.timestamp_millis();
+        let creator = user.username.clone();
+        // The id is only known inside the transaction, so the event is built there too.
+        let template = self.event(EventType::CaseCreated, json!({}), user, from);
+        self.outbox
+            .write(move |tx| {
+                let n: i64 = tx.query_row(
+                    "INSERT INTO case_counters (year, last) VALUES (?1, 1)
+                     ON CONFLICT (year) DO UPDATE SET last = last + 1 RETURNING last",
+                    [year],
+                    |r| r.get(0),
+                )?;
+                let case = Case {
+                    case_id: format!("CASE-{year}-{n:03}"),
+                    title,
+                    description,
+                    status: CaseStatus::Open,
+                    assignee: None,
+                    created_by: creator,
+                    created_at: at,
+                    updated_at: at,
+                };
+                tx.execute(
+                    "INSERT INTO cases (case_id, title, description, status, created_by, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?5)",
+                    params![case.case_id, case.title, case.description, case.created_by, at],
+                )?;
+                let mut event = template;
+                event.data = json!({"caseId": case.case_id, "title": case.title, "createdBy": case.created_by})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                record(tx, &case.case_id, &event)?;
+                Ok(case)
+            })
+            .wait()
+    }
+
+    /// Changes a case's title or description: `case.updated`. A closed case cannot change.
+    pub fn update(
+        &self,
+        case_id: &str,
+        title: Option<&str>,
+        description: Option<&str>,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Case, CoreError> {
+        let title = title.map(|t| required("title", t, 200)).transpose()?;
+        let description = description.map(|d| d.trim().to_owned());
+        if title.is_none() && description.is_none() {
+            return Err(CoreError::Invalid(
+                "nothing to update: give a title or a description".into(),
+            ));
+        }
+        let mut changes = Vec::new();
+        if title.is_some() {
+            changes.push("title");
+        }
+        if description.is_some() {
+            changes.push("description");
+        }
+        let event = self.event(
+            EventType::CaseUpdated,
+            json!({"caseId": case_id, "changes": changes}),
+            user,
+            from,
+        );
+        self.change(case_id, event, move |tx, case_id, now| {
+            tx.execute(
+                "UPDATE cases SET title = COALESCE(?2, title), description = COALESCE(?3, description),
+                        updated_at = ?4 WHERE case_id = ?1",
+                params![case_id, title, description, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Assigns a case to an existing user: `case.assigned`.
+    pub fn assign(
+        &self,
+        case_id: &str,
+        assignee: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Case, CoreError> {
+        let assignee = assignee.trim().to_lowercase();
+        let event = self.event(
+            EventType::CaseAssigned,
+            json!({"caseId": case_id, "assignee": assignee}),
+            user,
+            from,
+        );
+        self.change(case_id, event, move |tx, case_id, now| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1 AND disabled = 0)",
+                [&assignee],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Err(CoreError::Invalid(format!(
+                    "no active user {assignee} to assign"
+                )));
+            }
+            tx.execute(
+                "UPDATE cases SET assignee = ?2, updated_at = ?3 WHERE case_id = ?1",
+                params![case_id, assignee, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Escalates a case to an authority: `case.escalated`, critical.
+    pub fn escalate(
+        &self,
+        case_id: &str,
+        authority: &str,
+        reason: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Case, CoreError> {
+        let authority = required("authority", authority, 200)?;
+        let reason = required("reason", reason, 2_000)?;
+        let event = self.event(
+            EventType::CaseEscalated,
+            json!({"caseId": case_id, "authority": authority, "reason": reason}),
+            user,
+            from,
+        );
+        self.change(case_id, event, move |tx, case_id, now| {
+            tx.execute(
+                "UPDATE cases SET status = 'escalated', updated_at = ?2 WHERE case_id = ?1",
+                params![case_id, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Closes a case with its resolution: `case.closed`.
+    pub fn close(
+        &self,
+        case_id: &str,
+        resolution: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Case, CoreError> {
+        let resolution = required("resolution", resolution, 2_000)?;
+        let event = self.event(
+            EventType::CaseClosed,
+            json!({"caseId": case_id, "resolution": resolution}),
+            user,
+            from,
+        );
+        self.change(case_id, event, move |tx, case_id, now| {
+            tx.execute(
+                "UPDATE cases SET status = 'closed', updated_at = ?2 WHERE case_id = ?1",
+                params![case_id, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Runs `apply` on an open or escalated case and records `event`, in one transaction.
+    fn change(
+        &self,
+        case_id: &str,
+        event: Event,
+        apply: impl FnOnce(&WriteTx<'_>, &str, i64) -> Result<(), CoreError> + Send + 'static,
+    ) -> Result<Case, CoreError> {
+        let case_id = case_id.to_owned();
+        let now = self.clock.now_ms();
+        self.outbox
+            .write(move |tx| {
+                let case = load(tx, &case_id)?;
+                if case.status == CaseStatus::Closed {
+                    return Err(CoreError::Conflict(format!("case {case_id} is closed")));
+                }
+                apply(tx, &case_id, now)?;
+                record(tx, &case_id, &event)?;
+                load(tx, &case_id)
+            })
+            .wait()
+    }
+
+    /// A case.
+    pub fn get(&self, case_id: &str) -> Result<Case, CoreError> {
+        let case_id = case_id.to_owned();
+        self.outbox.write(move |tx| load(tx, &case_id)).wait()
+    }
+
+    /// Cases, optionally of one status, newest first.
+    pub fn list(&self, status: Option<CaseStatus>) -> Result<Vec<Case>, CoreError> {
+        self.outbox
+            .write(move |tx| {
+                let mut stmt = tx.prepare(
+                    "SELECT case_id, title, description, status, assignee, created_by, created_at, updated_at
+                       FROM cases WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, case_id DESC",
+                )?;
+                let rows = stmt.query_map([status.map(CaseStatus::as_str)], row_to_case)?;
+                Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .wait()
+    }
+
+    /// Everything that happened to a case, in order.
+    pub fn timeline(&self, case_id: &str) -> Result<Vec<TimelineEntry>, CoreError> {
+        let case_id = case_id.to_owned();
+        self.outbox
+            .write(move |tx| {
+                load(tx, &case_id)?;
+                let mut stmt = tx.prepare(
+                    "SELECT event_id, event_type, actor, at, data FROM case_events
+                      WHERE case_id = ?1 ORDER BY id",
+                )?;
+                let rows = stmt.query_map([&case_id], |r| {
+                    Ok(TimelineEntry {
+                        event_id: r.get(0)?,
+                        event_type: r.get(1)?,
+                        actor: r.get(2)?,
+                        at: r.get(3)?,
+                        data: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+                    })
+                })?;
+                Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .wait()
+    }
+}
+
+/// Enqueues a case's event and adds it to the case's timeline.
+fn record(tx: &WriteTx<'_>, case_id: &str, event: &Event) -> Result<(), CoreError> {
+    tx.enqueue(event)?;
+    tx.execute(
+        "INSERT INTO case_events (case_id, event_id, event_type, actor, at, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            case_id,
+            event.event_id.as_str(),
+            event.event_type.as_str(),
+            event.metadata.user_id.clone().unwrap_or_default(),
+            event.timestamp.timestamp_millis(),
+            Value::Object(event.data.clone()).to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+fn load(tx: &WriteTx<'_>, case_id: &str) -> Result<Case, CoreError> {
+    tx.query_row(
+        "SELECT case_id, title, description, status, assignee, created_by, created_at, updated_at
+           FROM cases WHERE case_id = ?1",
+        [case_id],
+        row_to_case,
+    )
+    .optional()?
+    .ok_or_else(|| CoreError::NotFound(format!("case {case_id}")))
+}
+
+fn row_to_case(r: &rusqlite::Row<'_>) -> rusqlite::Result<Case> {
+    Ok(Case {
+        case_id: r.get(0)?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        status: CaseStatus::parse(&r.get::<_, String>(3)?),
+        assignee: r.get(4)?,
+        created_by: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
+}

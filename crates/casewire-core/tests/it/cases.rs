@@ -1,0 +1,241 @@
+//! Cases and their timelines.
+
+use std::sync::Arc;
+
+use casewire_core::{Auth, AuthPolicy, CaseStatus, Cases, CoreError, RequestInfo, Role, User};
+use casewire_events::{EventType, Priority};
+use casewire_outbox::{ManualClock, Outbox, OutboxConfig};
+use chrono::DateTime;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    outbox: Arc<Outbox>,
+    cases: Cases,
+    auth: Auth,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(ManualClock::new(
+        DateTime::from_timestamp_millis(1_704_672_000_000).expect("time"),
+    ));
+    let outbox = Arc::new(
+        Outbox::open(OutboxConfig {
+            clock: clock.clone(),
+            ..OutboxConfig::file(dir.path().join("outbox.db"))
+        })
+        .expect("outbox"),
+    );
+    casewire_core::migrate(&outbox).expect("migrate");
+    let cases = Cases::new(outbox.clone(), clock.clone());
+    let auth = Auth::new(outbox.clone(), clock, AuthPolicy::default());
+    Fixture {
+        _dir: dir,
+        outbox,
+        cases,
+        auth,
+    }
+}
+
+fn analyst() -> User {
+    User {
+        id: 1,
+        username: "analyst@fraud.com".into(),
+        role: Role::Analyst,
+    }
+}
+
+fn from() -> RequestInfo {
+    RequestInfo {
+        ip_address: Some("10.1.2.3".into()),
+        method: "POST".into(),
+        path: "/api/cases".into(),
+        role_header_sent: false,
+    }
+}
+
+#[test]
+fn case_ids_follow_the_guides_shape_per_year() {
+    let fx = fixture();
+    let first = fx
+        .cases
+        .create("Phishing wallet drain", "", &analyst(), &from())
+        .expect("created");
+    let second = fx
+        .cases
+        .create("Rug pull", "token XYZ", &analyst(), &from())
+        .expect("created");
+    assert_eq!(first.case_id, "CASE-2024-001");
+    assert_eq!(second.case_id, "CASE-2024-002");
+    assert_eq!(first.status, CaseStatus::Open);
+}
+
+#[test]
+fn each_action_commits_its_event_and_the_timeline_keeps_them_all() {
+    let fx = fixture();
+    fx.auth
+        .add_user(
+            "investigator@fraud.com",
+            Role::User,
+            "correct horse battery",
+        )
+        .expect("user");
+    let case = fx
+        .cases
+        .create(
+            "Phishing wallet drain",
+            "victim report",
+            &analyst(),
+            &from(),
+        )
+        .expect("created");
+    let id = case.case_id.clone();
+    fx.cases
+        .update(
+            &id,
+            None,
+            Some("victim report, two wallets"),
+            &analyst(),
+            &from(),
+        )
+        .expect("updated");
+    let assigned = fx
+        .cases
+        .assign(&id, "Investigator@Fraud.com", &analyst(), &from())
+        .expect("assigned");
+    assert_eq!(assigned.assignee.as_deref(), Some("investigator@fraud.com"));
+    let escalated = fx
+        .cases
+        .escalate(
+            &id,
+            "national cybercrime unit",
+            "funds moved abroad",
+            &analyst(),
+            &from(),
+        )
+        .expect("escalated");
+    assert_eq!(escalated.status, CaseStatus::Escalated);
+    let closed = fx
+        .cases
+        .close(&id, "funds frozen", &analyst(), &from())
+        .expect("closed");
+    assert_eq!(closed.status, CaseStatus::Closed);
+
+    let queued: Vec<_> = fx
+        .outbox
+        .claim(100)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.event().expect("parses"))
+        .collect();
+    let kinds: Vec<(EventType, Priority)> =
+        queued.iter().map(|e| (e.event_type, e.priority)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (EventType::CaseCreated, Priority::Medium),
+            (EventType::CaseUpdated, Priority::Medium),
+            (EventType::CaseAssigned, Priority::Medium),
+            (EventType::CaseEscalated, Priority::Critical),
+            (EventType::CaseClosed, Priority::Medium),
+        ]
+    );
+    for event in &queued {
+        event
+            .validate(&Default::default())
+            .expect("every event passes its schema");
+        assert_eq!(event.data["caseId"], id.as_str());
+        assert_eq!(
+            event.partition_key(),
+            id,
+            "a case's events share its partition key"
+        );
+        assert_eq!(event.metadata.user_id.as_deref(), Some("analyst@fraud.com"));
+    }
+    let timeline = fx.cases.timeline(&id).expect("timeline");
+    let types: Vec<&str> = timeline.iter().map(|t| t.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "case.created",
+            "case.updated",
+            "case.assigned",
+            "case.escalated",
+            "case.closed"
+        ]
+    );
+    assert_eq!(timeline[3].data["authority"], "national cybercrime unit");
+    assert_eq!(
+        timeline
+            .iter()
+            .map(|t| t.event_id.clone())
+            .collect::<Vec<_>>(),
+        queued
+            .iter()
+            .map(|e| e.event_id.to_string())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_closed_case_refuses_changes_and_nothing_is_recorded() {
+    let fx = fixture();
+    let case = fx
+        .cases
+        .create("Rug pull", "", &analyst(), &from())
+        .expect("created");
+    fx.cases
+        .close(&case.case_id, "no loss", &analyst(), &from())
+        .expect("closed");
+    let err = fx
+        .cases
+        .escalate(&case.case_id, "police", "late report", &analyst(), &from())
+        .expect_err("closed");
+    assert!(matches!(err, CoreError::Conflict(_)), "{err}");
+    assert_eq!(fx.cases.timeline(&case.case_id).expect("timeline").len(), 2);
+    assert_eq!(fx.outbox.claim(100).expect("claim").events.len(), 2);
+}
+
+#[test]
+fn bad_input_is_refused_with_what_is_wrong() {
+    let fx = fixture();
+    assert_eq!(
+        fx.cases
+            .create("  ", "", &analyst(), &from())
+            .expect_err("no title")
+            .to_string(),
+        "title is required"
+    );
+    let case = fx
+        .cases
+        .create("Case", "", &analyst(), &from())
+        .expect("created");
+    let err = fx
+        .cases
+        .assign(&case.case_id, "ghost", &analyst(), &from())
+        .expect_err("no such user")
+        .to_string();
+    assert_eq!(err, "no active user ghost to assign");
+    assert!(matches!(
+        fx.cases.get("CASE-2024-999"),
+        Err(CoreError::NotFound(_))
+    ));
+    assert!(
+        fx.cases
+            .update(&case.case_id, None, None, &analyst(), &from())
+            .is_err()
+    );
+    assert_eq!(
+        fx.cases.list(Some(CaseStatus::Open)).expect("list").len(),
+        1
+    );
+    assert!(
+        fx.cases
+            .list(Some(CaseStatus::Closed))
+            .expect("list")
+            .is_empty()
+    );
+    // Only the creation was recorded.
+    assert_eq!(fx.cases.timeline(&case.case_id).expect("timeline").len(), 1);
+}
