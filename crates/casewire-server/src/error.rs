@@ -1,0 +1,125 @@
+//! The error envelope: a status and a stable, machine-readable code the UI can act on.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use casewire_core::CoreError;
+use serde_json::json;
+
+/// An API error: `{"success": false, "error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable code, e.g. `unauthenticated`, `forbidden`, `invalid_request`.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 `invalid_request`.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 421 for a request addressed to a host name this server does not answer to.
+    pub(crate) fn misdirected(host: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "bad_host",
+            format!("this server does not answer to host {host:?}"),
+        )
+    }
+
+    /// 403 for a request from another site.
+    pub(crate) fn cross_origin(origin: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            format!("requests from origin {origin:?} are not allowed"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "success": false,
+            "error": {"code": self.code, "message": self.message},
+            "timestamp": crate::routes::now(),
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> ApiError {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            CoreError::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
+            CoreError::Conflict(_) => (S::CONFLICT, "conflict"),
+            CoreError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials"),
+            CoreError::LoginThrottled => (S::TOO_MANY_REQUESTS, "login_throttled"),
+            CoreError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated"),
+            CoreError::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
+            CoreError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),
+            CoreError::NotFound(_) => (S::NOT_FOUND, "not_found"),
+            CoreError::Gone(_) => (S::GONE, "gone"),
+            CoreError::Outbox(o) => return ApiError::from(o),
+            _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+        }
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<&casewire_outbox::Error> for ApiError {
+    fn from(e: &casewire_outbox::Error) -> ApiError {
+        use casewire_outbox::Error as E;
+        match e {
+            E::InvalidEvent(_) => ApiError::invalid(e.to_string()),
+            E::DuplicateEventId(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            E::QueueFull { .. } => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "queue_full",
+                e.to_string(),
+            ),
+            _ => {
+                tracing::error!(error = %e, "request failed in the outbox");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<casewire_outbox::Error> for ApiError {
+    fn from(e: casewire_outbox::Error) -> ApiError {
+        ApiError::from(&e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            _ => "invalid_request",
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}

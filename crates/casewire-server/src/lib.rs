@@ -1,0 +1,111 @@
+//! The HTTP API of the guide, begun: health, login and logout, and the admin routes of the event
+//! queue (stats, clear, test event, dead letters). Evidence and case routes, OpenAPI and metrics
+//! come next.
+//!
+//! # Defences of a loopback server
+//! - `Host` must name an allowed host (loopback names by default): a DNS-rebound name gets 421.
+//! - A request with an `Origin` that is not an allowed origin gets 403: no cross-site requests.
+//! - JSON bodies must say `application/json` (415) and stay under 1 MiB (413).
+//! - Roles come from bearer tokens only. The guide's `x-user-role` header is never trusted; a
+//!   request that relies on it gets 401 like any other without a token, and the refusal is
+//!   recorded as a `user.unauthorized_access` event saying the header was sent.
+//!
+//! Responses keep the guide's `success`/`timestamp` envelope; errors are
+//! `{"success": false, "error": {"code", "message"}}` with stable codes.
+#![deny(missing_docs)]
+
+mod error;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{HOST, ORIGIN};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use casewire_core::Auth;
+use casewire_outbox::Outbox;
+
+pub use error::ApiError;
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// What the handlers share.
+pub struct ServerState {
+    /// The outbox (and the database behind it).
+    pub outbox: Arc<Outbox>,
+    /// Users and tokens.
+    pub auth: Arc<Auth>,
+    /// Host names (without port) a request may address.
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host:port`) allowed to make requests from a browser.
+    pub allowed_origins: Vec<String>,
+}
+
+impl ServerState {
+    /// State for a server on loopback: hosts `127.0.0.1`, `localhost` and `[::1]`, and the
+    /// origins of those hosts on `port`.
+    pub fn loopback(outbox: Arc<Outbox>, auth: Arc<Auth>, port: u16) -> ServerState {
+        let hosts = ["127.0.0.1", "localhost", "[::1]"];
+        ServerState {
+            outbox,
+            auth,
+            allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            allowed_origins: hosts.iter().map(|h| format!("http://{h}:{port}")).collect(),
+        }
+    }
+}
+
+/// The API's router.
+pub fn router(state: Arc<ServerState>) -> Router {
+    routes::routes()
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
+/// progress.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Refuses requests addressed to a foreign host name (DNS rebinding) or sent from a foreign
+/// origin (cross-site), before any handler runs.
+async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    if !state
+        .allowed_hosts
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+    {
+        return ApiError::misdirected(host).into_response();
+    }
+    if let Some(origin) = request.headers().get(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !state.allowed_origins.iter().any(|o| o == origin) {
+            return ApiError::cross_origin(origin).into_response();
+        }
+    }
+    next.run(request).await
+}

@@ -1,0 +1,319 @@
+//! The routes and their handlers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use casewire_core::{CoreError, Permission, RequestInfo, User};
+use casewire_events::{Event, EventType, Metadata};
+use casewire_outbox::Page;
+use chrono::SecondsFormat;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::{ApiError, ServerState};
+
+type St = State<Arc<ServerState>>;
+type Peer = ConnectInfo<SocketAddr>;
+
+pub(crate) fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/logout", post(logout))
+        .route("/api/queue/stats", get(queue_stats))
+        .route("/api/queue/clear", post(queue_clear))
+        .route("/api/queue/test-event", post(test_event))
+        .route("/api/queue/dead-letters", get(dead_letters))
+        .route("/api/queue/dead-letters/replay", post(replay))
+        .route("/api/queue/dead-letters/discard", post(discard))
+}
+
+/// Now, as the envelope's `timestamp`.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Runs blocking domain work (password hashing, durable commits) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::from(CoreError::Invalid(format!(
+            "request aborted: {e}"
+        )))),
+    }
+}
+
+fn request_info(headers: &HeaderMap, method: &Method, uri: &Uri, peer: &SocketAddr) -> RequestInfo {
+    RequestInfo {
+        ip_address: Some(peer.ip().to_string()),
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        role_header_sent: headers.contains_key("x-user-role"),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+}
+
+/// The caller, if their token holds `permission`; otherwise 401 or 403, and the refusal is
+/// recorded as a `user.unauthorized_access` event.
+async fn require(
+    state: &Arc<ServerState>,
+    headers: &HeaderMap,
+    info: RequestInfo,
+    permission: Permission,
+) -> Result<User, ApiError> {
+    let token = bearer(headers);
+    let auth = state.auth.clone();
+    blocking(move || match auth.authorize(token.as_deref(), permission) {
+        Ok(user) => Ok(user),
+        Err(refusal @ (CoreError::Unauthenticated | CoreError::Forbidden { .. })) => {
+            let user = match &refusal {
+                CoreError::Forbidden { .. } => {
+                    token.as_deref().and_then(|t| auth.authenticate(t).ok())
+                }
+                _ => None,
+            };
+            auth.record_refusal(&info, user.as_ref(), &refusal.to_string())?;
+            Err(refusal)
+        }
+        Err(other) => Err(other),
+    })
+    .await
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok", "timestamp": now()}))
+}
+
+async fn readyz(State(state): St) -> Response {
+    match state.outbox.stats(Page::first(0)) {
+        Ok(stats) => Json(json!({
+            "status": "ready",
+            "database": "open",
+            "relay": if stats.kafka_available { "running" } else { "not running" },
+            "timestamp": now(),
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "database": e.to_string(), "timestamp": now()})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<Credentials>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(credentials) = body?;
+    let info = request_info(&headers, &method, &uri, &peer);
+    let auth = state.auth.clone();
+    let session =
+        blocking(move || auth.login(&credentials.username, &credentials.password, &info)).await?;
+    Ok(Json(json!({
+        "success": true,
+        "token": session.token,
+        "expiresAt": session.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "user": session.user,
+        "timestamp": now(),
+    })))
+}
+
+async fn logout(State(state): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let token = bearer(&headers).ok_or_else(|| ApiError::from(CoreError::Unauthenticated))?;
+    let auth = state.auth.clone();
+    blocking(move || auth.logout(&token)).await?;
+    Ok(Json(json!({"success": true, "timestamp": now()})))
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<usize>,
+    after: Option<i64>,
+}
+
+impl PageQuery {
+    fn page(&self) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if limit > 1_000 {
+            return Err(ApiError::invalid("limit must be at most 1000"));
+        }
+        Ok(Page {
+            after: self.after,
+            limit,
+        })
+    }
+}
+
+async fn queue_stats(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    query: Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let info = request_info(&headers, &method, &uri, &peer);
+    require(&state, &headers, info, Permission::ViewLogs).await?;
+    let stats = state.outbox.stats(query.page()?)?;
+    Ok(Json(
+        json!({"success": true, "queue": stats, "timestamp": now()}),
+    ))
+}
+
+async fn queue_clear(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let info = request_info(&headers, &method, &uri, &peer);
+    let user = require(&state, &headers, info, Permission::SystemConfig).await?;
+    let cleared = state.outbox.clear(user.username).await?;
+    Ok(Json(json!({
+        "success": true,
+        "message": "Queue cleared successfully",
+        "clearedCount": cleared,
+        "timestamp": now(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TestEvent {
+    event_type: String,
+    #[serde(default)]
+    data: Map<String, Value>,
+}
+
+async fn test_event(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<TestEvent>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let info = request_info(&headers, &method, &uri, &peer);
+    let user = require(&state, &headers, info.clone(), Permission::SystemConfig).await?;
+    let Json(request) = body?;
+    let event_type: EventType = request
+        .event_type
+        .parse()
+        .map_err(|e: casewire_events::EventError| ApiError::invalid(e.to_string()))?;
+    let event = Event::new(
+        event_type,
+        request.data,
+        Metadata {
+            source: Some(casewire_core::SOURCE.into()),
+            user_id: Some(user.username),
+            ip_address: info.ip_address,
+            ..Metadata::default()
+        },
+        chrono::Utc::now(),
+        &mut rand::rng(),
+    );
+    state.outbox.enqueue(&event).await?;
+    tracing::info!(event_id = %event.event_id, "test event queued");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "message": "Test event queued; the relay publishes it when a broker is reachable",
+            "eventId": event.event_id,
+            "timestamp": now(),
+        })),
+    ))
+}
+
+async fn dead_letters(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    query: Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let info = request_info(&headers, &method, &uri, &peer);
+    require(&state, &headers, info, Permission::ViewLogs).await?;
+    let letters = state.outbox.dead_letters(query.page()?)?;
+    Ok(Json(
+        json!({"success": true, "deadLetters": letters, "timestamp": now()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventIds {
+    event_ids: Vec<String>,
+}
+
+impl EventIds {
+    fn checked(self) -> Result<Vec<String>, ApiError> {
+        if self.event_ids.is_empty() || self.event_ids.len() > 1_000 {
+            return Err(ApiError::invalid("eventIds must list 1 to 1000 event ids"));
+        }
+        Ok(self.event_ids)
+    }
+}
+
+async fn replay(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<EventIds>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let info = request_info(&headers, &method, &uri, &peer);
+    let user = require(&state, &headers, info, Permission::ViewLogs).await?;
+    let ids = body?.0.checked()?;
+    let replayed = state.outbox.replay(ids, user.username).await?;
+    Ok(Json(
+        json!({"success": true, "replayed": replayed, "timestamp": now()}),
+    ))
+}
+
+async fn discard(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<EventIds>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let info = request_info(&headers, &method, &uri, &peer);
+    let user = require(&state, &headers, info, Permission::SystemConfig).await?;
+    let ids = body?.0.checked()?;
+    let discarded = state.outbox.discard(ids, user.username).await?;
+    Ok(Json(
+        json!({"success": true, "discarded": discarded, "timestamp": now()}),
+    ))
+}

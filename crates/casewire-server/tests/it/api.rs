@@ -1,0 +1,286 @@
+//! The guide's queue routes, login, and the loopback defences.
+
+use std::sync::Arc;
+
+use casewire_core::{Auth, AuthPolicy, Role};
+use casewire_events::EventType;
+use casewire_outbox::{Outbox, OutboxConfig, Page, SystemClock};
+use casewire_server::ServerState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Server {
+    _dir: tempfile::TempDir,
+    base: String,
+    outbox: Arc<Outbox>,
+    client: reqwest::Client,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox =
+        Arc::new(Outbox::open(OutboxConfig::file(dir.path().join("outbox.db"))).expect("outbox"));
+    casewire_core::migrate(&outbox).expect("migrate");
+    let auth = Arc::new(Auth::new(
+        outbox.clone(),
+        Arc::new(SystemClock),
+        AuthPolicy::default(),
+    ));
+    for (name, role) in [
+        ("investigator", Role::User),
+        ("admin", Role::Admin),
+        ("root", Role::Superadmin),
+    ] {
+        auth.add_user(name, role, PASSWORD).expect("user");
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let state = Arc::new(ServerState::loopback(outbox.clone(), auth, port));
+    tokio::spawn(casewire_server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    Server {
+        _dir: dir,
+        base: format!("http://127.0.0.1:{port}"),
+        outbox,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    async fn token(&self, username: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        (response.status(), response.json().await.expect("json body"))
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        (response.status(), response.json().await.expect("json body"))
+    }
+
+    fn queued_types(&self) -> Vec<EventType> {
+        self.outbox
+            .list_queued(Page::first(1_000))
+            .expect("list")
+            .iter()
+            .map(|e| e.event_type.parse().expect("known type"))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_answer() {
+    let s = server().await;
+    let (status, body) = s.get("/healthz", None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = s.get("/readyz", None).await;
+    assert_eq!(
+        (status, body["database"].as_str()),
+        (StatusCode::OK, Some("open"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_returns_a_token_and_bad_credentials_get_401() {
+    let s = server().await;
+    let (status, body) = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["success"], true);
+    assert_eq!(body["user"]["role"], "admin");
+    assert_eq!(body["token"].as_str().expect("token").len(), 64);
+    let (status, body) = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"username": "admin", "password": "wrong"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"]["code"], "bad_credentials");
+    assert!(s.queued_types().contains(&EventType::UserLogin));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_stats_need_view_logs_and_never_trust_the_role_header() {
+    let s = server().await;
+    // The guide's way: a role header and no token. Refused, and recorded.
+    let response = s
+        .client
+        .get(format!("{}/api/queue/stats", s.base))
+        .header("x-user-role", "admin")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    let refusal = s
+        .outbox
+        .list_queued(Page::first(100))
+        .expect("list")
+        .pop()
+        .expect("event");
+    assert_eq!(refusal.event_type, "user.unauthorized_access");
+
+    let investigator = s.token("investigator").await;
+    let (status, body) = s.get("/api/queue/stats", Some(&investigator)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "forbidden");
+
+    let admin = s.token("admin").await;
+    let (status, body) = s.get("/api/queue/stats?limit=5", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["success"], true);
+    for key in [
+        "queueSize",
+        "oldestEvent",
+        "kafkaConnected",
+        "kafkaAvailable",
+        "retryInterval",
+        "events",
+    ] {
+        assert!(body["queue"].get(key).is_some(), "queue.{key} present");
+    }
+    assert!(body["timestamp"].is_string());
+    let refusals = s
+        .queued_types()
+        .iter()
+        .filter(|t| **t == EventType::UserUnauthorizedAccess)
+        .count();
+    assert_eq!(refusals, 2, "the 401 and the 403 were both recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clearing_and_test_events_need_a_superadmin() {
+    let s = server().await;
+    let admin = s.token("admin").await;
+    let (status, _) = s.post("/api/queue/clear", Some(&admin), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let root = s.token("root").await;
+    let (status, body) = s
+        .post("/api/queue/test-event", Some(&root), json!({"eventType": "system.alert", "data": {"test": true, "message": "Test event from API"}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(body["eventId"].as_str().expect("id").starts_with("evt_"));
+    let (status, body) = s
+        .post(
+            "/api/queue/test-event",
+            Some(&root),
+            json!({"eventType": "system.alert", "data": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("missing data.message")
+    );
+    let (status, body) = s
+        .post(
+            "/api/queue/test-event",
+            Some(&root),
+            json!({"eventType": "nope"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    let queued = s.outbox.stats(Page::first(0)).expect("stats").queue_size;
+    let (status, body) = s.post("/api/queue/clear", Some(&root), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["message"], "Queue cleared successfully");
+    assert_eq!(body["clearedCount"], queued);
+    assert_eq!(
+        s.queued_types(),
+        [EventType::SystemAlert],
+        "only the clear's own alert remains"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebound_host_and_a_foreign_origin_are_refused() {
+    let s = server().await;
+    let response = s
+        .client
+        .get(format!("{}/healthz", s.base))
+        .header(reqwest::header::HOST, "attacker.example")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "bad_host");
+    let response = s
+        .client
+        .post(format!("{}/api/auth/login", s.base))
+        .header(reqwest::header::ORIGIN, "https://attacker.example")
+        .json(&json!({"username": "root", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        !s.queued_types().contains(&EventType::UserLogin),
+        "the cross-site login never ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_must_say_so_and_stay_small() {
+    let s = server().await;
+    let response = s
+        .client
+        .post(format!("{}/api/auth/login", s.base))
+        .header(reqwest::header::CONTENT_TYPE, "text/plain")
+        .body(r#"{"username":"root","password":"x"}"#)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    let huge = json!({"username": "root", "password": "x".repeat(2 * 1024 * 1024)});
+    let (status, body) = s.post("/api/auth/login", None, huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "too_large");
+}

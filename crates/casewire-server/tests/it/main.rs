@@ -1,0 +1,3 @@
+//! HTTP tests against the real router on a real loopback socket, with a real SQLite outbox.
+
+mod api;
