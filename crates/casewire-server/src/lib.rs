@@ -1,6 +1,6 @@
-//! The HTTP API of the guide, begun: health, login and logout, and the admin routes of the event
-//! queue (stats, clear, test event, dead letters). Evidence and case routes, OpenAPI and metrics
-//! come next.
+//! The HTTP API of the guide, begun: health, login and logout, the admin routes of the event
+//! queue (stats, clear, test event, dead letters) and the case routes. Evidence routes, OpenAPI
+//! and metrics come next.
 //!
 //! # Defences of a loopback server
 //! - `Host` must name an allowed host (loopback names by default): a DNS-rebound name gets 421.
@@ -25,8 +25,8 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use casewire_core::Auth;
-use casewire_outbox::Outbox;
+use casewire_core::{Auth, Cases};
+use casewire_outbox::{Clock, Outbox};
 
 pub use error::ApiError;
 
@@ -39,6 +39,8 @@ pub struct ServerState {
     pub outbox: Arc<Outbox>,
     /// Users and tokens.
     pub auth: Arc<Auth>,
+    /// Cases.
+    pub cases: Arc<Cases>,
     /// Host names (without port) a request may address.
     pub allowed_hosts: Vec<String>,
     /// Origins (`scheme://host:port`) allowed to make requests from a browser.
@@ -48,9 +50,15 @@ pub struct ServerState {
 impl ServerState {
     /// State for a server on loopback: hosts `127.0.0.1`, `localhost` and `[::1]`, and the
     /// origins of those hosts on `port`.
-    pub fn loopback(outbox: Arc<Outbox>, auth: Arc<Auth>, port: u16) -> ServerState {
+    pub fn loopback(
+        outbox: Arc<Outbox>,
+        auth: Arc<Auth>,
+        clock: Arc<dyn Clock>,
+        port: u16,
+    ) -> ServerState {
         let hosts = ["127.0.0.1", "localhost", "[::1]"];
         ServerState {
+            cases: Arc::new(Cases::new(outbox.clone(), clock)),
             outbox,
             auth,
             allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),

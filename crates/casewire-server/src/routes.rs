@@ -4,12 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use casewire_core::{CoreError, Permission, RequestInfo, User};
+use casewire_core::{CaseStatus, CoreError, Permission, RequestInfo, User};
 use casewire_events::{Event, EventType, Metadata};
 use casewire_outbox::Page;
 use chrono::SecondsFormat;
@@ -33,6 +33,13 @@ pub(crate) fn routes() -> Router<Arc<ServerState>> {
         .route("/api/queue/dead-letters", get(dead_letters))
         .route("/api/queue/dead-letters/replay", post(replay))
         .route("/api/queue/dead-letters/discard", post(discard))
+        .route("/api/cases", post(create_case).get(list_cases))
+        .route("/api/cases/escalate", post(escalate_by_body))
+        .route("/api/cases/{id}", get(get_case).patch(update_case))
+        .route("/api/cases/{id}/assign", post(assign_case))
+        .route("/api/cases/{id}/escalate", post(escalate_case))
+        .route("/api/cases/{id}/close", post(close_case))
+        .route("/api/cases/{id}/timeline", get(case_timeline))
 }
 
 /// Now, as the envelope's `timestamp`.
@@ -315,5 +322,289 @@ async fn discard(
     let discarded = state.outbox.discard(ids, user.username).await?;
     Ok(Json(
         json!({"success": true, "discarded": discarded, "timestamp": now()}),
+    ))
+}
+
+/// Who is asking, and whether they may: the common prologue of the case handlers.
+struct Caller {
+    user: User,
+    info: RequestInfo,
+}
+
+async fn caller(
+    state: &Arc<ServerState>,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    peer: &SocketAddr,
+    permission: Permission,
+) -> Result<Caller, ApiError> {
+    let info = request_info(headers, method, uri, peer);
+    let user = require(state, headers, info.clone(), permission).await?;
+    Ok(Caller { user, info })
+}
+
+fn case_response(status: StatusCode, case: &casewire_core::Case) -> (StatusCode, Json<Value>) {
+    (
+        status,
+        Json(json!({"success": true, "case": case, "timestamp": now()})),
+    )
+}
+
+#[derive(Deserialize)]
+struct NewCase {
+    title: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_case(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<NewCase>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let Json(new) = body?;
+    let cases = state.cases.clone();
+    let case =
+        blocking(move || cases.create(&new.title, &new.description, &c.user, &c.info)).await?;
+    Ok(case_response(StatusCode::CREATED, &case))
+}
+
+#[derive(Deserialize)]
+struct CaseQuery {
+    status: Option<String>,
+}
+
+async fn list_cases(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    query: Query<CaseQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some("open") => Some(CaseStatus::Open),
+        Some("escalated") => Some(CaseStatus::Escalated),
+        Some("closed") => Some(CaseStatus::Closed),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "status {other:?} must be open, escalated or closed"
+            )));
+        }
+    };
+    let cases = state.cases.clone();
+    let list = blocking(move || cases.list(status)).await?;
+    Ok(Json(
+        json!({"success": true, "cases": list, "timestamp": now()}),
+    ))
+}
+
+async fn get_case(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let cases = state.cases.clone();
+    let case = blocking(move || cases.get(&id)).await?;
+    Ok(case_response(StatusCode::OK, &case))
+}
+
+#[derive(Deserialize)]
+struct CaseChanges {
+    title: Option<String>,
+    description: Option<String>,
+}
+
+async fn update_case(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<CaseChanges>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let Json(changes) = body?;
+    let cases = state.cases.clone();
+    let case = blocking(move || {
+        cases.update(
+            &id,
+            changes.title.as_deref(),
+            changes.description.as_deref(),
+            &c.user,
+            &c.info,
+        )
+    })
+    .await?;
+    Ok(case_response(StatusCode::OK, &case))
+}
+
+#[derive(Deserialize)]
+struct Assignment {
+    assignee: String,
+}
+
+async fn assign_case(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Assignment>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let Json(assignment) = body?;
+    let cases = state.cases.clone();
+    let case = blocking(move || cases.assign(&id, &assignment.assignee, &c.user, &c.info)).await?;
+    Ok(case_response(StatusCode::OK, &case))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Escalation {
+    case_id: Option<String>,
+    authority: String,
+    reason: String,
+}
+
+async fn escalate(
+    state: Arc<ServerState>,
+    c: Caller,
+    id: String,
+    escalation: Escalation,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let cases = state.cases.clone();
+    let case = blocking(move || {
+        cases.escalate(
+            &id,
+            &escalation.authority,
+            &escalation.reason,
+            &c.user,
+            &c.info,
+        )
+    })
+    .await?;
+    Ok(case_response(StatusCode::OK, &case))
+}
+
+async fn escalate_case(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Escalation>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let Json(escalation) = body?;
+    escalate(state, c, id, escalation).await
+}
+
+/// The guide's `POST /api/cases/escalate`, with the case in the body.
+async fn escalate_by_body(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Json<Escalation>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let Json(escalation) = body?;
+    let id = escalation
+        .case_id
+        .clone()
+        .ok_or_else(|| ApiError::invalid("caseId is required"))?;
+    escalate(state, c, id, escalation).await
+}
+
+#[derive(Deserialize)]
+struct Closing {
+    resolution: String,
+}
+
+async fn close_case(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Closing>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let Json(closing) = body?;
+    let cases = state.cases.clone();
+    let case = blocking(move || cases.close(&id, &closing.resolution, &c.user, &c.info)).await?;
+    Ok(case_response(StatusCode::OK, &case))
+}
+
+async fn case_timeline(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let cases = state.cases.clone();
+    let timeline = blocking(move || cases.timeline(&id)).await?;
+    Ok(Json(
+        json!({"success": true, "timeline": timeline, "timestamp": now()}),
     ))
 }

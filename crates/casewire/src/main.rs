@@ -236,7 +236,12 @@ async fn serve(outbox: Arc<Outbox>, listen: SocketAddr) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
-    let state = Arc::new(ServerState::loopback(outbox.clone(), auth, local.port()));
+    let state = Arc::new(ServerState::loopback(
+        outbox.clone(),
+        auth,
+        Arc::new(SystemClock),
+        local.port(),
+    ));
     tracing::info!("casewire listening on http://{local}");
     casewire_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped accepting requests; stopping the relay");

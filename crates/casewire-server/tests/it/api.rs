@@ -39,7 +39,12 @@ async fn server() -> Server {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let state = Arc::new(ServerState::loopback(outbox.clone(), auth, port));
+    let state = Arc::new(ServerState::loopback(
+        outbox.clone(),
+        auth,
+        Arc::new(SystemClock),
+        port,
+    ));
     tokio::spawn(casewire_server::serve(
         listener,
         state,
@@ -283,4 +288,113 @@ async fn json_bodies_must_say_so_and_stay_small() {
     let (status, body) = s.post("/api/auth/login", None, huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["error"]["code"], "too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_goes_from_open_to_closed_over_http_with_its_events() {
+    let s = server().await;
+    let investigator = s.token("investigator").await;
+    let (status, body) = s
+        .post(
+            "/api/cases",
+            Some(&investigator),
+            json!({"title": "Phishing wallet drain", "description": "victim report"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = body["case"]["caseId"].as_str().expect("case id").to_owned();
+    assert!(id.starts_with("CASE-20"), "{id}");
+
+    // An investigator may not escalate; an admin (who holds analyse) may.
+    let escalation = json!({"caseId": id, "authority": "national cybercrime unit", "reason": "funds moved abroad"});
+    let (status, body) = s
+        .post(
+            "/api/cases/escalate",
+            Some(&investigator),
+            escalation.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let admin = s.token("admin").await;
+    let (status, body) = s
+        .post(
+            &format!("/api/cases/{id}/assign"),
+            Some(&admin),
+            json!({"assignee": "investigator"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["case"]["assignee"].as_str()),
+        (StatusCode::OK, Some("investigator"))
+    );
+    let (status, body) = s
+        .post("/api/cases/escalate", Some(&admin), escalation)
+        .await;
+    assert_eq!(
+        (status, body["case"]["status"].as_str()),
+        (StatusCode::OK, Some("escalated"))
+    );
+    let (status, _) = s
+        .post(
+            &format!("/api/cases/{id}/close"),
+            Some(&admin),
+            json!({"resolution": "funds frozen"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .post(
+            &format!("/api/cases/{id}/close"),
+            Some(&admin),
+            json!({"resolution": "again"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+
+    let (status, body) = s
+        .get(&format!("/api/cases/{id}/timeline"), Some(&investigator))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let types: Vec<&str> = body["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter_map(|t| t["eventType"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "case.created",
+            "case.assigned",
+            "case.escalated",
+            "case.closed"
+        ]
+    );
+    let queued = s.queued_types();
+    for t in [
+        EventType::CaseCreated,
+        EventType::CaseAssigned,
+        EventType::CaseEscalated,
+        EventType::CaseClosed,
+    ] {
+        assert_eq!(queued.iter().filter(|q| **q == t).count(), 1, "{t}");
+    }
+    let (status, body) = s.get("/api/cases?status=closed", Some(&investigator)).await;
+    assert_eq!(
+        (status, body["cases"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, _) = s.get("/api/cases?status=lost", Some(&investigator)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = s.get("/api/cases/CASE-1999-001", Some(&investigator)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 }
