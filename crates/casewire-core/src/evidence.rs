@@ -84,6 +84,15 @@ pub struct Verification {
     pub actual_hash: Option<String>,
 }
 
+/// Content stored by [`EvidenceStore::store_content`], not yet recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// SHA-256, hex.
+    pub hash: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// Evidence files under a data directory, records in the outbox's database.
 pub struct EvidenceStore {
     outbox: Arc<Outbox>,
@@ -103,6 +112,11 @@ fn io(path: &Path, e: std::io::Error) -> CoreError {
 }
 
 impl EvidenceStore {
+    /// The largest file accepted, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// A store in `<data_dir>/evidence`, refusing files over `max_bytes`.
     pub fn open(
         outbox: Arc<Outbox>,
@@ -139,14 +153,8 @@ impl EvidenceStore {
         )
     }
 
-    /// Stores an uploaded file and records it with its `evidence.uploaded` event.
-    pub fn upload(
-        &self,
-        meta: NewEvidence,
-        content: impl Read,
-        user: &User,
-        from: &RequestInfo,
-    ) -> Result<Evidence, CoreError> {
+    /// Checks what an uploader says about a file.
+    pub fn check(meta: &NewEvidence) -> Result<(), CoreError> {
         if meta.case_id.trim().is_empty() {
             return Err(invalid("caseId is required"));
         }
@@ -165,7 +173,59 @@ impl EvidenceStore {
                 "riskLevel {level:?} must be low, medium, high or critical"
             )));
         }
+        Ok(())
+    }
+
+    /// Stores an uploaded file and records it with its `evidence.uploaded` event.
+    pub fn upload(
+        &self,
+        meta: NewEvidence,
+        content: impl Read,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Evidence, CoreError> {
+        EvidenceStore::check(&meta)?;
+        let stored = self.store_content(content)?;
+        self.record(meta, stored, user, from)
+    }
+
+    /// Stores content by its hash, streaming it; for uploads whose description arrives after
+    /// the file (a multipart form). Follow with [`EvidenceStore::record`], or
+    /// [`EvidenceStore::forget`] when the description is refused.
+    pub fn store_content(&self, content: impl Read) -> Result<Stored, CoreError> {
         let (hash, size) = self.store(content)?;
+        Ok(Stored { hash, size })
+    }
+
+    /// Removes stored content that no record uses (an upload whose description was refused).
+    pub fn forget(&self, stored: &Stored) -> Result<(), CoreError> {
+        let hash = stored.hash.clone();
+        let used: bool = self
+            .outbox
+            .write(move |tx| {
+                Ok::<_, CoreError>(tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM evidence WHERE storage_hash = ?1 AND deleted_at IS NULL)",
+                    [&hash],
+                    |r| r.get(0),
+                )?)
+            })
+            .wait()?;
+        if !used {
+            let _ = std::fs::remove_file(self.content_path(&stored.hash));
+        }
+        Ok(())
+    }
+
+    /// Records stored content with its `evidence.uploaded` event, in one transaction.
+    pub fn record(
+        &self,
+        meta: NewEvidence,
+        stored: Stored,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Evidence, CoreError> {
+        EvidenceStore::check(&meta)?;
+        let Stored { hash, size } = stored;
         let mut id = [0u8; 12];
         rand::rng().fill_bytes(&mut id);
         let evidence = Evidence {

@@ -15,7 +15,7 @@ use casewire_outbox::Outbox;
 
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
 pub use cases::{Case, CaseStatus, Cases, TimelineEntry};
-pub use evidence::{Evidence, EvidenceStore, NewEvidence, Verification};
+pub use evidence::{Evidence, EvidenceStore, NewEvidence, Stored, Verification};
 
 /// `metadata.source` of the events the domain creates.
 pub const SOURCE: &str = "casewire";

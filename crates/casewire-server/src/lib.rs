@@ -25,7 +25,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use casewire_core::{Auth, Cases};
+use casewire_core::{Auth, Cases, EvidenceStore};
 use casewire_outbox::{Clock, Outbox};
 
 pub use error::ApiError;
@@ -41,6 +41,8 @@ pub struct ServerState {
     pub auth: Arc<Auth>,
     /// Cases.
     pub cases: Arc<Cases>,
+    /// Evidence files.
+    pub evidence: Arc<EvidenceStore>,
     /// Host names (without port) a request may address.
     pub allowed_hosts: Vec<String>,
     /// Origins (`scheme://host:port`) allowed to make requests from a browser.
@@ -54,11 +56,13 @@ impl ServerState {
         outbox: Arc<Outbox>,
         auth: Arc<Auth>,
         clock: Arc<dyn Clock>,
+        evidence: Arc<EvidenceStore>,
         port: u16,
     ) -> ServerState {
         let hosts = ["127.0.0.1", "localhost", "[::1]"];
         ServerState {
             cases: Arc::new(Cases::new(outbox.clone(), clock)),
+            evidence,
             outbox,
             auth,
             allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
@@ -69,7 +73,7 @@ impl ServerState {
 
 /// The API's router.
 pub fn router(state: Arc<ServerState>) -> Router {
-    routes::routes()
+    routes::routes(&state)
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)

@@ -21,8 +21,23 @@ use crate::{ApiError, ServerState};
 type St = State<Arc<ServerState>>;
 type Peer = ConnectInfo<SocketAddr>;
 
-pub(crate) fn routes() -> Router<Arc<ServerState>> {
+pub(crate) fn routes(state: &ServerState) -> Router<Arc<ServerState>> {
+    // Uploads may be as large as the evidence limit, plus room for the form's other fields.
+    let upload_limit = usize::try_from(state.evidence.max_bytes())
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
     Router::new()
+        .route(
+            "/api/evidence/upload",
+            post(upload_evidence).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/evidence", get(list_evidence))
+        .route(
+            "/api/evidence/{id}",
+            get(get_evidence).delete(delete_evidence),
+        )
+        .route("/api/evidence/{id}/download", get(download_evidence))
+        .route("/api/evidence/{id}/verify", post(verify_evidence))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/auth/login", post(login))
@@ -606,5 +621,290 @@ async fn case_timeline(
     let timeline = blocking(move || cases.timeline(&id)).await?;
     Ok(Json(
         json!({"success": true, "timeline": timeline, "timestamp": now()}),
+    ))
+}
+
+/// A `Read` over chunks arriving on a channel: lets the blocking evidence store consume an
+/// upload while the async side receives it, without holding the whole file.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<axum::body::Bytes>,
+    current: axum::body::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::invalid(format!(
+        "the upload is not a valid multipart form: {}",
+        e.body_text()
+    ))
+}
+
+async fn upload_evidence(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::invalid(format!(
+            "expected a multipart/form-data upload: {}",
+            e.body_text()
+        ))
+    })?;
+    let mut meta = casewire_core::NewEvidence::default();
+    let mut stored = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or("") {
+            "evidenceFile" => {
+                if stored.is_some() {
+                    return Err(ApiError::invalid("one evidenceFile per upload"));
+                }
+                meta.filename = field.file_name().unwrap_or("").to_owned();
+                meta.content_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_owned();
+                let (tx, rx) = tokio::sync::mpsc::channel(16);
+                let store = state.evidence.clone();
+                let writer = tokio::task::spawn_blocking(move || {
+                    store.store_content(ChannelReader {
+                        rx,
+                        current: axum::body::Bytes::new(),
+                    })
+                });
+                let mut received = Ok(());
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            // The store stops reading when the file is too large.
+                            if tx.send(chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            received = Err(multipart_error(e));
+                            break;
+                        }
+                    }
+                }
+                drop(tx);
+                let result = writer
+                    .await
+                    .map_err(|e| ApiError::invalid(format!("upload aborted: {e}")))?;
+                let content = result.map_err(ApiError::from)?;
+                if let Err(e) = received {
+                    let store = state.evidence.clone();
+                    let _ = blocking(move || store.forget(&content)).await;
+                    return Err(e);
+                }
+                stored = Some(content);
+            }
+            name @ ("caseId" | "wallet" | "reporter" | "riskLevel") => {
+                let name = name.to_owned();
+                let text = field.text().await.map_err(multipart_error)?;
+                match name.as_str() {
+                    "caseId" => meta.case_id = text,
+                    "wallet" => meta.wallet = text,
+                    "reporter" => meta.reporter = text,
+                    _ => meta.risk_level = Some(text).filter(|t| !t.is_empty()),
+                }
+            }
+            _ => {}
+        }
+    }
+    let stored = stored.ok_or_else(|| ApiError::invalid("evidenceFile is required"))?;
+    let store = state.evidence.clone();
+    let evidence = blocking(
+        move || match store.record(meta, stored.clone(), &c.user, &c.info) {
+            Ok(evidence) => Ok(evidence),
+            Err(e) => {
+                store.forget(&stored)?;
+                Err(e)
+            }
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "evidence": evidence, "timestamp": now()})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EvidenceQuery {
+    case_id: Option<String>,
+    wallet: Option<String>,
+}
+
+async fn list_evidence(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    query: Query<EvidenceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let Query(EvidenceQuery { case_id, wallet }) = query;
+    let store = state.evidence.clone();
+    let list = blocking(move || store.list(case_id, wallet)).await?;
+    Ok(Json(
+        json!({"success": true, "evidence": list, "timestamp": now()}),
+    ))
+}
+
+async fn get_evidence(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let store = state.evidence.clone();
+    let evidence = blocking(move || store.get(&id)).await?;
+    Ok(Json(
+        json!({"success": true, "evidence": evidence, "timestamp": now()}),
+    ))
+}
+
+/// A file name safe inside a quoted `Content-Disposition` value.
+fn disposition_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+async fn download_evidence(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let store = state.evidence.clone();
+    let (evidence, file) = blocking(move || store.open_download(&id, &c.user, &c.info)).await?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
+    let response_headers = [
+        (header::CONTENT_TYPE, evidence.content_type.clone()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}\"",
+                disposition_name(&evidence.filename)
+            ),
+        ),
+        (header::CONTENT_LENGTH, evidence.file_size.to_string()),
+    ];
+    Ok((response_headers, body).into_response())
+}
+
+async fn verify_evidence(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::Investigate,
+    )
+    .await?;
+    let store = state.evidence.clone();
+    let verification = blocking(move || store.verify(&id, &c.user, &c.info)).await?;
+    Ok(Json(
+        json!({"success": true, "verification": verification, "timestamp": now()}),
+    ))
+}
+
+async fn delete_evidence(
+    State(state): St,
+    ConnectInfo(peer): Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = caller(
+        &state,
+        &headers,
+        &method,
+        &uri,
+        &peer,
+        Permission::DeleteEvidence,
+    )
+    .await?;
+    let store = state.evidence.clone();
+    blocking(move || store.delete(&id, &c.user, &c.info)).await?;
+    Ok(Json(
+        json!({"success": true, "message": "Evidence deleted; its record and hash are kept", "timestamp": now()}),
     ))
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use casewire_core::{Auth, AuthPolicy, Role};
+use casewire_core::{Auth, AuthPolicy, EvidenceStore, Role};
 use casewire_outbox::{Outbox, OutboxConfig, Page, RetryPolicy, SystemClock};
 use casewire_relay::{Relay, RelayConfig};
 use casewire_server::ServerState;
@@ -166,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = data_dir(&cli)?;
     let outbox = open_outbox(&dir)?;
     match cli.command {
-        Command::Serve { listen } => serve(outbox, listen).await,
+        Command::Serve { listen } => serve(outbox, dir, listen).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -219,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(outbox: Arc<Outbox>, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(outbox: Arc<Outbox>, data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     let relay = if std::env::var_os("KAFKA_BROKERS").is_some() {
         let config = RelayConfig::from_settings(|k| std::env::var(k).ok(), Default::default())?;
         Some(Relay::start(outbox.clone(), config)?)
@@ -236,10 +236,18 @@ async fn serve(outbox: Arc<Outbox>, listen: SocketAddr) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
+    let max_bytes = env_number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
+    let evidence = Arc::new(EvidenceStore::open(
+        outbox.clone(),
+        Arc::new(SystemClock),
+        &data_dir,
+        max_bytes,
+    )?);
     let state = Arc::new(ServerState::loopback(
         outbox.clone(),
         auth,
         Arc::new(SystemClock),
+        evidence,
         local.port(),
     ));
     tracing::info!("casewire listening on http://{local}");

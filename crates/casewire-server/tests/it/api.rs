@@ -39,10 +39,20 @@ async fn server() -> Server {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let evidence = Arc::new(
+        casewire_core::EvidenceStore::open(
+            outbox.clone(),
+            Arc::new(SystemClock),
+            dir.path(),
+            64 * 1024,
+        )
+        .expect("evidence store"),
+    );
     let state = Arc::new(ServerState::loopback(
         outbox.clone(),
         auth,
         Arc::new(SystemClock),
+        evidence,
         port,
     ));
     tokio::spawn(casewire_server::serve(
@@ -397,4 +407,180 @@ async fn a_case_goes_from_open_to_closed_over_http_with_its_events() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+}
+
+fn upload_form(content: Vec<u8>, wallet: &str) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("caseId", "CASE-2024-001")
+        .text("wallet", wallet.to_owned())
+        .text("reporter", "test@fraud.com")
+        .part(
+            "evidenceFile",
+            reqwest::multipart::Part::bytes(content)
+                .file_name("test.txt")
+                .mime_str("text/plain")
+                .expect("mime"),
+        )
+}
+
+const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_is_uploaded_downloaded_verified_and_deleted_over_http() {
+    let s = server().await;
+    let investigator = s.token("investigator").await;
+    let content = b"transaction screenshot bytes".repeat(100);
+    let response = s
+        .client
+        .post(format!("{}/api/evidence/upload", s.base))
+        .bearer_auth(&investigator)
+        .multipart(upload_form(content.clone(), WALLET))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.expect("json");
+    let id = body["evidence"]["evidenceId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(body["evidence"]["fileSize"], content.len());
+    assert_eq!(body["evidence"]["filename"], "test.txt");
+
+    let response = s
+        .client
+        .get(format!("{}/api/evidence/{id}/download", s.base))
+        .bearer_auth(&investigator)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"test.txt\""
+    );
+    assert_eq!(response.bytes().await.expect("body").to_vec(), content);
+
+    let (status, body) = s
+        .post(
+            &format!("/api/evidence/{id}/verify"),
+            Some(&investigator),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["verification"]["verified"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+
+    let delete = |token: String| {
+        let url = format!("{}/api/evidence/{id}", s.base);
+        let client = s.client.clone();
+        async move {
+            client
+                .delete(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("delete")
+                .status()
+        }
+    };
+    assert_eq!(delete(investigator.clone()).await, StatusCode::FORBIDDEN);
+    let admin = s.token("admin").await;
+    assert_eq!(delete(admin.clone()).await, StatusCode::OK);
+    let (status, body) = s
+        .get(&format!("/api/evidence/{id}"), Some(&investigator))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body["evidence"]["deletedAt"].is_i64(),
+        "the record stays, marked deleted"
+    );
+    assert_eq!(delete(admin).await, StatusCode::GONE);
+
+    let queued = s.queued_types();
+    for t in [
+        EventType::EvidenceUploaded,
+        EventType::EvidenceDownloaded,
+        EventType::EvidenceVerified,
+        EventType::EvidenceDeleted,
+    ] {
+        assert_eq!(queued.iter().filter(|q| **q == t).count(), 1, "{t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_refused_and_leave_nothing() {
+    let s = server().await;
+    let investigator = s.token("investigator").await;
+    let send = |form: reqwest::multipart::Form| {
+        let (client, url, token) = (
+            s.client.clone(),
+            format!("{}/api/evidence/upload", s.base),
+            investigator.clone(),
+        );
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await
+                .expect("upload");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    // Over the test server's 64 KiB limit.
+    let (status, body) = send(upload_form(vec![1u8; 100 * 1024], WALLET)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
+    );
+    let (status, body) = send(upload_form(
+        b"x".to_vec(),
+        "0x742d35Cc6634C0532925a3b844Bc9e7595f0bEb",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("wallet")
+    );
+    let (status, body) =
+        send(reqwest::multipart::Form::new().text("caseId", "CASE-2024-001")).await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("evidenceFile is required"))
+    );
+    let (status, body) = s.get("/api/evidence", Some(&investigator)).await;
+    assert_eq!(
+        (status, body["evidence"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    assert!(!s.queued_types().contains(&EventType::EvidenceUploaded));
+    let stored: usize = walk(&s._dir.path().join("evidence"));
+    assert_eq!(stored, 0, "no file stored for a refused upload");
+}
+
+/// Files under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
