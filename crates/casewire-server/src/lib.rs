@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod metrics;
 mod routes;
 
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use casewire_core::{Auth, Cases, EvidenceStore};
 use casewire_outbox::{Clock, Outbox};
 
 pub use error::ApiError;
+pub use metrics::RequestMetrics;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
@@ -43,6 +45,8 @@ pub struct ServerState {
     pub cases: Arc<Cases>,
     /// Evidence files.
     pub evidence: Arc<EvidenceStore>,
+    /// Request counts and latencies for `/metrics`.
+    pub requests: RequestMetrics,
     /// Host names (without port) a request may address.
     pub allowed_hosts: Vec<String>,
     /// Origins (`scheme://host:port`) allowed to make requests from a browser.
@@ -63,6 +67,7 @@ impl ServerState {
         ServerState {
             cases: Arc::new(Cases::new(outbox.clone(), clock)),
             evidence,
+            requests: RequestMetrics::default(),
             outbox,
             auth,
             allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
@@ -74,8 +79,13 @@ impl ServerState {
 /// The API's router.
 pub fn router(state: Arc<ServerState>) -> Router {
     routes::routes(&state)
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

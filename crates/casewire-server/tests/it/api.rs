@@ -584,3 +584,53 @@ fn walk(dir: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_the_queue_and_the_requests_in_prometheus_text() {
+    let s = server().await;
+    let root = s.token("root").await;
+    let (status, _) = s.get("/api/queue/stats", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let response = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.expect("text");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+            .parse()
+            .expect("number")
+    };
+    // The login and the refusal are queued events.
+    assert_eq!(
+        value("casewire_queue_events"),
+        s.outbox.stats(Page::first(0)).expect("stats").queue_size as f64
+    );
+    assert!(value("casewire_queue_events") >= 2.0);
+    assert_eq!(value("casewire_kafka_connected"), 0.0);
+    assert_eq!(value("casewire_dead_letters"), 0.0);
+    assert!(
+        value("casewire_http_requests_total{status=\"2xx\"}") >= 1.0,
+        "the login"
+    );
+    assert!(
+        value("casewire_http_requests_total{status=\"4xx\"}") >= 1.0,
+        "the refusal"
+    );
+    assert!(value("casewire_http_request_duration_seconds_count") >= 2.0);
+    assert_eq!(
+        value("casewire_http_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        value("casewire_http_request_duration_seconds_count")
+    );
+}
