@@ -588,7 +588,8 @@ fn walk(dir: &std::path::Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_report_the_queue_and_the_requests_in_prometheus_text() {
     let s = server().await;
-    let root = s.token("root").await;
+    // A login (2xx) and a refusal (4xx), both with their events queued.
+    s.token("root").await;
     let (status, _) = s.get("/api/queue/stats", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let response = s
