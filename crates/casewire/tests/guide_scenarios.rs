@@ -1,0 +1,184 @@
+//! The guide's curl scenarios over HTTP against `casewire serve` and a tansu broker: an upload
+//! while Kafka is down succeeds (201) and the stats show its event; the broker starts and the
+//! queue empties onto the topic; a server restarted with queued events delivers them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use casewire_testkit::Tansu;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn casewire(data: &std::path::Path, brokers: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_casewire"));
+    command
+        .env("CASEWIRE_DATA_DIR", data)
+        .env("KAFKA_BROKERS", brokers)
+        .env("RETRY_INTERVAL", "200")
+        .env("RUST_LOG", "info,librdkafka=off");
+    command
+}
+
+/// Starts `casewire serve` on a free port; returns the process and its base URL.
+fn serve(data: &std::path::Path, brokers: &str) -> (Child, String) {
+    let mut child = casewire(data, brokers)
+        .arg("serve")
+        .env("CASEWIRE_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let deadline = Instant::now() + PATIENCE;
+    let base = loop {
+        assert!(
+            Instant::now() < deadline,
+            "serve never said where it listens"
+        );
+        let line = lines.next().expect("a log line").expect("utf-8");
+        if let Some((_, url)) = line.split_once("casewire listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, base)
+}
+
+fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(child.wait().expect("stops").success());
+}
+
+async fn login(client: &reqwest::Client, base: &str, user: &str) -> String {
+    let body: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+async fn queue_size(client: &reqwest::Client, base: &str, token: &str) -> u64 {
+    let body: Value = client
+        .get(format!("{base}/api/queue/stats"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    body["queue"]["queueSize"].as_u64().expect("queueSize")
+}
+
+/// Event types read from the whole topic until `want` is among them.
+fn topic_has(brokers: &str, want: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "casewire-guide-scenarios")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some("fraud.events"), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..metadata.topics()[0].partitions().len() as i32 {
+        tpl.add_partition_offset("fraud.events", p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut types = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while !types.iter().any(|t| t == want) && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let event: Value =
+                serde_json::from_slice(message.payload().expect("value")).expect("json");
+            types.push(event["eventType"].as_str().expect("type").to_owned());
+        }
+    }
+    types
+}
+
+#[test]
+fn an_upload_during_an_outage_is_accepted_queued_and_delivered_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut tansu = Tansu::stopped();
+    let mut add = casewire(dir.path(), &tansu.brokers())
+        .args([
+            "user",
+            "add",
+            "--username",
+            "investigator",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("user add");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(PASSWORD.as_bytes())
+        .expect("password");
+    assert!(add.wait().expect("user add").success());
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = reqwest::Client::new();
+    // Scenario 2: Kafka is down; the upload still succeeds and its event is queued.
+    let (server, base) = serve(dir.path(), &tansu.brokers());
+    let token = rt.block_on(login(&client, &base, "investigator"));
+    let form = reqwest::multipart::Form::new()
+        .text("caseId", "CASE-2024-001")
+        .text("wallet", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
+        .text("reporter", "test@fraud.com")
+        .part(
+            "evidenceFile",
+            reqwest::multipart::Part::bytes(b"test evidence".to_vec()).file_name("test.txt"),
+        );
+    let status = rt.block_on(async {
+        client
+            .post(format!("{base}/api/evidence/upload"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+            .status()
+    });
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let queued = rt.block_on(queue_size(&client, &base, &token));
+    assert!(queued >= 2, "the login and the upload are queued: {queued}");
+
+    // Test 4: the server restarts with the events queued.
+    stop(server);
+    let (server, base) = serve(dir.path(), &tansu.brokers());
+    let token = rt.block_on(login(&client, &base, "investigator"));
+
+    // Scenario 3: Kafka comes back; the queue empties onto the topic.
+    tansu.start();
+    let deadline = Instant::now() + PATIENCE;
+    while rt.block_on(queue_size(&client, &base, &token)) > 0 {
+        assert!(Instant::now() < deadline, "the queue never emptied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let types = topic_has(&tansu.brokers(), "evidence.uploaded");
+    assert!(types.iter().any(|t| t == "evidence.uploaded"), "{types:?}");
+    assert!(types.iter().any(|t| t == "user.login"), "{types:?}");
+    stop(server);
+}
