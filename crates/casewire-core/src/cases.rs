@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
-use casewire_events::{Event, EventType, Metadata};
+use casewire_events::{Event, EventType};
 use casewire_outbox::{Clock, Outbox, WriteTx};
 use chrono::Datelike;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{CoreError, RequestInfo, SOURCE, User};
+use crate::{CoreError, RequestInfo, User};
 
 /// Where a case stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -110,18 +110,7 @@ impl Cases {
     }
 
     fn event(&self, event_type: EventType, data: Value, user: &User, from: &RequestInfo) -> Event {
-        Event::new(
-            event_type,
-            data.as_object().cloned().unwrap_or_default(),
-            Metadata {
-                source: Some(SOURCE.into()),
-                user_id: Some(user.username.clone()),
-                ip_address: from.ip_address.clone(),
-                ..Metadata::default()
-            },
-            self.clock.now(),
-            &mut rand::rng(),
-        )
+        crate::action_event(&*self.clock, event_type, data, user, from)
     }
 
     /// Opens a case: `case.created`.

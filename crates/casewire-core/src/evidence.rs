@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use casewire_events::{Event, EventType, Metadata, Priority, validate_wallet};
+use casewire_events::{Event, EventType, Priority, validate_wallet};
 use casewire_outbox::{Clock, Outbox};
 use rand::RngCore;
 use rusqlite::{OptionalExtension, params};
@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{CoreError, RequestInfo, SOURCE, User};
+use crate::{CoreError, RequestInfo, User};
 
 /// What an uploader says about a file.
 #[derive(Debug, Clone, Default)]
@@ -139,18 +139,7 @@ impl EvidenceStore {
     }
 
     fn event(&self, event_type: EventType, data: Value, user: &User, from: &RequestInfo) -> Event {
-        Event::new(
-            event_type,
-            data.as_object().cloned().unwrap_or_default(),
-            Metadata {
-                source: Some(SOURCE.into()),
-                user_id: Some(user.username.clone()),
-                ip_address: from.ip_address.clone(),
-                ..Metadata::default()
-            },
-            self.clock.now(),
-            &mut rand::rng(),
-        )
+        crate::action_event(&*self.clock, event_type, data, user, from)
     }
 
     /// Checks what an uploader says about a file.

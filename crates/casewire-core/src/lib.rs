@@ -20,6 +20,29 @@ pub use evidence::{Evidence, EvidenceStore, NewEvidence, Stored, Verification};
 /// `metadata.source` of the events the domain creates.
 pub const SOURCE: &str = "casewire";
 
+/// The event of an action `user` took from `from`, now: `metadata` names them, `data` must be
+/// a JSON object.
+pub(crate) fn action_event(
+    clock: &dyn casewire_outbox::Clock,
+    event_type: casewire_events::EventType,
+    data: serde_json::Value,
+    user: &User,
+    from: &RequestInfo,
+) -> casewire_events::Event {
+    casewire_events::Event::new(
+        event_type,
+        data.as_object().cloned().unwrap_or_default(),
+        casewire_events::Metadata {
+            source: Some(SOURCE.into()),
+            user_id: Some(user.username.clone()),
+            ip_address: from.ip_address.clone(),
+            ..casewire_events::Metadata::default()
+        },
+        clock.now(),
+        &mut rand::rng(),
+    )
+}
+
 /// Everything the domain can refuse or fail at. The HTTP layer maps each variant to a status
 /// and a stable code.
 #[derive(Debug, thiserror::Error)]

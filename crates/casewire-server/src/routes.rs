@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +19,6 @@ use serde_json::{Map, Value, json};
 use crate::{ApiError, ServerState};
 
 type St = State<Arc<ServerState>>;
-type Peer = ConnectInfo<SocketAddr>;
 
 pub(crate) fn routes(state: &ServerState) -> Router<Arc<ServerState>> {
     // Uploads may be as large as the evidence limit, plus room for the form's other fields.
@@ -74,15 +73,6 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn request_info(headers: &HeaderMap, method: &Method, uri: &Uri, peer: &SocketAddr) -> RequestInfo {
-    RequestInfo {
-        ip_address: Some(peer.ip().to_string()),
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        role_header_sent: headers.contains_key("x-user-role"),
-    }
-}
-
 fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
@@ -91,15 +81,44 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
+/// Who is asking and from where, taken from every request: the bearer token (the only source of
+/// a role) and the details a refusal event records.
+pub(crate) struct Ctx {
+    info: RequestInfo,
+    token: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Ctx, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_string());
+        Ok(Ctx {
+            info: RequestInfo {
+                ip_address: peer,
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_owned(),
+                role_header_sent: parts.headers.contains_key("x-user-role"),
+            },
+            token: bearer(&parts.headers),
+        })
+    }
+}
+
 /// The caller, if their token holds `permission`; otherwise 401 or 403, and the refusal is
 /// recorded as a `user.unauthorized_access` event.
 async fn require(
     state: &Arc<ServerState>,
-    headers: &HeaderMap,
-    info: RequestInfo,
+    ctx: &Ctx,
     permission: Permission,
 ) -> Result<User, ApiError> {
-    let token = bearer(headers);
+    let (token, info) = (ctx.token.clone(), ctx.info.clone());
     let auth = state.auth.clone();
     blocking(move || match auth.authorize(token.as_deref(), permission) {
         Ok(user) => Ok(user),
@@ -147,14 +166,11 @@ struct Credentials {
 
 async fn login(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(credentials) = body?;
-    let info = request_info(&headers, &method, &uri, &peer);
+    let info = ctx.info;
     let auth = state.auth.clone();
     let session =
         blocking(move || auth.login(&credentials.username, &credentials.password, &info)).await?;
@@ -195,29 +211,18 @@ impl PageQuery {
 
 async fn queue_stats(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     query: Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let info = request_info(&headers, &method, &uri, &peer);
-    require(&state, &headers, info, Permission::ViewLogs).await?;
+    require(&state, &ctx, Permission::ViewLogs).await?;
     let stats = state.outbox.stats(query.page()?)?;
     Ok(Json(
         json!({"success": true, "queue": stats, "timestamp": now()}),
     ))
 }
 
-async fn queue_clear(
-    State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let info = request_info(&headers, &method, &uri, &peer);
-    let user = require(&state, &headers, info, Permission::SystemConfig).await?;
+async fn queue_clear(State(state): St, ctx: Ctx) -> Result<Json<Value>, ApiError> {
+    let user = require(&state, &ctx, Permission::SystemConfig).await?;
     let cleared = state.outbox.clear(user.username).await?;
     Ok(Json(json!({
         "success": true,
@@ -237,14 +242,11 @@ struct TestEvent {
 
 async fn test_event(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     body: Result<Json<TestEvent>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let info = request_info(&headers, &method, &uri, &peer);
-    let user = require(&state, &headers, info.clone(), Permission::SystemConfig).await?;
+    let user = require(&state, &ctx, Permission::SystemConfig).await?;
+    let info = ctx.info;
     let Json(request) = body?;
     let event_type: EventType = request
         .event_type
@@ -277,14 +279,10 @@ async fn test_event(
 
 async fn dead_letters(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     query: Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let info = request_info(&headers, &method, &uri, &peer);
-    require(&state, &headers, info, Permission::ViewLogs).await?;
+    require(&state, &ctx, Permission::ViewLogs).await?;
     let letters = state.outbox.dead_letters(query.page()?)?;
     Ok(Json(
         json!({"success": true, "deadLetters": letters, "timestamp": now()}),
@@ -308,14 +306,10 @@ impl EventIds {
 
 async fn replay(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     body: Result<Json<EventIds>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let info = request_info(&headers, &method, &uri, &peer);
-    let user = require(&state, &headers, info, Permission::ViewLogs).await?;
+    let user = require(&state, &ctx, Permission::ViewLogs).await?;
     let ids = body?.0.checked()?;
     let replayed = state.outbox.replay(ids, user.username).await?;
     Ok(Json(
@@ -325,14 +319,10 @@ async fn replay(
 
 async fn discard(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     body: Result<Json<EventIds>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let info = request_info(&headers, &method, &uri, &peer);
-    let user = require(&state, &headers, info, Permission::SystemConfig).await?;
+    let user = require(&state, &ctx, Permission::SystemConfig).await?;
     let ids = body?.0.checked()?;
     let discarded = state.outbox.discard(ids, user.username).await?;
     Ok(Json(
@@ -348,15 +338,14 @@ struct Caller {
 
 async fn caller(
     state: &Arc<ServerState>,
-    headers: &HeaderMap,
-    method: &Method,
-    uri: &Uri,
-    peer: &SocketAddr,
+    ctx: Ctx,
     permission: Permission,
 ) -> Result<Caller, ApiError> {
-    let info = request_info(headers, method, uri, peer);
-    let user = require(state, headers, info.clone(), permission).await?;
-    Ok(Caller { user, info })
+    let user = require(state, &ctx, permission).await?;
+    Ok(Caller {
+        user,
+        info: ctx.info,
+    })
 }
 
 fn case_response(status: StatusCode, case: &casewire_core::Case) -> (StatusCode, Json<Value>) {
@@ -375,21 +364,10 @@ struct NewCase {
 
 async fn create_case(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     body: Result<Json<NewCase>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
     let Json(new) = body?;
     let cases = state.cases.clone();
     let case =
@@ -404,21 +382,10 @@ struct CaseQuery {
 
 async fn list_cases(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     query: Query<CaseQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    caller(&state, ctx, Permission::Investigate).await?;
     let status = match query.status.as_deref() {
         None => None,
         Some("open") => Some(CaseStatus::Open),
@@ -439,21 +406,10 @@ async fn list_cases(
 
 async fn get_case(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    caller(&state, ctx, Permission::Investigate).await?;
     let cases = state.cases.clone();
     let case = blocking(move || cases.get(&id)).await?;
     Ok(case_response(StatusCode::OK, &case))
@@ -467,22 +423,11 @@ struct CaseChanges {
 
 async fn update_case(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<CaseChanges>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
     let Json(changes) = body?;
     let cases = state.cases.clone();
     let case = blocking(move || {
@@ -505,14 +450,11 @@ struct Assignment {
 
 async fn assign_case(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<Assignment>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(assignment) = body?;
     let cases = state.cases.clone();
     let case = blocking(move || cases.assign(&id, &assignment.assignee, &c.user, &c.info)).await?;
@@ -549,14 +491,11 @@ async fn escalate(
 
 async fn escalate_case(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<Escalation>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(escalation) = body?;
     escalate(state, c, id, escalation).await
 }
@@ -564,13 +503,10 @@ async fn escalate_case(
 /// The guide's `POST /api/cases/escalate`, with the case in the body.
 async fn escalate_by_body(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     body: Result<Json<Escalation>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(escalation) = body?;
     let id = escalation
         .case_id
@@ -586,14 +522,11 @@ struct Closing {
 
 async fn close_case(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<Closing>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = caller(&state, &headers, &method, &uri, &peer, Permission::Analyse).await?;
+    let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(closing) = body?;
     let cases = state.cases.clone();
     let case = blocking(move || cases.close(&id, &closing.resolution, &c.user, &c.info)).await?;
@@ -602,21 +535,10 @@ async fn close_case(
 
 async fn case_timeline(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    caller(&state, ctx, Permission::Investigate).await?;
     let cases = state.cases.clone();
     let timeline = blocking(move || cases.timeline(&id)).await?;
     Ok(Json(
@@ -655,21 +577,10 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 
 async fn upload_evidence(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let c = caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::invalid(format!(
             "expected a multipart/form-data upload: {}",
@@ -765,21 +676,10 @@ struct EvidenceQuery {
 
 async fn list_evidence(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     query: Query<EvidenceQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    caller(&state, ctx, Permission::Investigate).await?;
     let Query(EvidenceQuery { case_id, wallet }) = query;
     let store = state.evidence.clone();
     let list = blocking(move || store.list(case_id, wallet)).await?;
@@ -790,21 +690,10 @@ async fn list_evidence(
 
 async fn get_evidence(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    caller(&state, ctx, Permission::Investigate).await?;
     let store = state.evidence.clone();
     let evidence = blocking(move || store.get(&id)).await?;
     Ok(Json(
@@ -827,21 +716,10 @@ fn disposition_name(name: &str) -> String {
 
 async fn download_evidence(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let c = caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
     let store = state.evidence.clone();
     let (evidence, file) = blocking(move || store.open_download(&id, &c.user, &c.info)).await?;
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
@@ -863,21 +741,10 @@ async fn download_evidence(
 
 async fn verify_evidence(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let c = caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::Investigate,
-    )
-    .await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
     let store = state.evidence.clone();
     let verification = blocking(move || store.verify(&id, &c.user, &c.info)).await?;
     Ok(Json(
@@ -887,21 +754,10 @@ async fn verify_evidence(
 
 async fn delete_evidence(
     State(state): St,
-    ConnectInfo(peer): Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let c = caller(
-        &state,
-        &headers,
-        &method,
-        &uri,
-        &peer,
-        Permission::DeleteEvidence,
-    )
-    .await?;
+    let c = caller(&state, ctx, Permission::DeleteEvidence).await?;
     let store = state.evidence.clone();
     blocking(move || store.delete(&id, &c.user, &c.info)).await?;
     Ok(Json(
