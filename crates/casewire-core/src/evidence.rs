@@ -9,6 +9,9 @@
 //! - Verify recomputes the hash: `evidence.verified`, and a critical `system.alert` on mismatch.
 //! - Delete is soft: the record and its hash stay for the chain of custody, the file goes once
 //!   no live record uses it; `evidence.deleted` is critical.
+//! - Anchoring records the receipt of a transaction that wrote the file's hash on a chain
+//!   (made by the investigator's own wallet or tooling; Casewire holds no keys and, offline,
+//!   cannot reach a chain): `evidence.anchored`, high priority.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -82,6 +85,37 @@ pub struct Verification {
     pub expected_hash: String,
     /// The hash of the content now, if the file could be read.
     pub actual_hash: Option<String>,
+}
+
+/// What an anchoring transaction's receipt says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAnchor {
+    /// The transaction's hash: `0x` and 64 hex digits.
+    pub tx_hash: String,
+    /// The block that holds it.
+    pub block_number: u64,
+    /// The anchoring contract: `0x` and 40 hex digits (EIP-55 checked when mixed case).
+    pub contract_address: String,
+}
+
+/// A recorded anchor of an evidence file's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Anchor {
+    /// The anchored evidence.
+    pub evidence_id: String,
+    /// The hash written on chain: the file's SHA-256.
+    pub file_hash: String,
+    /// The transaction's hash.
+    pub tx_hash: String,
+    /// The block that holds it.
+    pub block_number: u64,
+    /// The anchoring contract.
+    pub contract_address: String,
+    /// Who recorded it.
+    pub anchored_by: String,
+    /// When it was recorded, Unix ms.
+    pub anchored_at: i64,
 }
 
 /// Content stored by [`EvidenceStore::store_content`], not yet recorded.
@@ -478,6 +512,118 @@ impl EvidenceStore {
         }
         tracing::warn!(evidence = %evidence.evidence_id, by = %user.username, "evidence deleted");
         Ok(())
+    }
+
+    /// Records that `evidence_id`'s hash was anchored on chain by the transaction in `receipt`,
+    /// with its high-priority `evidence.anchored` event. The same transaction twice is a
+    /// conflict; deleted evidence cannot be anchored.
+    pub fn anchor(
+        &self,
+        evidence_id: &str,
+        receipt: NewAnchor,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Anchor, CoreError> {
+        let tx_hash = receipt.tx_hash.trim().to_ascii_lowercase();
+        let hex = tx_hash.strip_prefix("0x").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("txHash must be 0x followed by 64 hex digits"));
+        }
+        validate_wallet(&receipt.contract_address)
+            .map_err(|e| invalid(format!("contractAddress: {e}")))?;
+        if receipt.block_number == 0 || i64::try_from(receipt.block_number).is_err() {
+            return Err(invalid("blockNumber must be a positive block height"));
+        }
+        let evidence = self.live(evidence_id)?;
+        let anchor = Anchor {
+            evidence_id: evidence.evidence_id.clone(),
+            file_hash: evidence.storage_hash.clone(),
+            tx_hash,
+            block_number: receipt.block_number,
+            contract_address: receipt.contract_address,
+            anchored_by: user.username.clone(),
+            anchored_at: self.clock.now_ms(),
+        };
+        let event = self.event(
+            EventType::EvidenceAnchored,
+            serde_json::json!({
+                "evidenceId": anchor.evidence_id,
+                "caseId": evidence.case_id,
+                "wallet": evidence.wallet,
+                "fileHash": anchor.file_hash,
+                "txHash": anchor.tx_hash,
+                "blockNumber": anchor.block_number,
+                "contractAddress": anchor.contract_address,
+            }),
+            user,
+            from,
+        );
+        let row = anchor.clone();
+        self.outbox
+            .write(move |tx| {
+                let inserted = tx.execute(
+                    "INSERT INTO evidence_anchors
+                         (tx_hash, evidence_id, block_number, contract_address, anchored_by, anchored_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tx_hash) DO NOTHING",
+                    params![
+                        row.tx_hash,
+                        row.evidence_id,
+                        row.block_number as i64,
+                        row.contract_address,
+                        row.anchored_by,
+                        row.anchored_at
+                    ],
+                )?;
+                if inserted == 0 {
+                    return Err(CoreError::Conflict(format!(
+                        "transaction {} is already recorded as an anchor",
+                        row.tx_hash
+                    )));
+                }
+                tx.enqueue(&event)?;
+                Ok(())
+            })
+            .wait()?;
+        tracing::info!(evidence = %anchor.evidence_id, tx = %anchor.tx_hash, "evidence anchored");
+        Ok(anchor)
+    }
+
+    /// The anchors recorded for `evidence_id`, oldest first.
+    pub fn anchors(&self, evidence_id: &str) -> Result<Vec<Anchor>, CoreError> {
+        let evidence = self.get(evidence_id)?;
+        let id = evidence.evidence_id.clone();
+        let rows =
+            self.outbox
+                .write(move |tx| {
+                    let rows = tx.prepare_cached(
+                "SELECT tx_hash, block_number, contract_address, anchored_by, anchored_at
+                   FROM evidence_anchors WHERE evidence_id = ?1 ORDER BY anchored_at, tx_hash",
+            )?
+            .query_map([&id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok::<_, CoreError>(rows)
+                })
+                .wait()?;
+        Ok(rows
+            .into_iter()
+            .map(|(tx_hash, block, contract, by, at)| Anchor {
+                evidence_id: evidence.evidence_id.clone(),
+                file_hash: evidence.storage_hash.clone(),
+                tx_hash,
+                block_number: block.max(0) as u64,
+                contract_address: contract,
+                anchored_by: by,
+                anchored_at: at,
+            })
+            .collect())
     }
 
     fn live(&self, evidence_id: &str) -> Result<Evidence, CoreError> {

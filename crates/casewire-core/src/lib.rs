@@ -1,6 +1,6 @@
 //! The Casewire domain. So far: local users, Argon2id passwords, bearer tokens and the permission
-//! table ([`auth`]), evidence files ([`evidence`]) and cases ([`cases`]). Configuration and the
-//! `App` that wires the outbox and the relay together come with the HTTP API.
+//! table ([`auth`]), evidence files and their anchors ([`evidence`]), cases ([`cases`]) and the
+//! fraud-response policy of the RL routes ([`rl`]).
 //!
 //! The domain's tables live in the outbox's database and are written through its transactions
 //! ([`casewire_outbox::Outbox::write`]), so every action commits with its event. Their schema
@@ -10,12 +10,14 @@
 pub mod auth;
 pub mod cases;
 pub mod evidence;
+pub mod rl;
 
 use casewire_outbox::Outbox;
 
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
 pub use cases::{Case, CaseStatus, Cases, TimelineEntry};
-pub use evidence::{Evidence, EvidenceStore, NewEvidence, Stored, Verification};
+pub use evidence::{Anchor, Evidence, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification};
+pub use rl::{Feedback, Policy, Prediction, PredictionRequest};
 
 /// `metadata.source` of the events the domain creates.
 pub const SOURCE: &str = "casewire";
@@ -167,6 +169,51 @@ const MIGRATIONS: &[&str] = &[
         data       TEXT    NOT NULL
     );
     CREATE INDEX case_events_by_case ON case_events (case_id, id);
+"#,
+    r#"
+    -- Receipts of transactions that wrote an evidence file's hash on a chain.
+    CREATE TABLE evidence_anchors (
+        tx_hash          TEXT    PRIMARY KEY,
+        evidence_id      TEXT    NOT NULL REFERENCES evidence (evidence_id),
+        block_number     INTEGER NOT NULL,
+        contract_address TEXT    NOT NULL,
+        anchored_by      TEXT    NOT NULL,
+        anchored_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX evidence_anchors_by_evidence ON evidence_anchors (evidence_id);
+    -- The fraud-response policy: one value per (state, action), learnt from feedback.
+    CREATE TABLE rl_values (
+        state   TEXT    NOT NULL,
+        action  TEXT    NOT NULL,
+        value   REAL    NOT NULL,
+        updates INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (state, action)
+    ) WITHOUT ROWID;
+    CREATE TABLE rl_predictions (
+        prediction_id TEXT    PRIMARY KEY,
+        wallet        TEXT    NOT NULL,
+        state         TEXT    NOT NULL,
+        action        TEXT    NOT NULL,
+        score         REAL    NOT NULL,
+        evidence_id   TEXT,
+        case_id       TEXT,
+        made_by       TEXT    NOT NULL,
+        made_at       INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE rl_feedback (
+        feedback_id   TEXT    PRIMARY KEY,
+        prediction_id TEXT    NOT NULL UNIQUE REFERENCES rl_predictions (prediction_id),
+        actual_action TEXT    NOT NULL,
+        outcome       TEXT    NOT NULL,
+        reward        REAL    NOT NULL,
+        given_by      TEXT    NOT NULL,
+        given_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE rl_model (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO rl_model (id, version) VALUES (1, 0);
 "#,
 ];
 

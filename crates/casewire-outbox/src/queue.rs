@@ -647,6 +647,23 @@ impl Outbox {
             Ok(cleared as u64)
         })
     }
+    /// Makes every queued event that is waiting out a retry delay due now (the guide's
+    /// "retry now"), records who did it, and returns how many were waiting. Attempt counts are
+    /// kept: retrying early does not reset the road to the dead letters.
+    pub fn retry_now(&self, actor: String) -> Pending<u64> {
+        self.write(move |tx| {
+            let now = tx.shared.clock.now_ms();
+            let woken = tx
+                .prepare_cached(
+                    "UPDATE outbox_events SET next_attempt_at = ?1 WHERE next_attempt_at > ?1",
+                )?
+                .execute([now])?;
+            tx.rewinds.set(true);
+            tx.audit(&actor, "retry", woken, "")?;
+            tracing::info!(woken, %actor, "queued events retried now");
+            Ok(woken as u64)
+        })
+    }
 }
 
 fn fail_one(tx: &WriteTx<'_>, failure: &Failure) -> Result<FailOutcome, Error> {

@@ -1,63 +1,32 @@
 //! Users, passwords, tokens and permissions.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use casewire_core::{Auth, AuthPolicy, CoreError, Permission, RequestInfo, Role};
 use casewire_events::{EventType, Priority};
-use casewire_outbox::{ManualClock, Outbox, OutboxConfig};
-use chrono::DateTime;
+
+use crate::support::{self, Domain};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    outbox: Arc<Outbox>,
+    domain: Domain,
     auth: Auth,
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let clock = Arc::new(ManualClock::new(
-        DateTime::from_timestamp_millis(1_704_672_000_000).expect("time"),
-    ));
-    let outbox = Arc::new(
-        Outbox::open(OutboxConfig {
-            clock: clock.clone(),
-            ..OutboxConfig::file(dir.path().join("outbox.db"))
-        })
-        .expect("outbox"),
+    let domain = Domain::new();
+    let auth = Auth::new(
+        domain.outbox.clone(),
+        domain.clock.clone(),
+        AuthPolicy::default(),
     );
-    casewire_core::migrate(&outbox).expect("migrate");
-    let auth = Auth::new(outbox.clone(), clock.clone(), AuthPolicy::default());
-    Fixture {
-        _dir: dir,
-        clock,
-        outbox,
-        auth,
-    }
+    Fixture { domain, auth }
 }
 
 fn from() -> RequestInfo {
-    RequestInfo {
-        ip_address: Some("192.168.1.100".into()),
-        method: "POST".into(),
-        path: "/api/auth/login".into(),
-        role_header_sent: false,
-    }
+    support::from("/api/auth/login")
 }
 
 const PASSWORD: &str = "correct horse battery";
-
-/// Every event in the outbox, in order.
-fn events(outbox: &Outbox) -> Vec<casewire_events::Event> {
-    outbox
-        .claim(1_000)
-        .expect("claim")
-        .events
-        .iter()
-        .map(|e| e.event().expect("parses"))
-        .collect()
-}
 
 #[test]
 fn a_login_issues_a_token_and_records_user_login_with_it() {
@@ -78,7 +47,7 @@ fn a_login_issues_a_token_and_records_user_login_with_it() {
             .username,
         "investigator@fraud.com"
     );
-    let login = events(&fx.outbox).pop().expect("an event");
+    let login = fx.domain.events().pop().expect("an event");
     assert_eq!(login.event_type, EventType::UserLogin);
     assert_eq!(login.priority, Priority::Low);
     assert_eq!(
@@ -88,6 +57,7 @@ fn a_login_issues_a_token_and_records_user_login_with_it() {
     assert_eq!(login.metadata.ip_address.as_deref(), Some("192.168.1.100"));
     // Only the token's hash is stored.
     let stored: String = fx
+        .domain
         .outbox
         .write(|tx| {
             Ok::<_, casewire_outbox::Error>(tx.query_row(
@@ -118,7 +88,7 @@ fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     assert_eq!(wrong.to_string(), unknown.to_string());
     assert!(matches!(wrong, CoreError::BadCredentials));
     assert!(
-        events(&fx.outbox).is_empty(),
+        fx.domain.events().is_empty(),
         "no login event for a refused login"
     );
 }
@@ -140,7 +110,7 @@ fn repeated_failures_throttle_logins_until_the_window_passes() {
         fx.auth.login("admin", PASSWORD, &from()),
         Err(CoreError::LoginThrottled)
     ));
-    fx.clock.advance(Duration::from_secs(16 * 60));
+    fx.domain.clock.advance(Duration::from_secs(16 * 60));
     fx.auth
         .login("admin", PASSWORD, &from())
         .expect("the window has passed");
@@ -168,7 +138,7 @@ fn tokens_expire_and_logout_revokes_them() {
     fx.auth
         .authenticate(&second.token)
         .expect("other sessions live on");
-    fx.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    fx.domain.clock.advance(Duration::from_secs(12 * 3600 + 1));
     assert!(matches!(
         fx.auth.authenticate(&second.token),
         Err(CoreError::Unauthenticated)
@@ -241,7 +211,7 @@ fn a_refused_request_is_recorded_as_a_critical_event() {
     fx.auth
         .record_refusal(&request, None, "no bearer token")
         .expect("recorded");
-    let event = events(&fx.outbox).pop().expect("an event");
+    let event = fx.domain.events().pop().expect("an event");
     assert_eq!(event.event_type, EventType::UserUnauthorizedAccess);
     assert_eq!(event.priority, Priority::Critical);
     assert_eq!(event.data["path"], "/api/queue/clear");
@@ -280,15 +250,16 @@ fn bad_users_are_refused_with_the_rule_they_break() {
 #[test]
 fn migrations_run_once_and_refuse_a_newer_schema() {
     let fx = fixture();
-    casewire_core::migrate(&fx.outbox).expect("running again is a no-op");
-    fx.outbox
+    casewire_core::migrate(&fx.domain.outbox).expect("running again is a no-op");
+    fx.domain
+        .outbox
         .write(|tx| {
             tx.execute("INSERT INTO core_schema (version) VALUES (99)", [])?;
             Ok::<_, casewire_outbox::Error>(())
         })
         .wait()
         .expect("bump");
-    let err = casewire_core::migrate(&fx.outbox)
+    let err = casewire_core::migrate(&fx.domain.outbox)
         .expect_err("newer")
         .to_string();
     assert!(err.contains("newer than this Casewire"), "{err}");

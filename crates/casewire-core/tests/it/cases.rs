@@ -1,57 +1,37 @@
 //! Cases and their timelines.
 
-use std::sync::Arc;
-
 use casewire_core::{Auth, AuthPolicy, CaseStatus, Cases, CoreError, RequestInfo, Role, User};
 use casewire_events::{EventType, Priority};
-use casewire_outbox::{ManualClock, Outbox, OutboxConfig};
-use chrono::DateTime;
+
+use crate::support::{self, Domain};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    outbox: Arc<Outbox>,
+    domain: Domain,
     cases: Cases,
     auth: Auth,
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let clock = Arc::new(ManualClock::new(
-        DateTime::from_timestamp_millis(1_704_672_000_000).expect("time"),
-    ));
-    let outbox = Arc::new(
-        Outbox::open(OutboxConfig {
-            clock: clock.clone(),
-            ..OutboxConfig::file(dir.path().join("outbox.db"))
-        })
-        .expect("outbox"),
+    let domain = Domain::new();
+    let cases = Cases::new(domain.outbox.clone(), domain.clock.clone());
+    let auth = Auth::new(
+        domain.outbox.clone(),
+        domain.clock.clone(),
+        AuthPolicy::default(),
     );
-    casewire_core::migrate(&outbox).expect("migrate");
-    let cases = Cases::new(outbox.clone(), clock.clone());
-    let auth = Auth::new(outbox.clone(), clock, AuthPolicy::default());
     Fixture {
-        _dir: dir,
-        outbox,
+        domain,
         cases,
         auth,
     }
 }
 
 fn analyst() -> User {
-    User {
-        id: 1,
-        username: "analyst@fraud.com".into(),
-        role: Role::Analyst,
-    }
+    support::user("analyst@fraud.com", Role::Analyst)
 }
 
 fn from() -> RequestInfo {
-    RequestInfo {
-        ip_address: Some("10.1.2.3".into()),
-        method: "POST".into(),
-        path: "/api/cases".into(),
-        role_header_sent: false,
-    }
+    support::from("/api/cases")
 }
 
 #[test]
@@ -122,6 +102,7 @@ fn each_action_commits_its_event_and_the_timeline_keeps_them_all() {
     assert_eq!(closed.status, CaseStatus::Closed);
 
     let queued: Vec<_> = fx
+        .domain
         .outbox
         .claim(100)
         .expect("claim")
@@ -194,7 +175,7 @@ fn a_closed_case_refuses_changes_and_nothing_is_recorded() {
         .expect_err("closed");
     assert!(matches!(err, CoreError::Conflict(_)), "{err}");
     assert_eq!(fx.cases.timeline(&case.case_id).expect("timeline").len(), 2);
-    assert_eq!(fx.outbox.claim(100).expect("claim").events.len(), 2);
+    assert_eq!(fx.domain.outbox.claim(100).expect("claim").events.len(), 2);
 }
 
 #[test]

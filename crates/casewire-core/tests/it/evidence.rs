@@ -1,54 +1,38 @@
 //! Evidence files: streamed and hashed, stored by content, each action with its event.
 
 use std::io::Read;
-use std::sync::Arc;
 
-use casewire_core::{CoreError, EvidenceStore, NewEvidence, RequestInfo, Role, User};
+use casewire_core::{CoreError, EvidenceStore, NewAnchor, NewEvidence, RequestInfo, Role, User};
 use casewire_events::{Event, EventType, Priority};
-use casewire_outbox::{ManualClock, Outbox, OutboxConfig};
-use chrono::DateTime;
+
+use crate::support::{self, Domain};
 use sha2::{Digest, Sha256};
 
 struct Fixture {
-    dir: tempfile::TempDir,
-    outbox: Arc<Outbox>,
+    domain: Domain,
     store: EvidenceStore,
 }
 
 const LIMIT: u64 = 1024 * 1024;
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let clock = Arc::new(ManualClock::new(
-        DateTime::from_timestamp_millis(1_704_672_000_000).expect("time"),
-    ));
-    let outbox = Arc::new(
-        Outbox::open(OutboxConfig {
-            clock: clock.clone(),
-            ..OutboxConfig::file(dir.path().join("outbox.db"))
-        })
-        .expect("outbox"),
-    );
-    casewire_core::migrate(&outbox).expect("migrate");
-    let store = EvidenceStore::open(outbox.clone(), clock, dir.path(), LIMIT).expect("store");
-    Fixture { dir, outbox, store }
+    let domain = Domain::new();
+    let store = EvidenceStore::open(
+        domain.outbox.clone(),
+        domain.clock.clone(),
+        domain.dir.path(),
+        LIMIT,
+    )
+    .expect("store");
+    Fixture { domain, store }
 }
 
 fn investigator() -> User {
-    User {
-        id: 1,
-        username: "investigator@fraud.com".into(),
-        role: Role::User,
-    }
+    support::user("investigator@fraud.com", Role::User)
 }
 
 fn from() -> RequestInfo {
-    RequestInfo {
-        ip_address: Some("192.168.1.100".into()),
-        method: "POST".into(),
-        path: "/api/evidence/upload".into(),
-        role_header_sent: false,
-    }
+    support::from("/api/evidence/upload")
 }
 
 fn meta() -> NewEvidence {
@@ -60,16 +44,6 @@ fn meta() -> NewEvidence {
         filename: "transaction.png".into(),
         content_type: "image/png".into(),
     }
-}
-
-fn events(outbox: &Outbox) -> Vec<Event> {
-    outbox
-        .claim(1_000)
-        .expect("claim")
-        .events
-        .iter()
-        .map(|e| e.event().expect("parses"))
-        .collect()
 }
 
 #[test]
@@ -85,6 +59,7 @@ fn an_upload_is_hashed_stored_by_content_and_recorded_with_its_event() {
     assert_eq!(evidence.file_size, content.len() as u64);
     assert_eq!(evidence.evidence_id.len(), 24);
     let stored = fx
+        .domain
         .dir
         .path()
         .join("evidence")
@@ -96,7 +71,7 @@ fn an_upload_is_hashed_stored_by_content_and_recorded_with_its_event() {
         evidence
     );
 
-    let event = events(&fx.outbox).pop().expect("event");
+    let event = fx.domain.events().pop().expect("event");
     assert_eq!(event.event_type, EventType::EvidenceUploaded);
     assert_eq!(event.priority, Priority::Medium);
     event
@@ -147,10 +122,10 @@ fn oversized_empty_and_malformed_uploads_are_refused_and_leave_nothing() {
             .is_err()
     );
     assert!(fx.store.list(None, None).expect("list").is_empty());
-    assert!(events(&fx.outbox).is_empty());
+    assert!(fx.domain.events().is_empty());
     // No temporary file is left behind either.
     assert_eq!(
-        std::fs::read_dir(fx.dir.path().join("evidence/tmp"))
+        std::fs::read_dir(fx.domain.dir.path().join("evidence/tmp"))
             .expect("tmp")
             .count(),
         0
@@ -170,6 +145,7 @@ fn verification_catches_a_tampered_file_and_raises_an_alert() {
         .expect("verified");
     assert!(ok.verified);
     let path = fx
+        .domain
         .dir
         .path()
         .join("evidence")
@@ -185,7 +161,7 @@ fn verification_catches_a_tampered_file_and_raises_an_alert() {
         bad.actual_hash.as_deref(),
         Some(evidence.storage_hash.as_str())
     );
-    let events = events(&fx.outbox);
+    let events = fx.domain.events();
     let kinds: Vec<(EventType, Priority)> =
         events.iter().map(|e| (e.event_type, e.priority)).collect();
     assert_eq!(
@@ -217,7 +193,7 @@ fn a_download_streams_the_original_and_is_recorded() {
     assert_eq!(record.filename, "transaction.png");
     assert_eq!(record.content_type, "image/png");
     assert_eq!(
-        events(&fx.outbox).pop().expect("event").event_type,
+        fx.domain.events().pop().expect("event").event_type,
         EventType::EvidenceDownloaded
     );
 }
@@ -238,6 +214,7 @@ fn deletion_keeps_the_record_and_hash_but_removes_the_file() {
         "identical contents are stored once"
     );
     let path = fx
+        .domain
         .dir
         .path()
         .join("evidence")
@@ -259,7 +236,9 @@ fn deletion_keeps_the_record_and_hash_but_removes_the_file() {
             .verify(&first.evidence_id, &investigator(), &from()),
         Err(CoreError::Gone(_))
     ));
-    let deleted: Vec<Event> = events(&fx.outbox)
+    let deleted: Vec<Event> = fx
+        .domain
+        .events()
         .into_iter()
         .filter(|e| e.event_type == EventType::EvidenceDeleted)
         .collect();
@@ -298,4 +277,103 @@ fn evidence_is_listed_by_case_and_wallet() {
     let lower = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".to_owned();
     assert_eq!(fx.store.list(None, Some(lower)).expect("list").len(), 2);
     assert_eq!(fx.store.list(None, None).expect("list").len(), 2);
+}
+
+fn receipt() -> NewAnchor {
+    NewAnchor {
+        tx_hash: format!("0x{}", "5d7e8f9a".repeat(8)),
+        block_number: 18_542_301,
+        contract_address: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+    }
+}
+
+#[test]
+fn an_anchor_is_recorded_once_with_its_high_priority_event() {
+    let fx = fixture();
+    let evidence = fx
+        .store
+        .upload(meta(), &b"ledger export"[..], &investigator(), &from())
+        .expect("stored");
+
+    let anchor = fx
+        .store
+        .anchor(&evidence.evidence_id, receipt(), &investigator(), &from())
+        .expect("anchored");
+
+    assert_eq!(anchor.file_hash, evidence.storage_hash);
+    assert_eq!(
+        fx.store.anchors(&evidence.evidence_id).expect("anchors"),
+        std::slice::from_ref(&anchor)
+    );
+    let events = fx.domain.events();
+    let event = events.last().expect("event");
+    assert_eq!(event.event_type, EventType::EvidenceAnchored);
+    assert_eq!(event.priority, Priority::High);
+    event.validate(&Default::default()).expect("schema");
+    assert_eq!(event.data["fileHash"], evidence.storage_hash.as_str());
+    assert_eq!(event.data["txHash"], anchor.tx_hash.as_str());
+    assert_eq!(event.data["blockNumber"], 18_542_301);
+    assert_eq!(event.data["caseId"], "CASE-2024-001");
+
+    let again = fx
+        .store
+        .anchor(&evidence.evidence_id, receipt(), &investigator(), &from());
+    assert!(matches!(again, Err(CoreError::Conflict(_))), "{again:?}");
+    assert_eq!(fx.domain.events().len(), events.len(), "no second event");
+}
+
+#[test]
+fn malformed_receipts_and_deleted_evidence_cannot_be_anchored() {
+    let fx = fixture();
+    let evidence = fx
+        .store
+        .upload(meta(), &b"ledger export"[..], &investigator(), &from())
+        .expect("stored");
+    let before = fx.domain.events().len();
+    let cases = [
+        (
+            NewAnchor {
+                tx_hash: "0x5d7e8f9a0b1c2d3e".into(),
+                ..receipt()
+            },
+            "txHash must be 0x followed by 64 hex digits",
+        ),
+        (
+            NewAnchor {
+                block_number: 0,
+                ..receipt()
+            },
+            "blockNumber must be a positive block height",
+        ),
+        (
+            NewAnchor {
+                contract_address: "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+                ..receipt()
+            },
+            "contractAddress:",
+        ),
+    ];
+    for (bad, message) in cases {
+        let err = fx
+            .store
+            .anchor(&evidence.evidence_id, bad, &investigator(), &from())
+            .expect_err("refused")
+            .to_string();
+        assert!(err.starts_with(message), "{err}");
+    }
+    assert_eq!(fx.domain.events().len(), before);
+
+    fx.store
+        .delete(&evidence.evidence_id, &investigator(), &from())
+        .expect("deleted");
+    let gone = fx
+        .store
+        .anchor(&evidence.evidence_id, receipt(), &investigator(), &from());
+    assert!(matches!(gone, Err(CoreError::Gone(_))), "{gone:?}");
+    assert!(
+        fx.store
+            .anchors(&evidence.evidence_id)
+            .expect("anchors")
+            .is_empty()
+    );
 }

@@ -3,3 +3,5 @@
 mod auth;
 mod cases;
 mod evidence;
+mod rl;
+mod support;

@@ -185,6 +185,34 @@ fn retries_back_off_per_priority_and_double() {
 }
 
 #[test]
+fn retry_now_makes_waiting_events_due_and_keeps_their_attempts() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    for key in ["A", "B"] {
+        outbox
+            .enqueue(&fx.event(key, Priority::Low))
+            .wait()
+            .expect("durable");
+    }
+    for event in outbox.claim(10).expect("claim").events {
+        fail(&outbox, event.seq, FailKind::Retriable);
+    }
+    assert!(outbox.claim(10).expect("claim").events.is_empty());
+
+    let woken = outbox.retry_now("admin".into()).wait().expect("retried");
+
+    assert_eq!(woken, 2);
+    let claimed = outbox.claim(10).expect("claim").events;
+    assert_eq!(claimed.len(), 2, "both due without waiting 30 s");
+    assert!(claimed.iter().all(|e| e.attempts == 1));
+    assert_eq!(
+        outbox.retry_now("admin".into()).wait().expect("retried"),
+        0,
+        "nothing left waiting"
+    );
+}
+
+#[test]
 fn attempts_while_no_broker_is_reachable_do_not_count() {
     let fx = Fixture::new();
     let outbox = fx.open();

@@ -1,0 +1,64 @@
+//! What every domain test starts from: a real outbox file in a temporary directory, migrated,
+//! on a manual clock at the guide's example time.
+
+use std::sync::Arc;
+
+use casewire_core::{RequestInfo, Role, User};
+use casewire_events::Event;
+use casewire_outbox::{ManualClock, Outbox, OutboxConfig};
+use chrono::DateTime;
+
+pub(crate) struct Domain {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+impl Domain {
+    pub(crate) fn new() -> Domain {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(ManualClock::new(
+            DateTime::from_timestamp_millis(1_704_672_000_000).expect("time"),
+        ));
+        let outbox = Arc::new(
+            Outbox::open(OutboxConfig {
+                clock: clock.clone(),
+                ..OutboxConfig::file(dir.path().join("outbox.db"))
+            })
+            .expect("outbox"),
+        );
+        casewire_core::migrate(&outbox).expect("migrate");
+        Domain { dir, clock, outbox }
+    }
+
+    /// Every event queued so far, in order, read from the file by a connection of its own (so
+    /// reading claims nothing and can be repeated).
+    pub(crate) fn events(&self) -> Vec<Event> {
+        let db = rusqlite::Connection::open(self.dir.path().join("outbox.db")).expect("open");
+        let mut stmt = db
+            .prepare("SELECT payload FROM outbox_events ORDER BY seq")
+            .expect("query");
+        stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .expect("rows")
+            .map(|payload| Event::from_json(&payload.expect("row")).expect("parses"))
+            .collect()
+    }
+}
+
+pub(crate) fn user(username: &str, role: Role) -> User {
+    User {
+        id: 1,
+        username: username.into(),
+        role,
+    }
+}
+
+/// A request from the guide's example address.
+pub(crate) fn from(path: &str) -> RequestInfo {
+    RequestInfo {
+        ip_address: Some("192.168.1.100".into()),
+        method: "POST".into(),
+        path: path.into(),
+        role_header_sent: false,
+    }
+}
