@@ -1,6 +1,7 @@
 //! The Casewire domain. So far: local users, Argon2id passwords, bearer tokens and the permission
 //! table ([`auth`]), evidence files and their anchors ([`evidence`]), cases ([`cases`]) and the
-//! fraud-response policy of the RL routes ([`rl`]).
+//! fraud-response policy of the RL routes ([`rl`]), and `Idempotency-Key` records
+//! ([`idempotency`]).
 //!
 //! The domain's tables live in the outbox's database and are written through its transactions
 //! ([`casewire_outbox::Outbox::write`]), so every action commits with its event. Their schema
@@ -10,6 +11,7 @@
 pub mod auth;
 pub mod cases;
 pub mod evidence;
+pub mod idempotency;
 pub mod rl;
 
 use casewire_outbox::Outbox;
@@ -17,6 +19,7 @@ use casewire_outbox::Outbox;
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
 pub use cases::{Case, CaseStatus, Cases, TimelineEntry};
 pub use evidence::{Anchor, Evidence, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification};
+pub use idempotency::{Begin, Idempotency, StoredResponse};
 pub use rl::{Feedback, Policy, Prediction, PredictionRequest};
 
 /// `metadata.source` of the events the domain creates.
@@ -214,6 +217,22 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL
     );
     INSERT INTO rl_model (id, version) VALUES (1, 0);
+"#,
+    r#"
+    -- Idempotency-Key claims and answers; status is NULL while the first request runs.
+    CREATE TABLE idempotency_keys (
+        user_id      INTEGER NOT NULL,
+        key          TEXT    NOT NULL,
+        request      TEXT    NOT NULL,
+        boot         TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        status       INTEGER,
+        content_type TEXT,
+        body         BLOB,
+        fingerprint  TEXT,
+        PRIMARY KEY (user_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
 "#,
 ];
 

@@ -27,6 +27,15 @@ impl ApiError {
         }
     }
 
+    /// An error with its own status and code.
+    pub(crate) fn with_code(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::new(status, code, message)
+    }
+
     /// 400 `invalid_request`.
     pub fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)

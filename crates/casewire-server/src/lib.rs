@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod idempotency;
 mod metrics;
 mod routes;
 
@@ -26,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use casewire_core::{Auth, Cases, EvidenceStore};
+use casewire_core::{Auth, Cases, EvidenceStore, Idempotency, Policy};
 use casewire_outbox::{Clock, Outbox};
 
 pub use error::ApiError;
@@ -45,6 +46,10 @@ pub struct ServerState {
     pub cases: Arc<Cases>,
     /// Evidence files.
     pub evidence: Arc<EvidenceStore>,
+    /// The fraud-response policy of the RL routes.
+    pub policy: Arc<Policy>,
+    /// `Idempotency-Key` records.
+    pub idempotency: Arc<Idempotency>,
     /// Request counts and latencies for `/metrics`.
     pub requests: RequestMetrics,
     /// Host names (without port) a request may address.
@@ -65,7 +70,9 @@ impl ServerState {
     ) -> ServerState {
         let hosts = ["127.0.0.1", "localhost", "[::1]"];
         ServerState {
-            cases: Arc::new(Cases::new(outbox.clone(), clock)),
+            cases: Arc::new(Cases::new(outbox.clone(), clock.clone())),
+            policy: Arc::new(Policy::new(outbox.clone(), clock.clone())),
+            idempotency: Arc::new(Idempotency::new(outbox.clone(), clock)),
             evidence,
             requests: RequestMetrics::default(),
             outbox,
@@ -81,6 +88,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
     routes::routes(&state)
         .route("/metrics", axum::routing::get(metrics::metrics))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -37,6 +37,13 @@ pub(crate) fn routes(state: &ServerState) -> Router<Arc<ServerState>> {
         )
         .route("/api/evidence/{id}/download", get(download_evidence))
         .route("/api/evidence/{id}/verify", post(verify_evidence))
+        .route(
+            "/api/evidence/{id}/anchor",
+            post(anchor_evidence).get(evidence_anchors),
+        )
+        .route("/api/rl/predict", post(rl_predict))
+        .route("/api/rl/feedback", post(rl_feedback))
+        .route("/api/queue/retry", post(queue_retry))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/auth/login", post(login))
@@ -62,7 +69,7 @@ pub(crate) fn now() -> String {
 }
 
 /// Runs blocking domain work (password hashing, durable commits) off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, CoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(work).await {
@@ -73,7 +80,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -228,6 +235,17 @@ async fn queue_clear(State(state): St, ctx: Ctx) -> Result<Json<Value>, ApiError
         "success": true,
         "message": "Queue cleared successfully",
         "clearedCount": cleared,
+        "timestamp": now(),
+    })))
+}
+
+async fn queue_retry(State(state): St, ctx: Ctx) -> Result<Json<Value>, ApiError> {
+    let user = require(&state, &ctx, Permission::ViewLogs).await?;
+    let retried = state.outbox.retry_now(user.username).await?;
+    Ok(Json(json!({
+        "success": true,
+        "message": "Queued events are due now; the relay retries them when a broker is reachable",
+        "retriedCount": retried,
         "timestamp": now(),
     })))
 }
@@ -762,5 +780,105 @@ async fn delete_evidence(
     blocking(move || store.delete(&id, &c.user, &c.info)).await?;
     Ok(Json(
         json!({"success": true, "message": "Evidence deleted; its record and hash are kept", "timestamp": now()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnchorReceipt {
+    tx_hash: String,
+    block_number: u64,
+    contract_address: String,
+}
+
+async fn anchor_evidence(
+    State(state): St,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Result<Json<AnchorReceipt>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(&state, ctx, Permission::Analyse).await?;
+    let Json(receipt) = body?;
+    let store = state.evidence.clone();
+    let receipt = casewire_core::NewAnchor {
+        tx_hash: receipt.tx_hash,
+        block_number: receipt.block_number,
+        contract_address: receipt.contract_address,
+    };
+    let anchor = blocking(move || store.anchor(&id, receipt, &c.user, &c.info)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "anchor": anchor, "timestamp": now()})),
+    ))
+}
+
+async fn evidence_anchors(
+    State(state): St,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller(&state, ctx, Permission::Investigate).await?;
+    let store = state.evidence.clone();
+    let anchors = blocking(move || store.anchors(&id)).await?;
+    Ok(Json(
+        json!({"success": true, "anchors": anchors, "timestamp": now()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PredictRequest {
+    wallet: String,
+    evidence_id: Option<String>,
+    case_id: Option<String>,
+}
+
+async fn rl_predict(
+    State(state): St,
+    ctx: Ctx,
+    body: Result<Json<PredictRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(&state, ctx, Permission::Analyse).await?;
+    let Json(request) = body?;
+    let policy = state.policy.clone();
+    let request = casewire_core::PredictionRequest {
+        wallet: request.wallet,
+        evidence_id: request.evidence_id,
+        case_id: request.case_id,
+    };
+    let prediction = blocking(move || policy.predict(request, &c.user, &c.info)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "prediction": prediction, "timestamp": now()})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FeedbackRequest {
+    prediction_id: String,
+    actual_action: String,
+}
+
+async fn rl_feedback(
+    State(state): St,
+    ctx: Ctx,
+    body: Result<Json<FeedbackRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let c = caller(&state, ctx, Permission::Analyse).await?;
+    let Json(request) = body?;
+    let policy = state.policy.clone();
+    let feedback = blocking(move || {
+        policy.feedback(
+            &request.prediction_id,
+            &request.actual_action,
+            &c.user,
+            &c.info,
+        )
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"success": true, "feedback": feedback, "timestamp": now()})),
     ))
 }

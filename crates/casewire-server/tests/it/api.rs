@@ -1,114 +1,11 @@
-//! The guide's queue routes, login, and the loopback defences.
+//! The guide's queue routes, login, cases, evidence, metrics and the loopback defences.
 
-use std::sync::Arc;
-
-use casewire_core::{Auth, AuthPolicy, Role};
 use casewire_events::EventType;
-use casewire_outbox::{Outbox, OutboxConfig, Page, SystemClock};
-use casewire_server::ServerState;
+use casewire_outbox::Page;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery";
-
-struct Server {
-    _dir: tempfile::TempDir,
-    base: String,
-    outbox: Arc<Outbox>,
-    client: reqwest::Client,
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let outbox =
-        Arc::new(Outbox::open(OutboxConfig::file(dir.path().join("outbox.db"))).expect("outbox"));
-    casewire_core::migrate(&outbox).expect("migrate");
-    let auth = Arc::new(Auth::new(
-        outbox.clone(),
-        Arc::new(SystemClock),
-        AuthPolicy::default(),
-    ));
-    for (name, role) in [
-        ("investigator", Role::User),
-        ("admin", Role::Admin),
-        ("root", Role::Superadmin),
-    ] {
-        auth.add_user(name, role, PASSWORD).expect("user");
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let evidence = Arc::new(
-        casewire_core::EvidenceStore::open(
-            outbox.clone(),
-            Arc::new(SystemClock),
-            dir.path(),
-            64 * 1024,
-        )
-        .expect("evidence store"),
-    );
-    let state = Arc::new(ServerState::loopback(
-        outbox.clone(),
-        auth,
-        Arc::new(SystemClock),
-        evidence,
-        port,
-    ));
-    tokio::spawn(casewire_server::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    Server {
-        _dir: dir,
-        base: format!("http://127.0.0.1:{port}"),
-        outbox,
-        client: reqwest::Client::new(),
-    }
-}
-
-impl Server {
-    async fn token(&self, username: &str) -> String {
-        let response = self
-            .client
-            .post(format!("{}/api/auth/login", self.base))
-            .json(&json!({"username": username, "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login");
-        assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.expect("json");
-        body["token"].as_str().expect("token").to_owned()
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        (response.status(), response.json().await.expect("json body"))
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        (response.status(), response.json().await.expect("json body"))
-    }
-
-    fn queued_types(&self) -> Vec<EventType> {
-        self.outbox
-            .list_queued(Page::first(1_000))
-            .expect("list")
-            .iter()
-            .map(|e| e.event_type.parse().expect("known type"))
-            .collect()
-    }
-}
+use crate::support::{PASSWORD, WALLET, server, upload_form};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer() {
@@ -409,22 +306,6 @@ async fn a_case_goes_from_open_to_closed_over_http_with_its_events() {
     );
 }
 
-fn upload_form(content: Vec<u8>, wallet: &str) -> reqwest::multipart::Form {
-    reqwest::multipart::Form::new()
-        .text("caseId", "CASE-2024-001")
-        .text("wallet", wallet.to_owned())
-        .text("reporter", "test@fraud.com")
-        .part(
-            "evidenceFile",
-            reqwest::multipart::Part::bytes(content)
-                .file_name("test.txt")
-                .mime_str("text/plain")
-                .expect("mime"),
-        )
-}
-
-const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evidence_is_uploaded_downloaded_verified_and_deleted_over_http() {
     let s = server().await;
@@ -563,7 +444,7 @@ async fn bad_uploads_are_refused_and_leave_nothing() {
         (StatusCode::OK, Some(0))
     );
     assert!(!s.queued_types().contains(&EventType::EvidenceUploaded));
-    let stored: usize = walk(&s._dir.path().join("evidence"));
+    let stored: usize = walk(&s.dir.path().join("evidence"));
     assert_eq!(stored, 0, "no file stored for a refused upload");
 }
 

@@ -1,3 +1,6 @@
 //! HTTP tests against the real router on a real loopback socket, with a real SQLite outbox.
 
 mod api;
+mod publishing;
+mod refusals;
+mod support;

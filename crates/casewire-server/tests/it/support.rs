@@ -1,0 +1,173 @@
+//! A real server on a loopback socket over a real SQLite outbox, and a client for it.
+
+use std::sync::Arc;
+
+use casewire_core::{Auth, AuthPolicy, Role};
+use casewire_events::{Event, EventType};
+use casewire_outbox::{Outbox, OutboxConfig, Page, SystemClock};
+use casewire_server::ServerState;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub(crate) const PASSWORD: &str = "correct horse battery";
+
+pub(crate) struct Server {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) base: String,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) client: reqwest::Client,
+}
+
+pub(crate) async fn server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox =
+        Arc::new(Outbox::open(OutboxConfig::file(dir.path().join("outbox.db"))).expect("outbox"));
+    casewire_core::migrate(&outbox).expect("migrate");
+    let auth = Arc::new(Auth::new(
+        outbox.clone(),
+        Arc::new(SystemClock),
+        AuthPolicy::default(),
+    ));
+    for (name, role) in [
+        ("investigator", Role::User),
+        ("analyst", Role::Analyst),
+        ("admin", Role::Admin),
+        ("root", Role::Superadmin),
+    ] {
+        auth.add_user(name, role, PASSWORD).expect("user");
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let evidence = Arc::new(
+        casewire_core::EvidenceStore::open(
+            outbox.clone(),
+            Arc::new(SystemClock),
+            dir.path(),
+            64 * 1024,
+        )
+        .expect("evidence store"),
+    );
+    let state = Arc::new(ServerState::loopback(
+        outbox.clone(),
+        auth,
+        Arc::new(SystemClock),
+        evidence,
+        port,
+    ));
+    tokio::spawn(casewire_server::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    Server {
+        dir,
+        base: format!("http://127.0.0.1:{port}"),
+        outbox,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Server {
+    pub(crate) async fn token(&self, username: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        (response.status(), response.json().await.expect("json body"))
+    }
+
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        (response.status(), response.json().await.expect("json body"))
+    }
+
+    pub(crate) fn queued_types(&self) -> Vec<EventType> {
+        self.outbox
+            .list_queued(Page::first(1_000))
+            .expect("list")
+            .iter()
+            .map(|e| e.event_type.parse().expect("known type"))
+            .collect()
+    }
+}
+
+pub(crate) fn upload_form(content: Vec<u8>, wallet: &str) -> reqwest::multipart::Form {
+    upload_form_for("CASE-2024-001", content, wallet)
+}
+
+pub(crate) fn upload_form_for(
+    case_id: &str,
+    content: Vec<u8>,
+    wallet: &str,
+) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("caseId", case_id.to_owned())
+        .text("wallet", wallet.to_owned())
+        .text("reporter", "test@fraud.com")
+        .part(
+            "evidenceFile",
+            reqwest::multipart::Part::bytes(content)
+                .file_name("test.txt")
+                .mime_str("text/plain")
+                .expect("mime"),
+        )
+}
+
+pub(crate) const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+impl Server {
+    /// Every event queued so far, in order, read by a connection of its own (reading claims
+    /// nothing and can be repeated).
+    pub(crate) fn events(&self) -> Vec<Event> {
+        let db = rusqlite::Connection::open(self.dir.path().join("outbox.db")).expect("open");
+        let mut stmt = db
+            .prepare("SELECT payload FROM outbox_events ORDER BY seq")
+            .expect("query");
+        stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .expect("rows")
+            .map(|payload| Event::from_json(&payload.expect("row")).expect("parses"))
+            .collect()
+    }
+
+    /// Sends `request` and returns the status, the JSON body and the events it queued.
+    pub(crate) async fn act(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> (StatusCode, Value, Vec<Event>) {
+        let before = self.events().len();
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        let mut events = self.events();
+        (status, body, events.split_off(before))
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
