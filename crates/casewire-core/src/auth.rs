@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::{CoreError, SOURCE};
 
 /// A user's role, from least to most privileged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An investigator: uploads and reads evidence, works cases.
@@ -131,7 +131,7 @@ impl Permission {
 }
 
 /// An authenticated user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// The stored id.
     pub id: i64,

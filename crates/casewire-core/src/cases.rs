@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::{CoreError, RequestInfo, User};
 
 /// Where a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CaseStatus {
     /// Being worked on.
@@ -47,7 +47,7 @@ impl CaseStatus {
 }
 
 /// A case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Case {
     /// `CASE-<year>-<NNN>`.
@@ -69,7 +69,7 @@ pub struct Case {
 }
 
 /// One entry of a case's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
     /// The event's id.
@@ -81,6 +81,7 @@ pub struct TimelineEntry {
     /// When, Unix ms.
     pub at: i64,
     /// The event's data.
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 

@@ -46,7 +46,7 @@ pub struct NewEvidence {
 }
 
 /// A stored evidence record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Evidence {
     /// 24 hex digits.
@@ -76,7 +76,7 @@ pub struct Evidence {
 }
 
 /// The result of a verification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
     /// Whether the stored content still has its recorded hash.
@@ -99,7 +99,7 @@ pub struct NewAnchor {
 }
 
 /// A recorded anchor of an evidence file's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Anchor {
     /// The anchored evidence.

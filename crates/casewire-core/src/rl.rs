@@ -55,7 +55,7 @@ pub struct PredictionRequest {
 }
 
 /// A prediction made.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Prediction {
     /// 24 hex digits.
@@ -77,7 +77,7 @@ pub struct Prediction {
 }
 
 /// Feedback recorded on a prediction.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Feedback {
     /// 24 hex digits.

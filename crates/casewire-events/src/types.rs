@@ -10,7 +10,19 @@ use crate::EventError;
 /// How urgently an event should reach Kafka, and how quickly a failed delivery is retried.
 ///
 /// Ordered from most to least urgent, so `Priority::Critical < Priority::Low`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Evidence deleted, unauthorised access: retried at once.

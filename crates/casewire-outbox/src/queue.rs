@@ -220,7 +220,7 @@ impl Page {
 }
 
 /// One queued event as listed in the stats, in the guide's shape plus a few fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueuedEvent {
     /// The order key (the paging cursor).
@@ -244,7 +244,7 @@ pub struct QueuedEvent {
 }
 
 /// Queued events by priority.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PriorityCounts {
     /// Critical events queued.
     pub critical: u64,
@@ -257,7 +257,7 @@ pub struct PriorityCounts {
 }
 
 /// The guide's `queue` object, plus dead letters, bytes, counts by priority and age.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueStats {
     /// Events queued (including in flight).
@@ -291,7 +291,7 @@ pub struct QueueStats {
 }
 
 /// An event that will not be retried unless an admin replays it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     /// The original order key (the paging cursor).

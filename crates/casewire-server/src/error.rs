@@ -5,7 +5,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use casewire_core::CoreError;
-use serde_json::json;
 
 /// An API error: `{"success": false, "error": {"code", "message"}}`.
 #[derive(Debug)]
@@ -62,11 +61,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "success": false,
-            "error": {"code": self.code, "message": self.message},
-            "timestamp": crate::routes::now(),
-        });
+        let body = crate::schema::ErrorResponse {
+            success: false,
+            error: crate::schema::ErrorBody {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+            timestamp: crate::routes::now(),
+        };
         (self.status, Json(body)).into_response()
     }
 }

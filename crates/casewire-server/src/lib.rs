@@ -17,7 +17,9 @@
 mod error;
 mod idempotency;
 mod metrics;
+mod openapi;
 mod routes;
+mod schema;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,10 +85,22 @@ impl ServerState {
     }
 }
 
+/// The API's OpenAPI 3.1 document.
+pub fn openapi(state: &ServerState) -> utoipa::openapi::OpenApi {
+    let (_, mut document) = routes::routes(state).split_for_parts();
+    utoipa::Modify::modify(&schema::Common, &mut document);
+    document
+}
+
 /// The API's router.
 pub fn router(state: Arc<ServerState>) -> Router {
-    routes::routes(&state)
-        .route("/metrics", axum::routing::get(metrics::metrics))
+    let (router, mut document) = routes::routes(&state).split_for_parts();
+    utoipa::Modify::modify(&schema::Common, &mut document);
+    let document = openapi::Document(Arc::new(
+        serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+    ));
+    router
+        .layer(axum::Extension(document))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -69,6 +69,11 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display
     );
 }
 
+/// The queue, the relay and the requests, in Prometheus' text format.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = 200, content_type = "text/plain", body = String, description = "Prometheus text format 0.0.4"),
+    (status = 503, content_type = "text/plain", body = String, description = "The outbox cannot be read"),
+))]
 pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     let stats = match state.outbox.stats(Page::first(0)) {
         Ok(stats) => stats,

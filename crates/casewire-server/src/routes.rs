@@ -3,64 +3,67 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use casewire_core::{CaseStatus, CoreError, Permission, RequestInfo, User};
 use casewire_events::{Event, EventType, Metadata};
 use casewire_outbox::Page;
 use chrono::SecondsFormat;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::schema::*;
 use crate::{ApiError, ServerState};
 
 type St = State<Arc<ServerState>>;
 
-pub(crate) fn routes(state: &ServerState) -> Router<Arc<ServerState>> {
+/// Every route, with the OpenAPI document its annotations make.
+pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
     // Uploads may be as large as the evidence limit, plus room for the form's other fields.
     let upload_limit = usize::try_from(state.evidence.max_bytes())
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
-    Router::new()
-        .route(
-            "/api/evidence/upload",
-            post(upload_evidence).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
-        )
-        .route("/api/evidence", get(list_evidence))
-        .route(
-            "/api/evidence/{id}",
-            get(get_evidence).delete(delete_evidence),
-        )
-        .route("/api/evidence/{id}/download", get(download_evidence))
-        .route("/api/evidence/{id}/verify", post(verify_evidence))
-        .route(
-            "/api/evidence/{id}/anchor",
-            post(anchor_evidence).get(evidence_anchors),
-        )
-        .route("/api/rl/predict", post(rl_predict))
-        .route("/api/rl/feedback", post(rl_feedback))
-        .route("/api/queue/retry", post(queue_retry))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/queue/stats", get(queue_stats))
-        .route("/api/queue/clear", post(queue_clear))
-        .route("/api/queue/test-event", post(test_event))
-        .route("/api/queue/dead-letters", get(dead_letters))
-        .route("/api/queue/dead-letters/replay", post(replay))
-        .route("/api/queue/dead-letters/discard", post(discard))
-        .route("/api/cases", post(create_case).get(list_cases))
-        .route("/api/cases/escalate", post(escalate_by_body))
-        .route("/api/cases/{id}", get(get_case).patch(update_case))
-        .route("/api/cases/{id}/assign", post(assign_case))
-        .route("/api/cases/{id}/escalate", post(escalate_case))
-        .route("/api/cases/{id}/close", post(close_case))
-        .route("/api/cases/{id}/timeline", get(case_timeline))
+    let (schemas, paths, upload) = routes!(upload_evidence);
+    let upload = (
+        schemas,
+        paths,
+        upload.layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+    );
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(upload)
+        .routes(routes!(list_evidence))
+        .routes(routes!(get_evidence, delete_evidence))
+        .routes(routes!(download_evidence))
+        .routes(routes!(verify_evidence))
+        .routes(routes!(anchor_evidence, evidence_anchors))
+        .routes(routes!(rl_predict))
+        .routes(routes!(rl_feedback))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(queue_stats))
+        .routes(routes!(queue_clear))
+        .routes(routes!(queue_retry))
+        .routes(routes!(test_event))
+        .routes(routes!(dead_letters))
+        .routes(routes!(replay))
+        .routes(routes!(discard))
+        .routes(routes!(create_case, list_cases))
+        .routes(routes!(escalate_by_body))
+        .routes(routes!(get_case, update_case))
+        .routes(routes!(assign_case))
+        .routes(routes!(escalate_case))
+        .routes(routes!(close_case))
+        .routes(routes!(case_timeline))
+        .routes(routes!(crate::metrics::metrics))
+        .routes(routes!(crate::openapi::document))
 }
 
 /// Now, as the envelope's `timestamp`.
@@ -144,62 +147,95 @@ async fn require(
     .await
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok", "timestamp": now()}))
+/// Alive.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        timestamp: now(),
+    })
 }
 
+/// Ready: the database answers; says whether the relay is running.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, body = Readiness, description = "Ready"),
+    (status = 503, body = Readiness, description = "The database cannot be read"),
+))]
 async fn readyz(State(state): St) -> Response {
     match state.outbox.stats(Page::first(0)) {
-        Ok(stats) => Json(json!({
-            "status": "ready",
-            "database": "open",
-            "relay": if stats.kafka_available { "running" } else { "not running" },
-            "timestamp": now(),
-        }))
+        Ok(stats) => Json(Readiness {
+            status: "ready".into(),
+            database: "open".into(),
+            relay: Some(
+                if stats.kafka_available {
+                    "running"
+                } else {
+                    "not running"
+                }
+                .into(),
+            ),
+            timestamp: now(),
+        })
         .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "database": e.to_string(), "timestamp": now()})),
+            Json(Readiness {
+                status: "not ready".into(),
+                database: e.to_string(),
+                relay: None,
+                timestamp: now(),
+            }),
         )
             .into_response(),
     }
 }
 
-#[derive(Deserialize)]
+/// A login.
+#[derive(Deserialize, ToSchema)]
 struct Credentials {
     username: String,
     password: String,
 }
 
+/// Logs in: a bearer token for 12 hours (`user.login`).
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = LoginResponse)))]
 async fn login(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<Credentials>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoginResponse>, ApiError> {
     let Json(credentials) = body?;
     let info = ctx.info;
     let auth = state.auth.clone();
     let session =
         blocking(move || auth.login(&credentials.username, &credentials.password, &info)).await?;
-    Ok(Json(json!({
-        "success": true,
-        "token": session.token,
-        "expiresAt": session.expires_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "user": session.user,
-        "timestamp": now(),
-    })))
+    Ok(LoginResponse::new(
+        session.token,
+        session
+            .expires_at
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        session.user,
+    ))
 }
 
-async fn logout(State(state): St, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// Logs out: the token stops working.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 200, body = DoneResponse)))]
+async fn logout(State(state): St, headers: HeaderMap) -> Result<Json<DoneResponse>, ApiError> {
     let token = bearer(&headers).ok_or_else(|| ApiError::from(CoreError::Unauthenticated))?;
     let auth = state.auth.clone();
     blocking(move || auth.logout(&token)).await?;
-    Ok(Json(json!({"success": true, "timestamp": now()})))
+    Ok(DoneResponse::new("Logged out".into()))
 }
 
-#[derive(Deserialize)]
+/// A page of a list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// At most this many (default 50, at most 1000).
+    #[param(maximum = 1000)]
     limit: Option<usize>,
+    /// After this order key (the previous page's `nextCursor`).
     after: Option<i64>,
 }
 
@@ -216,53 +252,61 @@ impl PageQuery {
     }
 }
 
+/// The guide's queue statistics (`view-logs`).
+#[utoipa::path(get, path = "/api/queue/stats", tag = "queue", params(PageQuery),
+    responses((status = 200, body = StatsResponse)))]
 async fn queue_stats(
     State(state): St,
     ctx: Ctx,
     query: Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatsResponse>, ApiError> {
     require(&state, &ctx, Permission::ViewLogs).await?;
     let stats = state.outbox.stats(query.page()?)?;
-    Ok(Json(
-        json!({"success": true, "queue": stats, "timestamp": now()}),
+    Ok(StatsResponse::new(stats))
+}
+
+/// Drops every queued event (`system-config`); audited, with a critical `system.alert`.
+#[utoipa::path(post, path = "/api/queue/clear", tag = "queue", responses((status = 200, body = ClearResponse)))]
+async fn queue_clear(State(state): St, ctx: Ctx) -> Result<Json<ClearResponse>, ApiError> {
+    let user = require(&state, &ctx, Permission::SystemConfig).await?;
+    let cleared = state.outbox.clear(user.username).await?;
+    Ok(ClearResponse::new(
+        "Queue cleared successfully".into(),
+        cleared,
     ))
 }
 
-async fn queue_clear(State(state): St, ctx: Ctx) -> Result<Json<Value>, ApiError> {
-    let user = require(&state, &ctx, Permission::SystemConfig).await?;
-    let cleared = state.outbox.clear(user.username).await?;
-    Ok(Json(json!({
-        "success": true,
-        "message": "Queue cleared successfully",
-        "clearedCount": cleared,
-        "timestamp": now(),
-    })))
-}
-
-async fn queue_retry(State(state): St, ctx: Ctx) -> Result<Json<Value>, ApiError> {
+/// Makes every event waiting out a retry delay due now (`view-logs`).
+#[utoipa::path(post, path = "/api/queue/retry", tag = "queue", responses((status = 200, body = RetryResponse)))]
+async fn queue_retry(State(state): St, ctx: Ctx) -> Result<Json<RetryResponse>, ApiError> {
     let user = require(&state, &ctx, Permission::ViewLogs).await?;
     let retried = state.outbox.retry_now(user.username).await?;
-    Ok(Json(json!({
-        "success": true,
-        "message": "Queued events are due now; the relay retries them when a broker is reachable",
-        "retriedCount": retried,
-        "timestamp": now(),
-    })))
+    Ok(RetryResponse::new(
+        "Queued events are due now; the relay retries them when a broker is reachable".into(),
+        retried,
+    ))
 }
 
-#[derive(Deserialize)]
+/// The guide's test event.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TestEvent {
+    /// One of the 18 event types, e.g. `system.info`.
     event_type: String,
+    /// The event's data: must hold the type's required fields.
     #[serde(default)]
+    #[schema(value_type = Object)]
     data: Map<String, Value>,
 }
 
+/// Queues a test event (`system-config`).
+#[utoipa::path(post, path = "/api/queue/test-event", tag = "queue", request_body = TestEvent,
+    responses((status = 202, body = TestEventResponse)))]
 async fn test_event(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<TestEvent>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TestEventResponse>), ApiError> {
     let user = require(&state, &ctx, Permission::SystemConfig).await?;
     let info = ctx.info;
     let Json(request) = body?;
@@ -286,30 +330,31 @@ async fn test_event(
     tracing::info!(event_id = %event.event_id, "test event queued");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "success": true,
-            "message": "Test event queued; the relay publishes it when a broker is reachable",
-            "eventId": event.event_id,
-            "timestamp": now(),
-        })),
+        TestEventResponse::new(
+            "Test event queued; the relay publishes it when a broker is reachable".into(),
+            event.event_id.to_string(),
+        ),
     ))
 }
 
+/// A page of dead letters (`view-logs`).
+#[utoipa::path(get, path = "/api/queue/dead-letters", tag = "queue", params(PageQuery),
+    responses((status = 200, body = DeadLettersResponse)))]
 async fn dead_letters(
     State(state): St,
     ctx: Ctx,
     query: Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeadLettersResponse>, ApiError> {
     require(&state, &ctx, Permission::ViewLogs).await?;
     let letters = state.outbox.dead_letters(query.page()?)?;
-    Ok(Json(
-        json!({"success": true, "deadLetters": letters, "timestamp": now()}),
-    ))
+    Ok(DeadLettersResponse::new(letters))
 }
 
-#[derive(Deserialize)]
+/// Dead letters to act on.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct EventIds {
+    /// 1 to 1000 event ids.
     event_ids: Vec<String>,
 }
 
@@ -322,30 +367,32 @@ impl EventIds {
     }
 }
 
+/// Puts dead letters back in the queue, in their original order (`view-logs`).
+#[utoipa::path(post, path = "/api/queue/dead-letters/replay", tag = "queue", request_body = EventIds,
+    responses((status = 200, body = ReplayResponse)))]
 async fn replay(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<EventIds>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReplayResponse>, ApiError> {
     let user = require(&state, &ctx, Permission::ViewLogs).await?;
     let ids = body?.0.checked()?;
     let replayed = state.outbox.replay(ids, user.username).await?;
-    Ok(Json(
-        json!({"success": true, "replayed": replayed, "timestamp": now()}),
-    ))
+    Ok(ReplayResponse::new(replayed))
 }
 
+/// Deletes dead letters for good, audited (`system-config`).
+#[utoipa::path(post, path = "/api/queue/dead-letters/discard", tag = "queue", request_body = EventIds,
+    responses((status = 200, body = DiscardResponse)))]
 async fn discard(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<EventIds>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DiscardResponse>, ApiError> {
     let user = require(&state, &ctx, Permission::SystemConfig).await?;
     let ids = body?.0.checked()?;
     let discarded = state.outbox.discard(ids, user.username).await?;
-    Ok(Json(
-        json!({"success": true, "discarded": discarded, "timestamp": now()}),
-    ))
+    Ok(DiscardResponse::new(discarded))
 }
 
 /// Who is asking, and whether they may: the common prologue of the case handlers.
@@ -366,43 +413,66 @@ async fn caller(
     })
 }
 
-fn case_response(status: StatusCode, case: &casewire_core::Case) -> (StatusCode, Json<Value>) {
-    (
-        status,
-        Json(json!({"success": true, "case": case, "timestamp": now()})),
-    )
+/// A case id in a path.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct CaseId {
+    /// `CASE-YYYY-NNN`.
+    id: String,
 }
 
-#[derive(Deserialize)]
+/// An evidence id in a path.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct EvidenceId {
+    /// 24 hex digits.
+    id: String,
+}
+
+/// A new case.
+#[derive(Deserialize, ToSchema)]
 struct NewCase {
+    /// What it is about.
     title: String,
+    /// More detail.
     #[serde(default)]
     description: String,
 }
 
+/// Opens a case (`case.created`).
+#[utoipa::path(post, path = "/api/cases", tag = "cases", request_body = NewCase,
+    responses((status = 201, body = CaseResponse)))]
 async fn create_case(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<NewCase>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CaseResponse>), ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
     let Json(new) = body?;
     let cases = state.cases.clone();
     let case =
         blocking(move || cases.create(&new.title, &new.description, &c.user, &c.info)).await?;
-    Ok(case_response(StatusCode::CREATED, &case))
+    Ok((StatusCode::CREATED, CaseResponse::new(case)))
 }
 
-#[derive(Deserialize)]
+/// Which cases.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CaseQuery {
+    /// `open`, `escalated` or `closed`.
     status: Option<String>,
 }
 
+/// Lists cases, newest first.
+#[utoipa::path(get, path = "/api/cases", tag = "cases", params(CaseQuery),
+    responses((status = 200, body = CasesResponse)))]
 async fn list_cases(
     State(state): St,
     ctx: Ctx,
     query: Query<CaseQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CasesResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
     let status = match query.status.as_deref() {
         None => None,
@@ -417,34 +487,41 @@ async fn list_cases(
     };
     let cases = state.cases.clone();
     let list = blocking(move || cases.list(status)).await?;
-    Ok(Json(
-        json!({"success": true, "cases": list, "timestamp": now()}),
-    ))
+    Ok(CasesResponse::new(list))
 }
 
+/// One case.
+#[utoipa::path(get, path = "/api/cases/{id}", tag = "cases", params(CaseId),
+    responses((status = 200, body = CaseResponse)))]
 async fn get_case(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<CaseResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
     let cases = state.cases.clone();
     let case = blocking(move || cases.get(&id)).await?;
-    Ok(case_response(StatusCode::OK, &case))
+    Ok(CaseResponse::new(case))
 }
 
-#[derive(Deserialize)]
+/// Changes to a case; absent fields stay.
+#[derive(Deserialize, ToSchema)]
 struct CaseChanges {
+    /// A new title.
     title: Option<String>,
+    /// A new description.
     description: Option<String>,
 }
 
+/// Updates a case (`case.updated`).
+#[utoipa::path(patch, path = "/api/cases/{id}", tag = "cases", params(CaseId), request_body = CaseChanges,
+    responses((status = 200, body = CaseResponse)))]
 async fn update_case(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<CaseChanges>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<CaseResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
     let Json(changes) = body?;
     let cases = state.cases.clone();
@@ -458,32 +535,41 @@ async fn update_case(
         )
     })
     .await?;
-    Ok(case_response(StatusCode::OK, &case))
+    Ok(CaseResponse::new(case))
 }
 
-#[derive(Deserialize)]
+/// Who takes a case.
+#[derive(Deserialize, ToSchema)]
 struct Assignment {
+    /// The investigator's username.
     assignee: String,
 }
 
+/// Assigns a case to an investigator (`case.assigned`).
+#[utoipa::path(post, path = "/api/cases/{id}/assign", tag = "cases", params(CaseId), request_body = Assignment,
+    responses((status = 200, body = CaseResponse)))]
 async fn assign_case(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<Assignment>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<CaseResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(assignment) = body?;
     let cases = state.cases.clone();
     let case = blocking(move || cases.assign(&id, &assignment.assignee, &c.user, &c.info)).await?;
-    Ok(case_response(StatusCode::OK, &case))
+    Ok(CaseResponse::new(case))
 }
 
-#[derive(Deserialize)]
+/// An escalation to the authorities.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Escalation {
+    /// The case (required by `POST /api/cases/escalate`, ignored when the path names it).
     case_id: Option<String>,
+    /// To whom.
     authority: String,
+    /// Why.
     reason: String,
 }
 
@@ -492,7 +578,7 @@ async fn escalate(
     c: Caller,
     id: String,
     escalation: Escalation,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<CaseResponse>, ApiError> {
     let cases = state.cases.clone();
     let case = blocking(move || {
         cases.escalate(
@@ -504,26 +590,31 @@ async fn escalate(
         )
     })
     .await?;
-    Ok(case_response(StatusCode::OK, &case))
+    Ok(CaseResponse::new(case))
 }
 
+/// Escalates a case to the authorities (`case.escalated`, critical).
+#[utoipa::path(post, path = "/api/cases/{id}/escalate", tag = "cases", params(CaseId), request_body = Escalation,
+    responses((status = 200, body = CaseResponse)))]
 async fn escalate_case(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<Escalation>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<CaseResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(escalation) = body?;
     escalate(state, c, id, escalation).await
 }
 
-/// The guide's `POST /api/cases/escalate`, with the case in the body.
+/// The guide's escalation, with the case in the body (`case.escalated`, critical).
+#[utoipa::path(post, path = "/api/cases/escalate", tag = "cases", request_body = Escalation,
+    responses((status = 200, body = CaseResponse)))]
 async fn escalate_by_body(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<Escalation>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<CaseResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(escalation) = body?;
     let id = escalation
@@ -533,35 +624,41 @@ async fn escalate_by_body(
     escalate(state, c, id, escalation).await
 }
 
-#[derive(Deserialize)]
+/// How a case ended.
+#[derive(Deserialize, ToSchema)]
 struct Closing {
+    /// The resolution.
     resolution: String,
 }
 
+/// Closes a case (`case.closed`).
+#[utoipa::path(post, path = "/api/cases/{id}/close", tag = "cases", params(CaseId), request_body = Closing,
+    responses((status = 200, body = CaseResponse)))]
 async fn close_case(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<Closing>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<CaseResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(closing) = body?;
     let cases = state.cases.clone();
     let case = blocking(move || cases.close(&id, &closing.resolution, &c.user, &c.info)).await?;
-    Ok(case_response(StatusCode::OK, &case))
+    Ok(CaseResponse::new(case))
 }
 
+/// A case's events, kept after Kafka has them.
+#[utoipa::path(get, path = "/api/cases/{id}/timeline", tag = "cases", params(CaseId),
+    responses((status = 200, body = TimelineResponse)))]
 async fn case_timeline(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TimelineResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
     let cases = state.cases.clone();
     let timeline = blocking(move || cases.timeline(&id)).await?;
-    Ok(Json(
-        json!({"success": true, "timeline": timeline, "timestamp": now()}),
-    ))
+    Ok(TimelineResponse::new(timeline))
 }
 
 /// A `Read` over chunks arriving on a channel: lets the blocking evidence store consume an
@@ -593,11 +690,33 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     ))
 }
 
+/// The guide's upload form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+struct UploadForm {
+    /// The file, streamed and hashed; not empty, not over the limit.
+    #[schema(value_type = String, format = Binary)]
+    evidence_file: Vec<u8>,
+    /// The case it belongs to.
+    case_id: String,
+    /// The wallet it concerns: `0x` and 40 hex digits.
+    wallet: String,
+    /// Who reported it.
+    reporter: String,
+    /// `low`, `medium`, `high` or `critical`.
+    risk_level: Option<String>,
+}
+
+/// Uploads evidence (`evidence.uploaded`).
+#[utoipa::path(post, path = "/api/evidence/upload", tag = "evidence",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = EvidenceResponse)))]
 async fn upload_evidence(
     State(state): St,
     ctx: Ctx,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<EvidenceResponse>), ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::invalid(format!(
@@ -679,44 +798,47 @@ async fn upload_evidence(
         },
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "evidence": evidence, "timestamp": now()})),
-    ))
+    Ok((StatusCode::CREATED, EvidenceResponse::new(evidence)))
 }
 
-#[derive(Deserialize)]
+/// Which evidence.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 struct EvidenceQuery {
+    /// Of this case.
     case_id: Option<String>,
+    /// About this wallet.
     wallet: Option<String>,
 }
 
+/// Lists evidence records, deleted ones included (their hash stays).
+#[utoipa::path(get, path = "/api/evidence", tag = "evidence", params(EvidenceQuery),
+    responses((status = 200, body = EvidenceListResponse)))]
 async fn list_evidence(
     State(state): St,
     ctx: Ctx,
     query: Query<EvidenceQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EvidenceListResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
     let Query(EvidenceQuery { case_id, wallet }) = query;
     let store = state.evidence.clone();
     let list = blocking(move || store.list(case_id, wallet)).await?;
-    Ok(Json(
-        json!({"success": true, "evidence": list, "timestamp": now()}),
-    ))
+    Ok(EvidenceListResponse::new(list))
 }
 
+/// One evidence record.
+#[utoipa::path(get, path = "/api/evidence/{id}", tag = "evidence", params(EvidenceId),
+    responses((status = 200, body = EvidenceResponse)))]
 async fn get_evidence(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EvidenceResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
     let store = state.evidence.clone();
     let evidence = blocking(move || store.get(&id)).await?;
-    Ok(Json(
-        json!({"success": true, "evidence": evidence, "timestamp": now()}),
-    ))
+    Ok(EvidenceResponse::new(evidence))
 }
 
 /// A file name safe inside a quoted `Content-Disposition` value.
@@ -732,6 +854,9 @@ fn disposition_name(name: &str) -> String {
         .collect()
 }
 
+/// Streams the file with its original name and type (`evidence.downloaded`).
+#[utoipa::path(get, path = "/api/evidence/{id}/download", tag = "evidence", params(EvidenceId),
+    responses((status = 200, content_type = "*/*", body = Vec<u8>, description = "The file")))]
 async fn download_evidence(
     State(state): St,
     ctx: Ctx,
@@ -757,46 +882,58 @@ async fn download_evidence(
     Ok((response_headers, body).into_response())
 }
 
+/// Recomputes the file's hash (`evidence.verified`; a critical `system.alert` on mismatch).
+#[utoipa::path(post, path = "/api/evidence/{id}/verify", tag = "evidence", params(EvidenceId),
+    responses((status = 200, body = VerificationResponse)))]
 async fn verify_evidence(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VerificationResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
     let store = state.evidence.clone();
     let verification = blocking(move || store.verify(&id, &c.user, &c.info)).await?;
-    Ok(Json(
-        json!({"success": true, "verification": verification, "timestamp": now()}),
-    ))
+    Ok(VerificationResponse::new(verification))
 }
 
+/// Deletes the file; the record and hash stay (`evidence.deleted`, critical; `delete-evidence`).
+#[utoipa::path(delete, path = "/api/evidence/{id}", tag = "evidence", params(EvidenceId),
+    responses((status = 200, body = DoneResponse)))]
 async fn delete_evidence(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DoneResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::DeleteEvidence).await?;
     let store = state.evidence.clone();
     blocking(move || store.delete(&id, &c.user, &c.info)).await?;
-    Ok(Json(
-        json!({"success": true, "message": "Evidence deleted; its record and hash are kept", "timestamp": now()}),
+    Ok(DoneResponse::new(
+        "Evidence deleted; its record and hash are kept".into(),
     ))
 }
 
-#[derive(Deserialize)]
+/// The receipt of the transaction that wrote the file's hash on chain.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AnchorReceipt {
+    /// `0x` and 64 hex digits.
     tx_hash: String,
+    /// The block that holds it.
+    #[schema(minimum = 1)]
     block_number: u64,
+    /// The anchoring contract: `0x` and 40 hex digits.
     contract_address: String,
 }
 
+/// Records an on-chain anchor of the file's hash (`evidence.anchored`, high).
+#[utoipa::path(post, path = "/api/evidence/{id}/anchor", tag = "evidence", params(EvidenceId),
+    request_body = AnchorReceipt, responses((status = 201, body = AnchorResponse)))]
 async fn anchor_evidence(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
     body: Result<Json<AnchorReceipt>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AnchorResponse>), ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(receipt) = body?;
     let store = state.evidence.clone();
@@ -806,38 +943,43 @@ async fn anchor_evidence(
         contract_address: receipt.contract_address,
     };
     let anchor = blocking(move || store.anchor(&id, receipt, &c.user, &c.info)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "anchor": anchor, "timestamp": now()})),
-    ))
+    Ok((StatusCode::CREATED, AnchorResponse::new(anchor)))
 }
 
+/// The anchors recorded for an evidence file.
+#[utoipa::path(get, path = "/api/evidence/{id}/anchor", tag = "evidence", params(EvidenceId),
+    responses((status = 200, body = AnchorsResponse)))]
 async fn evidence_anchors(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AnchorsResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
     let store = state.evidence.clone();
     let anchors = blocking(move || store.anchors(&id)).await?;
-    Ok(Json(
-        json!({"success": true, "anchors": anchors, "timestamp": now()}),
-    ))
+    Ok(AnchorsResponse::new(anchors))
 }
 
-#[derive(Deserialize)]
+/// What to predict for.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PredictRequest {
+    /// The wallet: `0x` and 40 hex digits.
     wallet: String,
+    /// The evidence that prompted it.
     evidence_id: Option<String>,
+    /// The case.
     case_id: Option<String>,
 }
 
+/// Recommends an action for a wallet (`rl.prediction.made`: high for freeze, else medium).
+#[utoipa::path(post, path = "/api/rl/predict", tag = "rl", request_body = PredictRequest,
+    responses((status = 201, body = PredictionResponse)))]
 async fn rl_predict(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<PredictRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PredictionResponse>), ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(request) = body?;
     let policy = state.policy.clone();
@@ -847,24 +989,28 @@ async fn rl_predict(
         case_id: request.case_id,
     };
     let prediction = blocking(move || policy.predict(request, &c.user, &c.info)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "prediction": prediction, "timestamp": now()})),
-    ))
+    Ok((StatusCode::CREATED, PredictionResponse::new(prediction)))
 }
 
-#[derive(Deserialize)]
+/// An analyst's judgement of a prediction.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FeedbackRequest {
+    /// The prediction judged.
     prediction_id: String,
+    /// What should have been done: `freeze`, `investigate`, `monitor` or `dismiss`.
     actual_action: String,
 }
 
+/// Judges a prediction; the policy learns from it (`rl.feedback.received`, high, and
+/// `rl.model.updated`).
+#[utoipa::path(post, path = "/api/rl/feedback", tag = "rl", request_body = FeedbackRequest,
+    responses((status = 201, body = FeedbackResponse)))]
 async fn rl_feedback(
     State(state): St,
     ctx: Ctx,
     body: Result<Json<FeedbackRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<FeedbackResponse>), ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
     let Json(request) = body?;
     let policy = state.policy.clone();
@@ -877,8 +1023,5 @@ async fn rl_feedback(
         )
     })
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"success": true, "feedback": feedback, "timestamp": now()})),
-    ))
+    Ok((StatusCode::CREATED, FeedbackResponse::new(feedback)))
 }

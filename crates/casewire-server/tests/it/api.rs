@@ -516,3 +516,73 @@ async fn metrics_report_the_queue_and_the_requests_in_prometheus_text() {
         value("casewire_http_request_duration_seconds_count")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_covers_every_route() {
+    let s = server().await;
+    let (status, document) = s.get("/api/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut operations: Vec<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    operations.sort();
+    let mut expected = vec![
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+        "GET /api/openapi.json",
+        "POST /api/auth/login",
+        "POST /api/auth/logout",
+        "GET /api/queue/stats",
+        "POST /api/queue/clear",
+        "POST /api/queue/retry",
+        "POST /api/queue/test-event",
+        "GET /api/queue/dead-letters",
+        "POST /api/queue/dead-letters/replay",
+        "POST /api/queue/dead-letters/discard",
+        "POST /api/cases",
+        "GET /api/cases",
+        "POST /api/cases/escalate",
+        "GET /api/cases/{id}",
+        "PATCH /api/cases/{id}",
+        "POST /api/cases/{id}/assign",
+        "POST /api/cases/{id}/escalate",
+        "POST /api/cases/{id}/close",
+        "GET /api/cases/{id}/timeline",
+        "POST /api/evidence/upload",
+        "GET /api/evidence",
+        "GET /api/evidence/{id}",
+        "DELETE /api/evidence/{id}",
+        "GET /api/evidence/{id}/download",
+        "POST /api/evidence/{id}/verify",
+        "POST /api/evidence/{id}/anchor",
+        "GET /api/evidence/{id}/anchor",
+        "POST /api/rl/predict",
+        "POST /api/rl/feedback",
+    ];
+    expected.sort_unstable();
+    assert_eq!(operations, expected);
+    // Protected operations say so, and every operation documents the error envelope.
+    let stats = &document["paths"]["/api/queue/stats"]["get"];
+    assert_eq!(stats["security"][0]["bearer"], json!([]));
+    assert_eq!(
+        stats["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorResponse"
+    );
+    assert!(document["paths"]["/healthz"]["get"]["security"].is_null());
+    for schema in ["ErrorResponse", "Case", "Evidence", "QueueStats", "Prediction"] {
+        assert!(
+            document["components"]["schemas"][schema].is_object(),
+            "{schema} is described"
+        );
+    }
+}

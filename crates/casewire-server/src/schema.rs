@@ -1,0 +1,334 @@
+//! The shapes the API answers with, typed so the OpenAPI document is generated from the same
+//! types the handlers serialise, and the parts every operation shares (errors, security).
+
+use casewire_core::{
+    Anchor, Case, Evidence, Feedback, Prediction, TimelineEntry, User, Verification,
+};
+use casewire_outbox::{DeadLetter, QueueStats};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, RefOr, ResponseBuilder, content::ContentBuilder};
+use utoipa::{Modify, ToSchema};
+
+/// Defines a success envelope: `success: true`, the given fields, and `timestamp`.
+macro_rules! envelope {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub(crate) struct $name {
+            /// Always `true`.
+            pub(crate) success: bool,
+            $($(#[$fdoc])* pub(crate) $field: $ty,)*
+            /// When the answer was made, RFC 3339 with milliseconds.
+            pub(crate) timestamp: String,
+        }
+
+        impl $name {
+            #[allow(clippy::new_ret_no_self)]
+            pub(crate) fn new($($field: $ty),*) -> axum::Json<$name> {
+                axum::Json($name {
+                    success: true,
+                    $($field,)*
+                    timestamp: crate::routes::now(),
+                })
+            }
+        }
+    };
+}
+
+envelope!(
+    /// A successful login.
+    LoginResponse {
+        /// The bearer token: send it as `Authorization: Bearer <token>`.
+        token: String,
+        /// When the token stops working.
+        expires_at: String,
+        /// Who logged in.
+        user: User,
+    }
+);
+envelope!(
+    /// An action that has nothing more to say.
+    DoneResponse {
+        /// What happened.
+        message: String,
+    }
+);
+envelope!(
+    /// The guide's queue statistics.
+    StatsResponse {
+        /// The queue.
+        queue: QueueStats,
+    }
+);
+envelope!(
+    /// The guide's answer to clearing the queue.
+    ClearResponse {
+        /// What happened.
+        message: String,
+        /// How many events were dropped.
+        cleared_count: u64,
+    }
+);
+envelope!(
+    /// Retrying now.
+    RetryResponse {
+        /// What happened.
+        message: String,
+        /// How many waiting events were made due.
+        retried_count: u64,
+    }
+);
+envelope!(
+    /// A queued test event.
+    TestEventResponse {
+        /// What happened.
+        message: String,
+        /// The event's id.
+        event_id: String,
+    }
+);
+envelope!(
+    /// A page of dead letters.
+    DeadLettersResponse {
+        /// The dead letters, oldest first.
+        dead_letters: Vec<DeadLetter>,
+    }
+);
+envelope!(
+    /// Replayed dead letters.
+    ReplayResponse {
+        /// The ids put back in the queue.
+        replayed: Vec<String>,
+    }
+);
+envelope!(
+    /// Discarded dead letters.
+    DiscardResponse {
+        /// The ids deleted for good.
+        discarded: Vec<String>,
+    }
+);
+envelope!(
+    /// One case.
+    CaseResponse {
+        /// The case.
+        case: Case,
+    }
+);
+envelope!(
+    /// Cases.
+    CasesResponse {
+        /// The cases, newest first.
+        cases: Vec<Case>,
+    }
+);
+envelope!(
+    /// A case's timeline.
+    TimelineResponse {
+        /// Its events, oldest first.
+        timeline: Vec<TimelineEntry>,
+    }
+);
+envelope!(
+    /// One evidence record.
+    EvidenceResponse {
+        /// The record.
+        evidence: Evidence,
+    }
+);
+envelope!(
+    /// Evidence records.
+    EvidenceListResponse {
+        /// The records.
+        evidence: Vec<Evidence>,
+    }
+);
+envelope!(
+    /// A verification.
+    VerificationResponse {
+        /// Its result.
+        verification: Verification,
+    }
+);
+envelope!(
+    /// A recorded anchor.
+    AnchorResponse {
+        /// The anchor.
+        anchor: Anchor,
+    }
+);
+envelope!(
+    /// An evidence file's anchors.
+    AnchorsResponse {
+        /// The anchors, oldest first.
+        anchors: Vec<Anchor>,
+    }
+);
+envelope!(
+    /// A prediction.
+    PredictionResponse {
+        /// The prediction.
+        prediction: Prediction,
+    }
+);
+envelope!(
+    /// Recorded feedback.
+    FeedbackResponse {
+        /// The feedback.
+        feedback: Feedback,
+    }
+);
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    pub(crate) status: String,
+    /// Now.
+    pub(crate) timestamp: String,
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready` or `not ready`.
+    pub(crate) status: String,
+    /// `open`, or why the database cannot be read.
+    pub(crate) database: String,
+    /// `running` or `not running`; absent when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) relay: Option<String>,
+    /// Now.
+    pub(crate) timestamp: String,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// A stable code: `invalid_request`, `unauthenticated`, `forbidden`, `not_found`, `gone`,
+    /// `conflict`, `too_large`, `unsupported_media_type`, `login_throttled`, `queue_full`,
+    /// `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
+    /// `idempotency_outcome_unknown`, `internal`.
+    pub(crate) code: String,
+    /// For people.
+    pub(crate) message: String,
+}
+
+/// Every error: `{"success": false, "error": {"code", "message"}, "timestamp"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorResponse {
+    /// Always `false`.
+    pub(crate) success: bool,
+    /// What went wrong.
+    pub(crate) error: ErrorBody,
+    /// Now.
+    pub(crate) timestamp: String,
+}
+
+/// The statuses any operation may answer with besides its own, and why.
+const COMMON_ERRORS: [(&str, &str); 6] = [
+    (
+        "400",
+        "Invalid input; the message says which rule it breaks",
+    ),
+    ("413", "The body is over the limit"),
+    ("415", "A JSON body not sent as application/json"),
+    (
+        "421",
+        "Addressed to a host name this server does not answer to",
+    ),
+    (
+        "403",
+        "A cross-site request, or a role without the permission",
+    ),
+    ("500", "The server failed; nothing was changed"),
+];
+
+/// The statuses of operations that need a token.
+const AUTH_ERRORS: [(&str, &str); 1] = [("401", "No valid bearer token")];
+
+/// The statuses of operations that write.
+const WRITE_ERRORS: [(&str, &str); 4] = [
+    ("404", "No such thing"),
+    (
+        "409",
+        "A conflict: the thing exists, or an Idempotency-Key was reused or is in use",
+    ),
+    ("410", "It was deleted"),
+    ("507", "The event queue is full; nothing was recorded"),
+];
+
+/// Adds the bearer scheme, the shared error responses and the operations' security.
+pub(crate) struct Common;
+
+impl Modify for Common {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            "ErrorResponse".into(),
+            <ErrorResponse as utoipa::PartialSchema>::schema(),
+        );
+        components.schemas.insert(
+            "ErrorBody".into(),
+            <ErrorBody as utoipa::PartialSchema>::schema(),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                            "ErrorResponse",
+                        ))))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = matches!(
+                path.as_str(),
+                "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/api/auth/login"
+            );
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.put,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut statuses: Vec<(&str, &str)> = COMMON_ERRORS.to_vec();
+                if !public {
+                    statuses.extend(AUTH_ERRORS);
+                    statuses.extend(WRITE_ERRORS);
+                    operation.security =
+                        Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                            "bearer",
+                            Vec::<String>::new(),
+                        )]);
+                }
+                if path == "/api/auth/login" {
+                    statuses.push(("401", "Wrong username or password"));
+                    statuses.push(("429", "Too many failed logins lately"));
+                    statuses.push(("507", "The event queue is full"));
+                }
+                for (status, description) in statuses {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(error(description)));
+                }
+            }
+        }
+    }
+}
