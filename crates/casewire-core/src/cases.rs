@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::{CoreError, RequestInfo, User};
 
 /// Where a case stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CaseStatus {
     /// Being worked on.

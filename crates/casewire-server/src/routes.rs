@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -233,7 +233,7 @@ async fn logout(State(state): St, headers: HeaderMap) -> Result<Json<DoneRespons
 #[into_params(parameter_in = Query)]
 struct PageQuery {
     /// At most this many (default 50, at most 1000).
-    #[param(maximum = 1000)]
+    #[param(minimum = 0, maximum = 1000)]
     limit: Option<usize>,
     /// After this order key (the previous page's `nextCursor`).
     after: Option<i64>,
@@ -258,10 +258,10 @@ impl PageQuery {
 async fn queue_stats(
     State(state): St,
     ctx: Ctx,
-    query: Query<PageQuery>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<StatsResponse>, ApiError> {
     require(&state, &ctx, Permission::ViewLogs).await?;
-    let stats = state.outbox.stats(query.page()?)?;
+    let stats = state.outbox.stats(query?.page()?)?;
     Ok(StatsResponse::new(stats))
 }
 
@@ -292,6 +292,9 @@ async fn queue_retry(State(state): St, ctx: Ctx) -> Result<Json<RetryResponse>, 
 #[serde(rename_all = "camelCase")]
 struct TestEvent {
     /// One of the 18 event types, e.g. `system.info`.
+    #[schema(
+        pattern = r"^(evidence\.(uploaded|verified|anchored|downloaded|deleted)|case\.(created|updated|assigned|escalated|closed)|rl\.(prediction\.made|feedback\.received|model\.updated)|user\.(login|unauthorized_access)|system\.(alert|error|info))$"
+    )]
     event_type: String,
     /// The event's data: must hold the type's required fields.
     #[serde(default)]
@@ -343,10 +346,10 @@ async fn test_event(
 async fn dead_letters(
     State(state): St,
     ctx: Ctx,
-    query: Query<PageQuery>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<DeadLettersResponse>, ApiError> {
     require(&state, &ctx, Permission::ViewLogs).await?;
-    let letters = state.outbox.dead_letters(query.page()?)?;
+    let letters = state.outbox.dead_letters(query?.page()?)?;
     Ok(DeadLettersResponse::new(letters))
 }
 
@@ -435,6 +438,7 @@ struct EvidenceId {
 #[derive(Deserialize, ToSchema)]
 struct NewCase {
     /// What it is about.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     title: String,
     /// More detail.
     #[serde(default)]
@@ -461,8 +465,8 @@ async fn create_case(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct CaseQuery {
-    /// `open`, `escalated` or `closed`.
-    status: Option<String>,
+    /// Only cases in this state.
+    status: Option<CaseStatus>,
 }
 
 /// Lists cases, newest first.
@@ -471,20 +475,10 @@ struct CaseQuery {
 async fn list_cases(
     State(state): St,
     ctx: Ctx,
-    query: Query<CaseQuery>,
+    query: Result<Query<CaseQuery>, QueryRejection>,
 ) -> Result<Json<CasesResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
-    let status = match query.status.as_deref() {
-        None => None,
-        Some("open") => Some(CaseStatus::Open),
-        Some("escalated") => Some(CaseStatus::Escalated),
-        Some("closed") => Some(CaseStatus::Closed),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "status {other:?} must be open, escalated or closed"
-            )));
-        }
-    };
+    let status = query?.status;
     let cases = state.cases.clone();
     let list = blocking(move || cases.list(status)).await?;
     Ok(CasesResponse::new(list))
@@ -542,6 +536,7 @@ async fn update_case(
 #[derive(Deserialize, ToSchema)]
 struct Assignment {
     /// The investigator's username.
+    #[schema(min_length = 1, pattern = r"\S")]
     assignee: String,
 }
 
@@ -568,8 +563,10 @@ struct Escalation {
     /// The case (required by `POST /api/cases/escalate`, ignored when the path names it).
     case_id: Option<String>,
     /// To whom.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     authority: String,
     /// Why.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     reason: String,
 }
 
@@ -628,6 +625,7 @@ async fn escalate_by_body(
 #[derive(Deserialize, ToSchema)]
 struct Closing {
     /// The resolution.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     resolution: String,
 }
 
@@ -699,12 +697,16 @@ struct UploadForm {
     #[schema(value_type = String, format = Binary)]
     evidence_file: Vec<u8>,
     /// The case it belongs to.
+    #[schema(min_length = 1, pattern = r"\S")]
     case_id: String,
-    /// The wallet it concerns: `0x` and 40 hex digits.
+    /// The wallet it concerns: `0x` and 40 hex digits (EIP-55 checked when mixed case).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     wallet: String,
     /// Who reported it.
+    #[schema(min_length = 1, pattern = r"\S")]
     reporter: String,
     /// `low`, `medium`, `high` or `critical`.
+    #[schema(pattern = "^(low|medium|high|critical)$")]
     risk_level: Option<String>,
 }
 
@@ -818,10 +820,10 @@ struct EvidenceQuery {
 async fn list_evidence(
     State(state): St,
     ctx: Ctx,
-    query: Query<EvidenceQuery>,
+    query: Result<Query<EvidenceQuery>, QueryRejection>,
 ) -> Result<Json<EvidenceListResponse>, ApiError> {
     caller(&state, ctx, Permission::Investigate).await?;
-    let Query(EvidenceQuery { case_id, wallet }) = query;
+    let Query(EvidenceQuery { case_id, wallet }) = query?;
     let store = state.evidence.clone();
     let list = blocking(move || store.list(case_id, wallet)).await?;
     Ok(EvidenceListResponse::new(list))
@@ -917,11 +919,13 @@ async fn delete_evidence(
 #[serde(rename_all = "camelCase")]
 struct AnchorReceipt {
     /// `0x` and 64 hex digits.
+    #[schema(pattern = "^0x[0-9a-fA-F]{64}$")]
     tx_hash: String,
     /// The block that holds it.
     #[schema(minimum = 1)]
     block_number: u64,
-    /// The anchoring contract: `0x` and 40 hex digits.
+    /// The anchoring contract: `0x` and 40 hex digits (EIP-55 checked when mixed case).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     contract_address: String,
 }
 
@@ -964,7 +968,8 @@ async fn evidence_anchors(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PredictRequest {
-    /// The wallet: `0x` and 40 hex digits.
+    /// The wallet: `0x` and 40 hex digits (EIP-55 checked when mixed case).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
     wallet: String,
     /// The evidence that prompted it.
     evidence_id: Option<String>,
@@ -998,7 +1003,8 @@ async fn rl_predict(
 struct FeedbackRequest {
     /// The prediction judged.
     prediction_id: String,
-    /// What should have been done: `freeze`, `investigate`, `monitor` or `dismiss`.
+    /// What should have been done.
+    #[schema(pattern = "^(freeze|investigate|monitor|dismiss)$")]
     actual_action: String,
 }
 

@@ -579,7 +579,13 @@ async fn the_openapi_document_covers_every_route() {
         "#/components/schemas/ErrorResponse"
     );
     assert!(document["paths"]["/healthz"]["get"]["security"].is_null());
-    for schema in ["ErrorResponse", "Case", "Evidence", "QueueStats", "Prediction"] {
+    for schema in [
+        "ErrorResponse",
+        "Case",
+        "Evidence",
+        "QueueStats",
+        "Prediction",
+    ] {
         assert!(
             document["components"]["schemas"][schema].is_object(),
             "{schema} is described"
