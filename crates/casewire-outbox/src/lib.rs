@@ -95,7 +95,7 @@ pub use queue::{
     PriorityCounts, QueueStats, QueuedEvent,
 };
 pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_INTERVAL, RetryPolicy};
-pub use writer::{Pending, PendingFuture, WriteTx};
+pub use writer::{DeliveryTotals, Pending, PendingFuture, WriteTx};
 
 /// The default quota on queued and dead-lettered event documents: 1 GiB.
 pub const DEFAULT_QUOTA_BYTES: u64 = 1 << 30;
@@ -303,6 +303,8 @@ pub(crate) struct Shared {
     pub(crate) rejected_full: AtomicU64,
     /// Transactions committed by the writer since open.
     pub(crate) commits: AtomicU64,
+    /// Committed delivery outcomes since open.
+    pub(crate) totals: Mutex<DeliveryTotals>,
 }
 
 impl Shared {
@@ -383,6 +385,7 @@ impl Outbox {
             broker: Mutex::new(BrokerStatus::default()),
             rejected_full: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            totals: Mutex::new(DeliveryTotals::default()),
         });
         let mut report = OpenReport::default();
         let (write_conn, reader, lock_file) = match &config.storage {
@@ -481,6 +484,12 @@ impl Outbox {
     /// Records what the relay knows of the brokers, for [`Outbox::stats`].
     pub fn set_broker_status(&self, status: BrokerStatus) {
         *lock(&self.shared.broker) = status;
+    }
+
+    /// Delivery outcomes committed since open: published, failed, dead-lettered, and attempts
+    /// while no broker was reachable (for `/metrics`).
+    pub fn delivery_totals(&self) -> DeliveryTotals {
+        *lock(&self.shared.totals)
     }
 
     /// Transactions the writer has committed since open; writes per commit shows how well group

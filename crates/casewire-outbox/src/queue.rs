@@ -406,6 +406,7 @@ impl Outbox {
                 .execute([list])?;
             let mut released = tx.released.borrow_mut();
             seqs.iter().for_each(|&seq| released.add(seq));
+            tx.count(|t| t.published += removed as u64);
             Ok(removed)
         })
     }
@@ -419,7 +420,17 @@ impl Outbox {
                 .map(|failure| {
                     tx.released.borrow_mut().add(failure.seq);
                     tx.rewinds.set(true);
-                    fail_one(tx, failure)
+                    let outcome = fail_one(tx, failure)?;
+                    tx.count(|t| match outcome {
+                        FailOutcome::Requeued => t.unreachable += 1,
+                        FailOutcome::Retrying { .. } => t.failed += 1,
+                        FailOutcome::DeadLettered => {
+                            t.failed += 1;
+                            t.dead_lettered += 1;
+                        }
+                        FailOutcome::Gone => {}
+                    });
+                    Ok(outcome)
                 })
                 .collect()
         })

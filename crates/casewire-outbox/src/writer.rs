@@ -39,6 +39,36 @@ pub(crate) struct Job {
 /// Most jobs committed together; a bound on how long one commit holds the write lock.
 const MAX_BATCH: usize = 512;
 
+/// Delivery outcomes recorded since the outbox was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryTotals {
+    /// Events acknowledged as delivered (removed from the queue).
+    pub published: u64,
+    /// Counted failed attempts (retriable and permanent).
+    pub failed: u64,
+    /// Events moved to the dead letters.
+    pub dead_lettered: u64,
+    /// Attempts while no broker was reachable (not counted against `MAX_RETRIES`).
+    pub unreachable: u64,
+}
+
+impl DeliveryTotals {
+    pub(crate) fn add(&mut self, other: DeliveryTotals) {
+        self.published += other.published;
+        self.failed += other.failed;
+        self.dead_lettered += other.dead_lettered;
+        self.unreachable += other.unreachable;
+    }
+}
+
+impl WriteTx<'_> {
+    pub(crate) fn count(&self, f: impl FnOnce(&mut DeliveryTotals)) {
+        let mut tally = self.tally.get();
+        f(&mut tally);
+        self.tally.set(tally);
+    }
+}
+
 /// A caller's view of the shared transaction: run any SQL on it (it derefs to a
 /// [`rusqlite::Connection`]) and enqueue events with [`WriteTx::enqueue`]. Everything done through
 /// it commits together with the events, or not at all.
@@ -51,6 +81,8 @@ pub struct WriteTx<'a> {
     pub(crate) released: RefCell<Release>,
     /// This work makes events claimable again that may lie behind the claim cursor.
     pub(crate) rewinds: Cell<bool>,
+    /// Delivery outcomes this work records, counted once it is committed.
+    pub(crate) tally: Cell<DeliveryTotals>,
 }
 
 /// What a committed job takes out of the in-flight set.
@@ -80,6 +112,7 @@ impl<'a> WriteTx<'a> {
             enqueued: Cell::new(0),
             released: RefCell::new(Release::Nothing),
             rewinds: Cell::new(false),
+            tally: Cell::new(DeliveryTotals::default()),
         }
     }
 }
@@ -254,6 +287,7 @@ fn commit_batch(
     let mut completions = Vec::new();
     let mut released = Vec::new();
     let mut rewinds = false;
+    let mut tally = DeliveryTotals::default();
     let mut next = Some(first);
     let mut enqueued = 0;
     let result = (|| {
@@ -268,6 +302,7 @@ fn commit_batch(
             let count = wtx.enqueued.get();
             let release = wtx.released.take();
             let rewind = wtx.rewinds.get();
+            let counted = wtx.tally.get();
             drop(wtx);
             completions.push(completion);
             // SQLite rolls the whole transaction back by itself on some errors (a full disk,
@@ -283,6 +318,7 @@ fn commit_batch(
                 enqueued += count;
                 released.push(release);
                 rewinds |= rewind;
+                tally.add(counted);
             } else if job.savepoint {
                 tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
             }
@@ -322,6 +358,8 @@ fn commit_batch(
     completions.extend(next.map(|job| (job.work)(None).1));
     if result.is_err() {
         enqueued = 0;
+    } else {
+        crate::lock(&shared.totals).add(tally);
     }
     (completions, enqueued, result)
 }

@@ -1,5 +1,5 @@
-//! `GET /metrics` in Prometheus' text format: the queue's state, broker reachability, and
-//! request counts and latencies. Unauthenticated, like `/healthz`: it carries no evidence, and
+//! `GET /metrics` in Prometheus' text format: the queue's state, delivery totals, broker
+//! reachability, and request counts and latencies. Unauthenticated, like `/healthz`: it carries no evidence, and
 //! the Host guard keeps it to loopback names.
 
 use std::fmt::Write;
@@ -63,9 +63,17 @@ pub(crate) async fn track(
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    metric(out, "gauge", name, help, value);
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    metric(out, "counter", name, help, value);
+}
+
+fn metric(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
         out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
     );
 }
 
@@ -133,6 +141,31 @@ pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         "casewire_kafka_connected",
         "1 when a broker is reachable.",
         u8::from(stats.kafka_connected),
+    );
+    let totals = state.outbox.delivery_totals();
+    counter(
+        &mut out,
+        "casewire_events_published_total",
+        "Events Kafka acknowledged, since start.",
+        totals.published,
+    );
+    counter(
+        &mut out,
+        "casewire_events_failed_total",
+        "Counted failed delivery attempts (retriable and permanent), since start.",
+        totals.failed,
+    );
+    counter(
+        &mut out,
+        "casewire_events_dead_lettered_total",
+        "Events moved to the dead letters, since start.",
+        totals.dead_lettered,
+    );
+    counter(
+        &mut out,
+        "casewire_events_unreachable_total",
+        "Delivery attempts while no broker was reachable (not counted as failures), since start.",
+        totals.unreachable,
     );
     let r = &state.requests;
     let _ = writeln!(

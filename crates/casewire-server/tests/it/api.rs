@@ -1,7 +1,7 @@
 //! The guide's queue routes, login, cases, evidence, metrics and the loopback defences.
 
 use casewire_events::EventType;
-use casewire_outbox::Page;
+use casewire_outbox::{FailKind, Failure, Page};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -473,6 +473,23 @@ async fn metrics_report_the_queue_and_the_requests_in_prometheus_text() {
     s.token("root").await;
     let (status, _) = s.get("/api/queue/stats", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The relay's outcomes: one delivered, one retriable failure, one permanent, one while no
+    // broker was reachable.
+    let claimed = s.outbox.claim(10).expect("claim").events;
+    assert!(claimed.len() >= 2);
+    s.outbox.ack(vec![claimed[0].seq]).await.expect("ack");
+    let failure = |kind| Failure {
+        seq: claimed[1].seq,
+        kind,
+        reason: "test".into(),
+    };
+    for kind in [
+        FailKind::Unreachable,
+        FailKind::Retriable,
+        FailKind::Permanent,
+    ] {
+        s.outbox.fail(vec![failure(kind)]).await.expect("fail");
+    }
     let response = s
         .client
         .get(format!("{}/metrics", s.base))
@@ -494,14 +511,17 @@ async fn metrics_report_the_queue_and_the_requests_in_prometheus_text() {
             .parse()
             .expect("number")
     };
-    // The login and the refusal are queued events.
+    // The login and the refusal were queued; one was delivered, one dead-lettered.
     assert_eq!(
         value("casewire_queue_events"),
         s.outbox.stats(Page::first(0)).expect("stats").queue_size as f64
     );
-    assert!(value("casewire_queue_events") >= 2.0);
     assert_eq!(value("casewire_kafka_connected"), 0.0);
-    assert_eq!(value("casewire_dead_letters"), 0.0);
+    assert_eq!(value("casewire_dead_letters"), 1.0);
+    assert_eq!(value("casewire_events_published_total"), 1.0);
+    assert_eq!(value("casewire_events_failed_total"), 2.0);
+    assert_eq!(value("casewire_events_dead_lettered_total"), 1.0);
+    assert_eq!(value("casewire_events_unreachable_total"), 1.0);
     assert!(
         value("casewire_http_requests_total{status=\"2xx\"}") >= 1.0,
         "the login"
