@@ -1,46 +1,17 @@
 //! The `casewire` command end to end: add a user, serve, log in over HTTP, stop on SIGTERM,
 //! read the queue, import the guide's queue file.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery";
+mod support;
 
+use support::{add_user, login, serve, stop};
+
+/// The binary without a relay.
 fn casewire(data: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_casewire"));
-    command
-        .env("CASEWIRE_DATA_DIR", data)
-        .env_remove("KAFKA_BROKERS")
-        .env("RUST_LOG", "info");
-    command
-}
-
-fn add_user(data: &std::path::Path, username: &str, role: &str) -> std::process::Output {
-    let mut child = casewire(data)
-        .args([
-            "user",
-            "add",
-            "--username",
-            username,
-            "--role",
-            role,
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password");
-    child.wait_with_output().expect("run")
+    support::casewire(data, None)
 }
 
 #[test]
@@ -55,40 +26,12 @@ fn serve_answers_the_guides_stats_route_and_stops_on_sigterm() {
     let user: Value = serde_json::from_slice(&added.stdout).expect("json");
     assert_eq!(user["role"], "superadmin");
 
-    let mut server = casewire(dir.path())
-        .arg("serve")
-        .env("CASEWIRE_LISTEN", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let base = loop {
-        assert!(
-            Instant::now() < deadline,
-            "serve never said where it listens"
-        );
-        let line = lines.next().expect("a log line").expect("utf-8");
-        if let Some((_, url)) = line.split_once("casewire listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    // Keep reading the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (server, base) = serve(&mut casewire(dir.path()));
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let stats: Value = rt.block_on(async {
         let client = reqwest::Client::new();
-        let login: Value = client
-            .post(format!("{base}/api/auth/login"))
-            .json(&json!({"username": "root", "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("json");
-        let token = login["token"].as_str().expect("token").to_owned();
+        let token = login(&client, &base, "root").await;
         client
             .get(format!("{base}/api/queue/stats"))
             .bearer_auth(token)
@@ -105,13 +48,8 @@ fn serve_answers_the_guides_stats_route_and_stops_on_sigterm() {
         "no relay without KAFKA_BROKERS"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = server.wait().expect("stops");
-    assert!(exit.success(), "a graceful stop exits 0: {exit:?}");
+    // A graceful stop exits 0.
+    stop(server);
 
     // The login's event is queued (no relay): the CLI reads the same database.
     let out = casewire(dir.path())

@@ -2,74 +2,19 @@
 //! while Kafka is down succeeds (201) and the stats show its event; the broker starts and the
 //! queue empties onto the topic; a server restarted with queued events delivers them.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use casewire_testkit::Tansu;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const PASSWORD: &str = "correct horse battery";
+mod support;
+
+use support::{add_user, casewire, login, serve, stop};
+
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn casewire(data: &std::path::Path, brokers: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_casewire"));
-    command
-        .env("CASEWIRE_DATA_DIR", data)
-        .env("KAFKA_BROKERS", brokers)
-        .env("RETRY_INTERVAL", "200")
-        .env("RUST_LOG", "info,librdkafka=off");
-    command
-}
-
-/// Starts `casewire serve` on a free port; returns the process and its base URL.
-fn serve(data: &std::path::Path, brokers: &str) -> (Child, String) {
-    let mut child = casewire(data, brokers)
-        .arg("serve")
-        .env("CASEWIRE_LISTEN", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let deadline = Instant::now() + PATIENCE;
-    let base = loop {
-        assert!(
-            Instant::now() < deadline,
-            "serve never said where it listens"
-        );
-        let line = lines.next().expect("a log line").expect("utf-8");
-        if let Some((_, url)) = line.split_once("casewire listening on ") {
-            break url.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, base)
-}
-
-fn stop(mut child: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    assert!(child.wait().expect("stops").success());
-}
-
-async fn login(client: &reqwest::Client, base: &str, user: &str) -> String {
-    let body: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": user, "password": PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    body["token"].as_str().expect("token").to_owned()
-}
 
 async fn queue_size(client: &reqwest::Client, base: &str, token: &str) -> u64 {
     let body: Value = client
@@ -118,31 +63,16 @@ fn topic_has(brokers: &str, want: &[&str]) -> Vec<String> {
 fn an_upload_during_an_outage_is_accepted_queued_and_delivered_after_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut tansu = Tansu::stopped();
-    let mut add = casewire(dir.path(), &tansu.brokers())
-        .args([
-            "user",
-            "add",
-            "--username",
-            "investigator",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("user add");
-    add.stdin
-        .take()
-        .expect("stdin")
-        .write_all(PASSWORD.as_bytes())
-        .expect("password");
-    assert!(add.wait().expect("user add").success());
+    assert!(
+        add_user(dir.path(), "investigator", "admin")
+            .status
+            .success()
+    );
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let client = reqwest::Client::new();
     // Scenario 2: Kafka is down; the upload still succeeds and its event is queued.
-    let (server, base) = serve(dir.path(), &tansu.brokers());
+    let (server, base) = serve(&mut casewire(dir.path(), Some(&tansu.brokers())));
     let token = rt.block_on(login(&client, &base, "investigator"));
     let form = reqwest::multipart::Form::new()
         .text("caseId", "CASE-2024-001")
@@ -168,7 +98,7 @@ fn an_upload_during_an_outage_is_accepted_queued_and_delivered_after_restart() {
 
     // Test 4: the server restarts with the events queued.
     stop(server);
-    let (server, base) = serve(dir.path(), &tansu.brokers());
+    let (server, base) = serve(&mut casewire(dir.path(), Some(&tansu.brokers())));
     let token = rt.block_on(login(&client, &base, "investigator"));
 
     // Scenario 3: Kafka comes back; the queue empties onto the topic.

@@ -1,0 +1,95 @@
+//! Running the real `casewire` binary: its environment, `user add`, `serve` until it says where
+//! it listens, a graceful stop, and logging in over HTTP. Shared by the CLI tests, the guide's
+//! scenarios and the API benchmark.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The binary, with its data directory; `brokers` sets `KAFKA_BROKERS` (none: no relay).
+pub fn casewire(data: &Path, brokers: Option<&str>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_casewire"));
+    command
+        .env("CASEWIRE_DATA_DIR", data)
+        .env("RETRY_INTERVAL", "200")
+        .env("RUST_LOG", "info,librdkafka=off");
+    match brokers {
+        Some(brokers) => command.env("KAFKA_BROKERS", brokers),
+        None => command.env_remove("KAFKA_BROKERS"),
+    };
+    command
+}
+
+/// `casewire user add` with [`PASSWORD`] on stdin.
+pub fn add_user(data: &Path, username: &str, role: &str) -> Output {
+    let mut child = casewire(data, None)
+        .args(["user", "add", "--username", username, "--role", role])
+        .arg("--password-stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("password");
+    child.wait_with_output().expect("run")
+}
+
+/// Starts `casewire serve` on a free port; returns the process and its base URL once it
+/// listens. Its log keeps being read so it never blocks on a full pipe.
+pub fn serve(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .arg("serve")
+        .env("CASEWIRE_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let base = loop {
+        assert!(
+            Instant::now() < deadline,
+            "serve never said where it listens"
+        );
+        let line = lines.next().expect("a log line").expect("utf-8");
+        if let Some((_, url)) = line.split_once("casewire listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, base)
+}
+
+/// SIGTERM, and the process must stop cleanly.
+pub fn stop(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(child.wait().expect("stops").success());
+}
+
+/// A bearer token for `user` (with [`PASSWORD`]).
+pub async fn login(client: &reqwest::Client, base: &str, user: &str) -> String {
+    let body: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
