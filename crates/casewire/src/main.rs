@@ -2,7 +2,10 @@
 //!
 //! Configuration comes from the environment (the guide's variables keep their names):
 //! `CASEWIRE_DATA_DIR`, `CASEWIRE_LISTEN`, `RETRY_INTERVAL`, `MAX_RETRIES`, `QUEUE_PERSIST`, and
-//! the relay's `KAFKA_*` settings. Without `KAFKA_BROKERS` events are queued and not relayed.
+//! the relay's `KAFKA_*` settings, then from a configuration file ([`settings`]), which also
+//! takes librdkafka properties. Without `KAFKA_BROKERS` events are queued and not relayed.
+
+mod settings;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -16,6 +19,7 @@ use casewire_outbox::{Outbox, OutboxConfig, Page, RetryPolicy, SystemClock};
 use casewire_relay::{Relay, RelayConfig};
 use casewire_server::ServerState;
 use clap::{Parser, Subcommand};
+use settings::Settings;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +31,9 @@ struct Cli {
     /// Where the database and evidence files live.
     #[arg(long, env = "CASEWIRE_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// A TOML configuration file (default: casewire.toml in the data directory, if present).
+    #[arg(long, env = "CASEWIRE_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,9 +42,9 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API, with the relay when KAFKA_BROKERS is set.
     Serve {
-        /// Address to listen on; loopback unless you mean otherwise.
-        #[arg(long, env = "CASEWIRE_LISTEN", default_value = "127.0.0.1:5050")]
-        listen: SocketAddr,
+        /// Address to listen on (default 127.0.0.1:5050); loopback unless you mean otherwise.
+        #[arg(long, env = "CASEWIRE_LISTEN")]
+        listen: Option<SocketAddr>,
     },
     /// Manage local users.
     User {
@@ -101,16 +108,6 @@ enum DeadLetterCommand {
     },
 }
 
-fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not a whole number")),
-        Err(_) => Ok(default),
-    }
-}
-
 fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     let dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
@@ -123,15 +120,15 @@ fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn open_outbox(dir: &std::path::Path) -> anyhow::Result<Arc<Outbox>> {
-    let persist = match std::env::var("QUEUE_PERSIST").as_deref() {
-        Ok("false") => false,
-        Ok("true") | Err(_) => true,
-        Ok(other) => bail!("QUEUE_PERSIST={other:?} must be true or false"),
+fn open_outbox(dir: &std::path::Path, settings: &Settings) -> anyhow::Result<Arc<Outbox>> {
+    let persist = match settings.get("QUEUE_PERSIST").as_deref() {
+        Some("false") => false,
+        Some("true") | None => true,
+        Some(other) => bail!("QUEUE_PERSIST={other:?} must be true or false"),
     };
     let retry = RetryPolicy::from_interval(
-        Duration::from_millis(env_number("RETRY_INTERVAL", 10_000)?),
-        u32::try_from(env_number("MAX_RETRIES", 10)?).context("MAX_RETRIES is too large")?,
+        Duration::from_millis(settings.number("RETRY_INTERVAL", 10_000)?),
+        u32::try_from(settings.number("MAX_RETRIES", 10)?).context("MAX_RETRIES is too large")?,
     );
     let mut config = if persist {
         OutboxConfig::file(dir.join("outbox.db"))
@@ -164,9 +161,21 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let dir = data_dir(&cli)?;
-    let outbox = open_outbox(&dir)?;
+    let settings = Settings::load(cli.config.as_deref(), &dir)?;
+    let outbox = open_outbox(&dir, &settings)?;
     match cli.command {
-        Command::Serve { listen } => serve(outbox, dir, listen).await,
+        Command::Serve { listen } => {
+            let listen = match listen {
+                Some(listen) => listen,
+                None => settings
+                    .get("CASEWIRE_LISTEN")
+                    .as_deref()
+                    .unwrap_or("127.0.0.1:5050")
+                    .parse()
+                    .context("CASEWIRE_LISTEN must be an address such as 127.0.0.1:5050")?,
+            };
+            serve(outbox, dir, listen, settings).await
+        }
         Command::User {
             command:
                 UserCommand::Add {
@@ -219,9 +228,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(outbox: Arc<Outbox>, data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
-    let relay = if std::env::var_os("KAFKA_BROKERS").is_some() {
-        let config = RelayConfig::from_settings(|k| std::env::var(k).ok(), Default::default())?;
+async fn serve(
+    outbox: Arc<Outbox>,
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    settings: Settings,
+) -> anyhow::Result<()> {
+    let relay = if settings.get("KAFKA_BROKERS").is_some() {
+        let config = RelayConfig::from_settings(|k| settings.get(k), settings.librdkafka.clone())?;
         Some(Relay::start(outbox.clone(), config)?)
     } else {
         tracing::warn!("KAFKA_BROKERS is not set: events are queued locally and not relayed");
@@ -236,7 +250,7 @@ async fn serve(outbox: Arc<Outbox>, data_dir: PathBuf, listen: SocketAddr) -> an
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
-    let max_bytes = env_number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
+    let max_bytes = settings.number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
     let evidence = Arc::new(EvidenceStore::open(
         outbox.clone(),
         Arc::new(SystemClock),

@@ -122,3 +122,72 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("RETRY_INTERVAL=\"soon\""));
 }
+
+#[test]
+fn a_configuration_file_sets_what_the_environment_leaves_unset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("casewire.toml");
+    std::fs::write(
+        &file,
+        "[settings]\nRETRY_INTERVAL = 2500\nMAX_RETRIES = 3\n\n[librdkafka]\n\"batch.num.messages\" = 500\n",
+    )
+    .expect("write");
+    let stats = |command: &mut Command| -> Value {
+        let out = command.args(["queue", "stats"]).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    // casewire.toml in the data directory is read by default.
+    let mut command = casewire(dir.path());
+    command.env_remove("RETRY_INTERVAL");
+    assert_eq!(stats(&mut command)["queue"]["retryInterval"], 2500);
+    // The environment wins over the file.
+    assert_eq!(
+        stats(casewire(dir.path()).env("RETRY_INTERVAL", "700"))["queue"]["retryInterval"],
+        700
+    );
+}
+
+#[test]
+fn a_bad_configuration_file_stops_the_start_with_the_key_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases = [
+        (
+            "[settings]\nKAFKA_BROKER = \"x:9092\"\n",
+            "no setting \"KAFKA_BROKER\"",
+        ),
+        (
+            "[settings]\nRETRY_INTERVAL = \"soon\"\n",
+            "RETRY_INTERVAL=\"soon\"",
+        ),
+        ("[setings]\n", "is not valid"),
+        ("[settings]\nMAX_RETRIES = [1, 2]\n", "is not valid"),
+        (
+            "[settings]\nKAFKA_BROKERS = \"127.0.0.1:1\"\n[librdkafka]\n\"no.such.property\" = 1\n",
+            "no.such.property",
+        ),
+        (
+            "[settings]\nKAFKA_BROKERS = \"127.0.0.1:1\"\n[librdkafka]\n\"enable.idempotence\" = false\n",
+            "enable.idempotence",
+        ),
+    ];
+    for (text, expected) in cases {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text).expect("write");
+        let out = casewire(dir.path())
+            .env_remove("RETRY_INTERVAL")
+            .arg("--config")
+            .arg(&file)
+            .arg("serve")
+            .env("CASEWIRE_LISTEN", "127.0.0.1:0")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} was accepted");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+}
