@@ -111,10 +111,9 @@ enum DeadLetterCommand {
 fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     let dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
-        None => {
-            let home = std::env::var_os("HOME").context("no HOME: set CASEWIRE_DATA_DIR")?;
-            PathBuf::from(home).join(".local/share/casewire")
-        }
+        None => dirs::data_dir()
+            .context("no data directory for this user: set CASEWIRE_DATA_DIR")?
+            .join("casewire"),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)

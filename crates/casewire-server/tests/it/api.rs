@@ -612,3 +612,38 @@ async fn the_openapi_document_covers_every_route() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_now_makes_waiting_events_due_and_logout_ends_the_token() {
+    let s = server().await;
+    let admin = s.token("admin").await;
+    // The relay's side: the login's event failed once and now waits out its delay.
+    let claimed = s.outbox.claim(10).expect("claim").events;
+    let failures = claimed
+        .iter()
+        .map(|e| Failure {
+            seq: e.seq,
+            kind: FailKind::Retriable,
+            reason: "broker said no".into(),
+        })
+        .collect();
+    s.outbox.fail(failures).await.expect("failed");
+    assert!(s.outbox.claim(10).expect("claim").events.is_empty());
+
+    let (status, body) = s.post("/api/queue/retry", Some(&admin), json!({})).await;
+
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["retriedCount"], claimed.len() as u64);
+    assert_eq!(
+        s.outbox.claim(10).expect("claim").events.len(),
+        claimed.len()
+    );
+
+    let (status, _) = s.post("/api/auth/logout", Some(&admin), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.get("/api/queue/stats", Some(&admin)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+}

@@ -109,6 +109,16 @@ async fn each_publishing_point_of_the_guide_queues_exactly_its_event() {
     assert_eq!(event.data["fileHash"], evidence["storageHash"]);
     assert_eq!(event.data["txHash"], tx_hash.as_str());
     assert_eq!(event.data["blockNumber"], 18542301);
+    let (status, body, events) = s
+        .act(
+            s.client
+                .get(s.url(&format!("/api/evidence/{id}/anchor")))
+                .bearer_auth(&investigator),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(events.is_empty(), "reading anchors records nothing");
+    assert_eq!(body["anchors"][0]["txHash"], tx_hash.as_str());
 
     // GET /api/evidence/:id/download → evidence.downloaded, medium.
     let (status, _, events) = s
