@@ -7,7 +7,8 @@
 //!
 //! `OUTBOX_BENCH_EVENTS` overrides the 1,000,000 (for a quick run); `OUTBOX_BENCH_DIR` the
 //! directory (default: the system temp dir, which must be on a real disk for fsync to mean
-//! anything). `OUTBOX_BENCH_ENQUEUE_ONLY=1` stops after the enqueue phases, for profiling.
+//! anything). `OUTBOX_BENCH_ENQUEUE_ONLY=1` stops after the enqueue phases, for profiling;
+//! `OUTBOX_BENCH_DURABILITY=normal` commits without fsync, to see what the disk costs.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::io::Write;
@@ -129,6 +130,12 @@ fn main() {
 fn open(path: &Path) -> Outbox {
     Outbox::open(OutboxConfig {
         quota_bytes: u64::MAX,
+        // `normal` takes the fsync out of every commit: what is left is the cost of the
+        // hand-offs between callers and the writer, the ceiling of group commit on this machine.
+        durability: match std::env::var("OUTBOX_BENCH_DURABILITY").as_deref() {
+            Ok("normal") => casewire_outbox::Durability::Normal,
+            _ => casewire_outbox::Durability::Full,
+        },
         ..OutboxConfig::file(path)
     })
     .unwrap()

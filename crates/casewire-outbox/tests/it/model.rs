@@ -327,6 +327,25 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         prop_assert_eq!(got, want);
         let want_dead: Vec<String> = model.dead.iter().map(|e| e.id.clone()).collect();
         prop_assert_eq!(dead_ids(ob), want_dead);
+        // The counters the stats and the quota read agree with the rows.
+        let stats = ob.stats(Page::first(0)).expect("stats");
+        let count = |p: Priority| model.queue.iter().filter(|e| e.priority == p).count() as u64;
+        prop_assert_eq!(stats.queue_size, model.queue.len() as u64);
+        prop_assert_eq!(stats.dead_letter_count, model.dead.len() as u64);
+        prop_assert_eq!(
+            [
+                stats.by_priority.critical,
+                stats.by_priority.high,
+                stats.by_priority.medium,
+                stats.by_priority.low
+            ],
+            [
+                count(Priority::Critical),
+                count(Priority::High),
+                count(Priority::Medium),
+                count(Priority::Low)
+            ]
+        );
         // No loss: every event is accounted for exactly once.
         let mut places: HashMap<&str, u8> = HashMap::new();
         for id in model
