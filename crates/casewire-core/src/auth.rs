@@ -193,6 +193,9 @@ pub struct Auth {
     policy: AuthPolicy,
     /// A hash of a random password, verified when the username is unknown.
     decoy_hash: String,
+    /// Held across a login's failure count, password check and failure record: parallel
+    /// guesses cannot all slip under the limit, and one Argon2id hash (19 MiB) runs at a time.
+    logins: std::sync::Mutex<()>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -246,6 +249,7 @@ impl Auth {
             clock,
             policy,
             decoy_hash,
+            logins: std::sync::Mutex::new(()),
         }
     }
 
@@ -290,7 +294,11 @@ impl Auth {
         password: &str,
         from: &RequestInfo,
     ) -> Result<Session, CoreError> {
-        let username = username.trim().to_lowercase();
+        // A name no user can have is refused without a trace: nothing to count, nothing stored.
+        let Ok(username) = validate_username(username) else {
+            return Err(CoreError::BadCredentials);
+        };
+        let _one_at_a_time = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.clock.now();
         let since = now.timestamp_millis() - self.policy.failure_window.as_millis() as i64;
         let (stored, failures) = self
@@ -337,6 +345,8 @@ impl Auth {
                         "INSERT INTO login_failures (username, at) VALUES (?1, ?2)",
                         params![username, at],
                     )?;
+                    // Failures older than the window no longer count: they go.
+                    tx.execute("DELETE FROM login_failures WHERE at <= ?1", [since])?;
                     Ok::<_, CoreError>(())
                 })
                 .wait()?;

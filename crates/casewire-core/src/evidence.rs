@@ -133,6 +133,10 @@ pub struct EvidenceStore {
     clock: Arc<dyn Clock>,
     dir: PathBuf,
     max_bytes: u64,
+    /// Contents stored by an upload whose record is not written yet, with how many such
+    /// uploads hold each. A file is only removed under this lock, when no live record uses it
+    /// and no upload holds it: a delete racing an upload of the same content keeps the file.
+    pins: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 const RISK_LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
@@ -161,6 +165,7 @@ impl EvidenceStore {
         let dir = data_dir.join("evidence");
         std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io(&dir, e))?;
         Ok(EvidenceStore {
+            pins: Default::default(),
             outbox,
             clock,
             dir,
@@ -170,6 +175,49 @@ impl EvidenceStore {
 
     fn content_path(&self, hash: &str) -> PathBuf {
         self.dir.join(&hash[..2]).join(hash)
+    }
+
+    fn pins(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unpin(&self, hash: &str) {
+        let mut pins = self.pins();
+        if let Some(n) = pins.get_mut(hash) {
+            *n -= 1;
+            if *n == 0 {
+                pins.remove(hash);
+            }
+        }
+    }
+
+    /// Removes a content file if no live record uses it and no upload holds it.
+    fn remove_if_unused(&self, hash: &str) -> Result<(), CoreError> {
+        let pins = self.pins();
+        if pins.contains_key(hash) {
+            return Ok(());
+        }
+        let owned = hash.to_owned();
+        let used: bool = self
+            .outbox
+            .write(move |tx| {
+                Ok::<_, CoreError>(tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM evidence WHERE storage_hash = ?1 AND deleted_at IS NULL)",
+                    [&owned],
+                    |r| r.get(0),
+                )?)
+            })
+            .wait()?;
+        if !used {
+            let path = self.content_path(hash);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path, e)),
+            }
+        }
+        drop(pins);
+        Ok(())
     }
 
     fn event(&self, event_type: EventType, data: Value, user: &User, from: &RequestInfo) -> Event {
@@ -209,34 +257,28 @@ impl EvidenceStore {
     ) -> Result<Evidence, CoreError> {
         EvidenceStore::check(&meta)?;
         let stored = self.store_content(content)?;
-        self.record(meta, stored, user, from)
+        match self.record(meta, stored.clone(), user, from) {
+            Ok(evidence) => Ok(evidence),
+            Err(e) => {
+                self.forget(&stored)?;
+                Err(e)
+            }
+        }
     }
 
     /// Stores content by its hash, streaming it; for uploads whose description arrives after
-    /// the file (a multipart form). Follow with [`EvidenceStore::record`], or
-    /// [`EvidenceStore::forget`] when the description is refused.
+    /// the file (a multipart form). The content is held until [`EvidenceStore::record`]
+    /// succeeds or [`EvidenceStore::forget`] lets it go: call one of them.
     pub fn store_content(&self, content: impl Read) -> Result<Stored, CoreError> {
         let (hash, size) = self.store(content)?;
         Ok(Stored { hash, size })
     }
 
-    /// Removes stored content that no record uses (an upload whose description was refused).
+    /// Lets go of stored content whose record was refused or failed, removing the file if no
+    /// record uses it.
     pub fn forget(&self, stored: &Stored) -> Result<(), CoreError> {
-        let hash = stored.hash.clone();
-        let used: bool = self
-            .outbox
-            .write(move |tx| {
-                Ok::<_, CoreError>(tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM evidence WHERE storage_hash = ?1 AND deleted_at IS NULL)",
-                    [&hash],
-                    |r| r.get(0),
-                )?)
-            })
-            .wait()?;
-        if !used {
-            let _ = std::fs::remove_file(self.content_path(&stored.hash));
-        }
-        Ok(())
+        self.unpin(&stored.hash);
+        self.remove_if_unused(&stored.hash)
     }
 
     /// Records stored content with its `evidence.uploaded` event, in one transaction.
@@ -303,6 +345,7 @@ impl EvidenceStore {
                 Ok::<_, CoreError>(())
             })
             .wait()?;
+        self.unpin(&evidence.storage_hash);
         tracing::info!(evidence = %evidence.evidence_id, size, hash = %evidence.storage_hash, "evidence stored");
         Ok(evidence)
     }
@@ -339,10 +382,22 @@ impl EvidenceStore {
             file.sync_all().map_err(|e| io(&tmp, e))?;
             let hash = hex::encode(hasher.finalize());
             let path = self.content_path(&hash);
+            // Held from here until recorded or forgotten; the file is put in place under the
+            // same lock as removals.
+            let mut pins = self.pins();
+            *pins.entry(hash.clone()).or_default() += 1;
             if !path.exists() {
-                let parent = path.parent().unwrap_or(&self.dir);
-                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-                std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+                let placed = (|| {
+                    let parent = path.parent().unwrap_or(&self.dir);
+                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+                    sync_dir(parent)
+                })();
+                if let Err(e) = placed {
+                    drop(pins);
+                    self.unpin(&hash);
+                    return Err(e);
+                }
             }
             Ok((hash, size))
         })();
@@ -490,26 +545,22 @@ impl EvidenceStore {
             from,
         );
         let now = self.clock.now_ms();
-        let (id, hash) = (evidence.evidence_id.clone(), evidence.storage_hash.clone());
-        let still_used: bool = self
-            .outbox
+        let id = evidence.evidence_id.clone();
+        self.outbox
             .write(move |tx| {
-                tx.execute(
+                // Deleted meanwhile by someone else: one deletion, one event.
+                if tx.execute(
                     "UPDATE evidence SET deleted_at = ?2 WHERE evidence_id = ?1 AND deleted_at IS NULL",
                     params![id, now],
-                )?;
+                )? == 0
+                {
+                    return Err(CoreError::Gone(format!("evidence {id} was deleted")));
+                }
                 tx.enqueue(&event)?;
-                Ok::<_, CoreError>(tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM evidence WHERE storage_hash = ?1 AND deleted_at IS NULL)",
-                    [&hash],
-                    |r| r.get(0),
-                )?)
+                Ok(())
             })
             .wait()?;
-        if !still_used {
-            let path = self.content_path(&evidence.storage_hash);
-            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
-        }
+        self.remove_if_unused(&evidence.storage_hash)?;
         tracing::warn!(evidence = %evidence.evidence_id, by = %user.username, "evidence deleted");
         Ok(())
     }
@@ -561,10 +612,21 @@ impl EvidenceStore {
         let row = anchor.clone();
         self.outbox
             .write(move |tx| {
+                let live: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM evidence WHERE evidence_id = ?1 AND deleted_at IS NULL)",
+                    [&row.evidence_id],
+                    |r| r.get(0),
+                )?;
+                if !live {
+                    return Err(CoreError::Gone(format!(
+                        "evidence {} was deleted",
+                        row.evidence_id
+                    )));
+                }
                 let inserted = tx.execute(
                     "INSERT INTO evidence_anchors
                          (tx_hash, evidence_id, block_number, contract_address, anchored_by, anchored_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tx_hash) DO NOTHING",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tx_hash, evidence_id) DO NOTHING",
                     params![
                         row.tx_hash,
                         row.evidence_id,
@@ -576,8 +638,8 @@ impl EvidenceStore {
                 )?;
                 if inserted == 0 {
                     return Err(CoreError::Conflict(format!(
-                        "transaction {} is already recorded as an anchor",
-                        row.tx_hash
+                        "transaction {} is already recorded as an anchor of evidence {}",
+                        row.tx_hash, row.evidence_id
                     )));
                 }
                 tx.enqueue(&event)?;
@@ -652,6 +714,17 @@ fn row_to_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Evidence> {
         uploaded_at: r.get(10)?,
         deleted_at: r.get(11)?,
     })
+}
+
+/// Makes a rename in `dir` durable (the file's own data was synced before the rename).
+fn sync_dir(dir: &Path) -> Result<(), CoreError> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// The SHA-256 of a file, streamed; `None` if it cannot be read.

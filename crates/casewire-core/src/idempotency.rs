@@ -5,8 +5,9 @@
 //! would hand out its token). Its life:
 //! 1. [`Idempotency::begin`] claims the key durably before the action runs. A key already
 //!    answered returns that answer; a key whose request is still running, or whose process
-//!    died before answering, is refused: the outcome of that first request is unknown, and
-//!    running it again could record the action twice.
+//!    died (or was abandoned, see [`Idempotency::abandon`]) before answering, is refused: the
+//!    outcome of that first request is unknown, and running it again could record the action
+//!    twice.
 //! 2. [`Idempotency::complete`] stores a successful answer; [`Idempotency::release`] frees the
 //!    key of a request that failed (a refused request changed nothing, so it may be retried).
 //!
@@ -164,6 +165,23 @@ impl Idempotency {
                     response.body,
                     response.fingerprint
                 ])?;
+                Ok(())
+            })
+            .wait()
+    }
+
+    /// Marks a claimed key whose request was abandoned before it answered (the client went
+    /// away, the handler panicked): work it started may still complete, so the key is neither
+    /// freed nor left "in progress", but answers that its outcome is unknown.
+    pub fn abandon(&self, user_id: i64, key: &str) -> Result<(), CoreError> {
+        let key = key.to_owned();
+        self.outbox
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "UPDATE idempotency_keys SET boot = 'abandoned'
+                      WHERE user_id = ?1 AND key = ?2 AND status IS NULL",
+                )?
+                .execute(params![user_id, key])?;
                 Ok(())
             })
             .wait()

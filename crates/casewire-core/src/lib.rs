@@ -175,13 +175,15 @@ const MIGRATIONS: &[&str] = &[
 "#,
     r#"
     -- Receipts of transactions that wrote an evidence file's hash on a chain.
+    -- One transaction may anchor several files (a batch, a Merkle root).
     CREATE TABLE evidence_anchors (
-        tx_hash          TEXT    PRIMARY KEY,
+        tx_hash          TEXT    NOT NULL,
         evidence_id      TEXT    NOT NULL REFERENCES evidence (evidence_id),
         block_number     INTEGER NOT NULL,
         contract_address TEXT    NOT NULL,
         anchored_by      TEXT    NOT NULL,
-        anchored_at      INTEGER NOT NULL
+        anchored_at      INTEGER NOT NULL,
+        PRIMARY KEY (tx_hash, evidence_id)
     ) WITHOUT ROWID;
     CREATE INDEX evidence_anchors_by_evidence ON evidence_anchors (evidence_id);
     -- The fraud-response policy: one value per (state, action), learnt from feedback.

@@ -2,7 +2,7 @@
 //! feedback of analysts, kept in the local database so it works offline.
 //!
 //! - A wallet's **state** comes from what this laptop knows of it: `known_fraudster` (evidence
-//!   in an escalated case), `high_risk` (evidence rated high or critical), `reported` (any live
+//!   in a case that was escalated, even if closed since), `high_risk` (evidence rated high or critical), `reported` (any live
 //!   evidence) or `unknown`.
 //! - The **action** is the one with the highest value in that state, among `freeze`,
 //!   `investigate`, `monitor` and `dismiss`; its value (0 to 1) is the prediction's score.
@@ -156,10 +156,12 @@ fn model_version(tx: &rusqlite::Connection) -> rusqlite::Result<i64> {
 /// The wallet's state from the evidence and cases on record (case-insensitively).
 fn state_of(tx: &rusqlite::Connection, wallet: &str) -> rusqlite::Result<&'static str> {
     let (escalated, risky, reported): (bool, bool, bool) = tx.query_row(
-        "SELECT COALESCE(MAX(c.status = 'escalated'), 0),
+        "SELECT COALESCE(MAX(EXISTS (SELECT 1 FROM case_events ce
+                                        WHERE ce.case_id = e.case_id
+                                          AND ce.event_type = 'case.escalated')), 0),
                 COALESCE(MAX(e.risk_level IN ('high', 'critical')), 0),
                 COUNT(e.evidence_id) > 0
-           FROM evidence e LEFT JOIN cases c ON c.case_id = e.case_id
+           FROM evidence e
           WHERE lower(e.wallet) = lower(?1) AND e.deleted_at IS NULL",
         [wallet],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -234,7 +236,7 @@ impl Policy {
                     "action": prediction.action,
                     "score": prediction.score,
                     "state": prediction.state,
-                    "modelVersion": prediction.model_version,
+                    "modelVersion": prediction.model_version.to_string(),
                 });
                 if let Some(id) = &prediction.evidence_id {
                     data["evidenceId"] = id.clone().into();

@@ -635,9 +635,9 @@ impl Outbox {
     }
 
     /// Deletes every queued event (not the dead letters), records who did it, and enqueues a
-    /// critical `system.alert` saying so in the same transaction. Returns the guide's
-    /// `clearedCount`.
-    pub fn clear(&self, actor: String) -> Pending<u64> {
+    /// critical `system.alert` saying so in the same transaction, its metadata naming `actor`
+    /// and the address they asked from. Returns the guide's `clearedCount`.
+    pub fn clear(&self, actor: String, ip_address: Option<String>) -> Pending<u64> {
         self.write(move |tx| {
             let cleared = tx.execute("DELETE FROM outbox_events", [])?;
             *tx.released.borrow_mut() = crate::writer::Release::All;
@@ -650,9 +650,11 @@ impl Outbox {
             );
             data.insert("clearedCount".into(), Value::from(cleared));
             data.insert("clearedBy".into(), actor.clone().into());
-            let alert = tx
-                .shared
-                .system_event(EventType::SystemAlert, Priority::Critical, data);
+            let mut alert =
+                tx.shared
+                    .system_event(EventType::SystemAlert, Priority::Critical, data);
+            alert.metadata.user_id = Some(actor.clone());
+            alert.metadata.ip_address = ip_address;
             tx.enqueue(&alert)?;
             tracing::warn!(cleared, %actor, "event queue cleared");
             Ok(cleared as u64)

@@ -66,15 +66,56 @@ fn hashing(body: Body, hash: Arc<Mutex<BodyHash>>) -> Body {
     Body::from_stream(stream)
 }
 
-/// The SHA-256 of a whole body, read and dropped chunk by chunk.
+/// The SHA-256 of a whole JSON body (at most [`crate::MAX_JSON_BYTES`]), read and dropped
+/// chunk by chunk.
 async fn digest(body: Body) -> Result<String, ApiError> {
     let mut stream = body.into_data_stream();
     let mut hasher = Sha256::new();
+    let mut size = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading the body: {e}")))?;
+        size += chunk.len();
+        if size > crate::MAX_JSON_BYTES {
+            return Err(ApiError::with_code(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("JSON bodies are limited to {} bytes", crate::MAX_JSON_BYTES),
+            ));
+        }
         hasher.update(&chunk);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// Marks a claimed key abandoned if the request ends without an answer to store or a decision
+/// to free it: the client went away mid-request (the request's future is dropped) or the
+/// handler panicked. The work it started may still commit, so the key then answers that its
+/// outcome is unknown, rather than "in progress" until a restart, or free to run it twice.
+struct Claim {
+    state: Arc<ServerState>,
+    user_id: i64,
+    key: Option<String>,
+}
+
+impl Claim {
+    /// The key, now settled by its caller.
+    fn settle(mut self) -> String {
+        self.key.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let (keys, user_id) = (self.state.idempotency.clone(), self.user_id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || {
+                if let Err(e) = keys.abandon(user_id, &key) {
+                    tracing::error!(error = %e, "could not mark an abandoned Idempotency-Key");
+                }
+            });
+        }
+    }
 }
 
 fn conflict(code: &'static str, message: impl Into<String>) -> Response {
@@ -87,17 +128,33 @@ pub(crate) async fn idempotent(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != Method::POST {
+    // A login or logout is never replayed: its answer holds a token.
+    if request.method() != Method::POST
+        || !request.headers().contains_key(HEADER)
+        || request.uri().path().starts_with("/api/auth/")
+    {
         return next.run(request).await;
     }
-    let Some(key) = request.headers().get(HEADER) else {
+    // Who is asking comes first: without a valid token the handler answers 401 (and records
+    // the refusal), whatever the key.
+    let Some(token) = crate::routes::bearer(request.headers()) else {
         return next.run(request).await;
     };
-    let key = match key.to_str().map_err(|_| ()).and_then(|k| {
-        casewire_core::idempotency::check_key(k)
-            .map(|()| k.to_owned())
-            .map_err(|_| ())
-    }) {
+    let auth = state.auth.clone();
+    let user: User = match tokio::task::spawn_blocking(move || auth.authenticate(&token)).await {
+        Ok(Ok(user)) => user,
+        _ => return next.run(request).await,
+    };
+    let key = request.headers().get(HEADER).cloned();
+    let key = match key
+        .as_ref()
+        .ok_or(())
+        .and_then(|k| k.to_str().map_err(|_| ()))
+        .and_then(|k| {
+            casewire_core::idempotency::check_key(k)
+                .map(|()| k.to_owned())
+                .map_err(|_| ())
+        }) {
         Ok(key) => key,
         Err(()) => {
             return ApiError::invalid(format!(
@@ -106,14 +163,6 @@ pub(crate) async fn idempotent(
             ))
             .into_response();
         }
-    };
-    let Some(token) = crate::routes::bearer(request.headers()) else {
-        return next.run(request).await;
-    };
-    let auth = state.auth.clone();
-    let user: User = match tokio::task::spawn_blocking(move || auth.authenticate(&token)).await {
-        Ok(Ok(user)) => user,
-        _ => return next.run(request).await,
     };
     let path = request.uri().path().to_owned();
     let keys = state.idempotency.clone();
@@ -128,7 +177,7 @@ pub(crate) async fn idempotent(
         ),
         Ok(Begin::Unknown) => conflict(
             "idempotency_outcome_unknown",
-            "the first request with this Idempotency-Key was interrupted by a restart before it answered; check whether it took effect, then retry with a new key",
+            "the first request with this Idempotency-Key was interrupted (a restart, or the client went away) before it answered; check whether it took effect, then retry with a new key",
         ),
         Ok(Begin::Answered(stored)) => replay(request, stored).await,
         Ok(Begin::New) => first(state, request, next, user.id, key).await,
@@ -167,6 +216,12 @@ async fn first(
     user_id: i64,
     key: String,
 ) -> Response {
+    // From here until settled, dropping this future marks the key abandoned.
+    let claim = Claim {
+        state: state.clone(),
+        user_id,
+        key: Some(key),
+    };
     let hash = Arc::new(Mutex::new(BodyHash::default()));
     let (parts, body) = request.into_parts();
     // A multipart body differs on every send (its boundary is random): only JSON bodies are
@@ -183,6 +238,7 @@ async fn first(
     };
     let request = Request::from_parts(parts, body);
     let response = next.run(request).await;
+    let key = claim.settle();
     let keys = state.idempotency.clone();
     if !response.status().is_success() {
         if let Err(e) = crate::routes::blocking(move || keys.release(user_id, &key)).await {

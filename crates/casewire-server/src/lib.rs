@@ -4,7 +4,9 @@
 //!
 //! # Defences of a loopback server
 //! - `Host` must name an allowed host (loopback names by default): a DNS-rebound name gets 421.
-//! - A request with an `Origin` that is not an allowed origin gets 403: no cross-site requests.
+//! - A request with an `Origin` that is not an allowed origin gets 403, and so does one without
+//!   an `Origin` whose `Sec-Fetch-Site` says another site sent it: no cross-site requests, not
+//!   even the GETs browsers send without an `Origin` (which would each record a refusal).
 //! - JSON bodies must say `application/json` (415) and stay under 1 MiB (413).
 //! - Roles come from bearer tokens only. The guide's `x-user-role` header is never trusted; a
 //!   request that relies on it gets 401 like any other without a token, and the refusal is
@@ -58,6 +60,8 @@ pub struct ServerState {
     pub allowed_hosts: Vec<String>,
     /// Origins (`scheme://host:port`) allowed to make requests from a browser.
     pub allowed_origins: Vec<String>,
+    /// A relay was started: `/readyz` fails while it is not running.
+    pub relay_configured: bool,
 }
 
 impl ServerState {
@@ -81,6 +85,7 @@ impl ServerState {
             auth,
             allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
             allowed_origins: hosts.iter().map(|h| format!("http://{h}:{port}")).collect(),
+            relay_configured: false,
         }
     }
 }
@@ -152,6 +157,13 @@ async fn guard(State(state): State<Arc<ServerState>>, request: Request, next: Ne
         let origin = origin.to_str().unwrap_or("");
         if !state.allowed_origins.iter().any(|o| o == origin) {
             return ApiError::cross_origin(origin).into_response();
+        }
+    } else if let Some(site) = request.headers().get("sec-fetch-site") {
+        // Browsers send no Origin on a cross-site GET (an image, a link) but do say where it
+        // comes from: only the page's own origin, or the user typing the address, may ask.
+        let site = site.to_str().unwrap_or("");
+        if !matches!(site, "same-origin" | "none") {
+            return ApiError::cross_origin(&format!("a {site} page")).into_response();
         }
     }
     next.run(request).await

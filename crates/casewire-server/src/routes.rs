@@ -77,9 +77,14 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(ApiError::from),
-        Err(e) => Err(ApiError::from(CoreError::Invalid(format!(
-            "request aborted: {e}"
-        )))),
+        Err(e) => {
+            tracing::error!(error = %e, "a request's work panicked");
+            Err(ApiError::with_code(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the server failed; nothing is known to have changed",
+            ))
+        }
     }
 }
 
@@ -156,27 +161,34 @@ async fn healthz() -> Json<Health> {
     })
 }
 
-/// Ready: the database answers; says whether the relay is running.
+/// Ready: the database answers and, when a relay was configured, it is running. Without
+/// `KAFKA_BROKERS` there is no relay and events wait in the queue: still ready.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, body = Readiness, description = "Ready"),
-    (status = 503, body = Readiness, description = "The database cannot be read"),
+    (status = 503, body = Readiness, description = "The database cannot be read, or the relay stopped"),
 ))]
 async fn readyz(State(state): St) -> Response {
     match state.outbox.stats(Page::first(0)) {
-        Ok(stats) => Json(Readiness {
-            status: "ready".into(),
-            database: "open".into(),
-            relay: Some(
-                if stats.kafka_available {
-                    "running"
-                } else {
-                    "not running"
-                }
-                .into(),
-            ),
-            timestamp: now(),
-        })
-        .into_response(),
+        Ok(stats) => {
+            let relay = match (state.relay_configured, stats.kafka_available) {
+                (false, _) => "not configured",
+                (true, true) => "running",
+                (true, false) => "not running",
+            };
+            let ready = relay != "not running";
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let body = Readiness {
+                status: if ready { "ready" } else { "not ready" }.into(),
+                database: "open".into(),
+                relay: Some(relay.into()),
+                timestamp: now(),
+            };
+            (status, Json(body)).into_response()
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Readiness {
@@ -221,8 +233,12 @@ async fn login(
 
 /// Logs out: the token stops working.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", responses((status = 200, body = DoneResponse)))]
-async fn logout(State(state): St, headers: HeaderMap) -> Result<Json<DoneResponse>, ApiError> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::from(CoreError::Unauthenticated))?;
+async fn logout(State(state): St, ctx: Ctx) -> Result<Json<DoneResponse>, ApiError> {
+    // Every role may log out; a missing or bad token is refused and recorded like anywhere.
+    require(&state, &ctx, Permission::Investigate).await?;
+    let token = ctx
+        .token
+        .ok_or_else(|| ApiError::from(CoreError::Unauthenticated))?;
     let auth = state.auth.clone();
     blocking(move || auth.logout(&token)).await?;
     Ok(DoneResponse::new("Logged out".into()))
@@ -269,7 +285,10 @@ async fn queue_stats(
 #[utoipa::path(post, path = "/api/queue/clear", tag = "queue", responses((status = 200, body = ClearResponse)))]
 async fn queue_clear(State(state): St, ctx: Ctx) -> Result<Json<ClearResponse>, ApiError> {
     let user = require(&state, &ctx, Permission::SystemConfig).await?;
-    let cleared = state.outbox.clear(user.username).await?;
+    let cleared = state
+        .outbox
+        .clear(user.username, ctx.info.ip_address.clone())
+        .await?;
     Ok(ClearResponse::new(
         "Queue cleared successfully".into(),
         cleared,
@@ -688,46 +707,13 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     ))
 }
 
-/// The guide's upload form.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[schema(rename_all = "camelCase")]
-struct UploadForm {
-    /// The file, streamed and hashed; not empty, not over the limit.
-    #[schema(value_type = String, format = Binary)]
-    evidence_file: Vec<u8>,
-    /// The case it belongs to.
-    #[schema(min_length = 1, pattern = r"\S")]
-    case_id: String,
-    /// The wallet it concerns: `0x` and 40 hex digits (EIP-55 checked when mixed case).
-    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
-    wallet: String,
-    /// Who reported it.
-    #[schema(min_length = 1, pattern = r"\S")]
-    reporter: String,
-    /// `low`, `medium`, `high` or `critical`.
-    #[schema(pattern = "^(low|medium|high|critical)$")]
-    risk_level: Option<String>,
-}
-
-/// Uploads evidence (`evidence.uploaded`).
-#[utoipa::path(post, path = "/api/evidence/upload", tag = "evidence",
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
-    responses((status = 201, body = EvidenceResponse)))]
-async fn upload_evidence(
-    State(state): St,
-    ctx: Ctx,
-    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<(StatusCode, Json<EvidenceResponse>), ApiError> {
-    let c = caller(&state, ctx, Permission::Investigate).await?;
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::invalid(format!(
-            "expected a multipart/form-data upload: {}",
-            e.body_text()
-        ))
-    })?;
-    let mut meta = casewire_core::NewEvidence::default();
-    let mut stored = None;
+/// Reads the upload form: the file into the store (`stored`), the other fields into `meta`.
+async fn read_upload(
+    state: &Arc<ServerState>,
+    multipart: &mut axum::extract::Multipart,
+    meta: &mut casewire_core::NewEvidence,
+    stored: &mut Option<casewire_core::Stored>,
+) -> Result<(), ApiError> {
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or("") {
             "evidenceFile" => {
@@ -773,7 +759,7 @@ async fn upload_evidence(
                     let _ = blocking(move || store.forget(&content)).await;
                     return Err(e);
                 }
-                stored = Some(content);
+                *stored = Some(content);
             }
             name @ ("caseId" | "wallet" | "reporter" | "riskLevel") => {
                 let name = name.to_owned();
@@ -787,6 +773,58 @@ async fn upload_evidence(
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The guide's upload form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "camelCase")]
+struct UploadForm {
+    /// The file, streamed and hashed; not empty, not over the limit.
+    #[schema(value_type = String, format = Binary)]
+    evidence_file: Vec<u8>,
+    /// The case it belongs to.
+    #[schema(min_length = 1, pattern = r"\S")]
+    case_id: String,
+    /// The wallet it concerns: `0x` and 40 hex digits (EIP-55 checked when mixed case).
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
+    wallet: String,
+    /// Who reported it.
+    #[schema(min_length = 1, pattern = r"\S")]
+    reporter: String,
+    /// `low`, `medium`, `high` or `critical`.
+    #[schema(pattern = "^(low|medium|high|critical)$")]
+    risk_level: Option<String>,
+}
+
+/// Uploads evidence (`evidence.uploaded`).
+#[utoipa::path(post, path = "/api/evidence/upload", tag = "evidence",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = EvidenceResponse)))]
+async fn upload_evidence(
+    State(state): St,
+    ctx: Ctx,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<EvidenceResponse>), ApiError> {
+    let c = caller(&state, ctx, Permission::Investigate).await?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::invalid(format!(
+            "expected a multipart/form-data upload: {}",
+            e.body_text()
+        ))
+    })?;
+    let mut meta = casewire_core::NewEvidence::default();
+    let mut stored = None;
+    let read = read_upload(&state, &mut multipart, &mut meta, &mut stored).await;
+    if let Err(e) = read {
+        // Content stored before the form turned out bad is let go.
+        if let Some(content) = stored {
+            let store = state.evidence.clone();
+            let _ = blocking(move || store.forget(&content)).await;
+        }
+        return Err(e);
     }
     let stored = stored.ok_or_else(|| ApiError::invalid("evidenceFile is required"))?;
     let store = state.evidence.clone();
@@ -843,9 +881,11 @@ async fn get_evidence(
     Ok(EvidenceResponse::new(evidence))
 }
 
-/// A file name safe inside a quoted `Content-Disposition` value.
-fn disposition_name(name: &str) -> String {
-    name.chars()
+/// A `Content-Disposition` that keeps the original file name: an ASCII fallback for old
+/// clients, and the exact name in UTF-8 (RFC 6266 / RFC 5987).
+fn disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
                 c
@@ -853,7 +893,18 @@ fn disposition_name(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 /// Streams the file with its original name and type (`evidence.downloaded`).
@@ -872,13 +923,7 @@ async fn download_evidence(
     ));
     let response_headers = [
         (header::CONTENT_TYPE, evidence.content_type.clone()),
-        (
-            header::CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"{}\"",
-                disposition_name(&evidence.filename)
-            ),
-        ),
+        (header::CONTENT_DISPOSITION, disposition(&evidence.filename)),
         (header::CONTENT_LENGTH, evidence.file_size.to_string()),
     ];
     Ok((response_headers, body).into_response())
@@ -1030,4 +1075,15 @@ async fn rl_feedback(
     })
     .await?;
     Ok((StatusCode::CREATED, FeedbackResponse::new(feedback)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_download_keeps_a_non_ascii_file_name_in_utf_8() {
+        assert_eq!(
+            super::disposition("réçu \"1\".pdf"),
+            "attachment; filename=\"r__u _1_.pdf\"; filename*=UTF-8''r%C3%A9%C3%A7u%20%221%22.pdf"
+        );
+    }
 }

@@ -256,13 +256,15 @@ async fn serve(
         &data_dir,
         max_bytes,
     )?);
-    let state = Arc::new(ServerState::loopback(
+    let mut state = ServerState::loopback(
         outbox.clone(),
         auth,
         Arc::new(SystemClock),
         evidence,
         local.port(),
-    ));
+    );
+    state.relay_configured = relay.is_some();
+    let state = Arc::new(state);
     tracing::info!("casewire listening on http://{local}");
     casewire_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped accepting requests; stopping the relay");

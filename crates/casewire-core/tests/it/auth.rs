@@ -264,3 +264,47 @@ fn migrations_run_once_and_refuse_a_newer_schema() {
         .to_string();
     assert!(err.contains("newer than this Casewire"), "{err}");
 }
+
+#[test]
+fn parallel_guesses_cannot_slip_under_the_failure_limit() {
+    let fx = fixture();
+    fx.auth
+        .add_user("admin", Role::Admin, PASSWORD)
+        .expect("added");
+    let outcomes: Vec<String> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..12)
+            .map(|i| {
+                let auth = &fx.auth;
+                scope.spawn(
+                    move || match auth.login("admin", &format!("guess {i}"), &from()) {
+                        Err(CoreError::BadCredentials) => "bad".to_owned(),
+                        Err(CoreError::LoginThrottled) => "throttled".to_owned(),
+                        other => format!("{other:?}"),
+                    },
+                )
+            })
+            .collect();
+        guesses
+            .into_iter()
+            .map(|g| g.join().expect("guess"))
+            .collect()
+    });
+    let bad = outcomes.iter().filter(|o| *o == "bad").count();
+    let throttled = outcomes.iter().filter(|o| *o == "throttled").count();
+    assert_eq!((bad, throttled), (5, 7), "{outcomes:?}");
+}
+
+#[test]
+fn a_name_no_user_can_have_is_refused_without_a_trace() {
+    let fx = fixture();
+    let long = "x".repeat(100_000);
+    assert!(matches!(
+        fx.auth.login(&long, "guess", &from()),
+        Err(CoreError::BadCredentials)
+    ));
+    let db = rusqlite::Connection::open(fx.domain.dir.path().join("outbox.db")).expect("open");
+    let rows: i64 = db
+        .query_row("SELECT COUNT(*) FROM login_failures", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 0);
+}

@@ -377,3 +377,62 @@ fn malformed_receipts_and_deleted_evidence_cannot_be_anchored() {
             .is_empty()
     );
 }
+
+#[test]
+fn deleting_twice_records_one_deletion() {
+    let fx = fixture();
+    let evidence = fx
+        .store
+        .upload(meta(), &b"wire receipt"[..], &investigator(), &from())
+        .expect("stored");
+    fx.store
+        .delete(&evidence.evidence_id, &investigator(), &from())
+        .expect("deleted");
+    let events = fx.domain.events().len();
+
+    let again = fx
+        .store
+        .delete(&evidence.evidence_id, &investigator(), &from());
+
+    assert!(matches!(again, Err(CoreError::Gone(_))), "{again:?}");
+    assert_eq!(fx.domain.events().len(), events);
+}
+
+#[test]
+fn content_held_by_an_unrecorded_upload_survives_the_deletion_of_its_twin() {
+    let fx = fixture();
+    let content = b"the same screenshot, sent twice";
+    let first = fx
+        .store
+        .upload(meta(), &content[..], &investigator(), &from())
+        .expect("stored");
+    // A second upload of the same bytes has stored its file but not yet its record...
+    let held = fx.store.store_content(&content[..]).expect("stored");
+    // ...when the first record is deleted: the file must stay for the second.
+    fx.store
+        .delete(&first.evidence_id, &investigator(), &from())
+        .expect("deleted");
+    let second = fx
+        .store
+        .record(meta(), held, &investigator(), &from())
+        .expect("recorded");
+
+    let verification = fx
+        .store
+        .verify(&second.evidence_id, &investigator(), &from())
+        .expect("verified");
+    assert!(verification.verified, "{verification:?}");
+
+    // Once nothing holds or uses it, deleting the last record removes the file.
+    fx.store
+        .delete(&second.evidence_id, &investigator(), &from())
+        .expect("deleted");
+    let path = fx
+        .domain
+        .dir
+        .path()
+        .join("evidence")
+        .join(&second.storage_hash[..2])
+        .join(&second.storage_hash);
+    assert!(!path.exists());
+}

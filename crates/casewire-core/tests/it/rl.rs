@@ -131,6 +131,21 @@ fn evidence_in_an_escalated_case_makes_a_known_fraudster_to_freeze_at_high_prior
     assert_eq!(event.data["state"], "known_fraudster");
     assert_eq!(event.data["evidenceId"], evidence_id.as_str());
     assert_eq!(event.data["caseId"], case_id.as_str());
+
+    // Closing the case after escalating it, the usual end, does not clear the wallet.
+    Cases::new(fx.domain.outbox.clone(), fx.domain.clock.clone())
+        .close(
+            &case_id,
+            "funds frozen by the exchange",
+            &analyst(),
+            &from(),
+        )
+        .expect("closed");
+    let again = fx
+        .policy
+        .predict(ask(WALLET), &analyst(), &from())
+        .expect("made");
+    assert_eq!(again.state, "known_fraudster");
 }
 
 #[test]

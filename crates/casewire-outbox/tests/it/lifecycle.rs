@@ -355,7 +355,7 @@ fn clearing_the_queue_reports_the_count_and_leaves_an_alert() {
     outbox.claim(2).expect("claim");
     assert_eq!(
         outbox
-            .clear("superadmin@fraud.com".into())
+            .clear("superadmin@fraud.com".into(), Some("10.0.0.7".into()))
             .wait()
             .expect("clear"),
         5
@@ -371,6 +371,11 @@ fn clearing_the_queue_reports_the_count_and_leaves_an_alert() {
     assert_eq!(alert.priority, Priority::Critical);
     assert_eq!(alert.data["clearedCount"], json!(5));
     assert_eq!(alert.data["clearedBy"], json!("superadmin@fraud.com"));
+    assert_eq!(
+        alert.metadata.user_id.as_deref(),
+        Some("superadmin@fraud.com")
+    );
+    assert_eq!(alert.metadata.ip_address.as_deref(), Some("10.0.0.7"));
     assert_eq!(outbox.stats(Page::first(0)).expect("stats").in_flight, 1);
 }
 

@@ -288,7 +288,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.dropped.insert(entry.id);
             }
             Op::Clear => {
-                let cleared = ob.clear("model".into()).wait().expect("clear");
+                let cleared = ob.clear("model".into(), None).wait().expect("clear");
                 prop_assert_eq!(cleared, model.queue.len() as u64);
                 model.dropped.extend(model.queue.drain(..).map(|e| e.id));
                 let alert = ob.list_queued(Page::first(10)).expect("list").remove(0);

@@ -1,11 +1,11 @@
 //! The guide's queue routes, login, cases, evidence, metrics and the loopback defences.
 
 use casewire_events::EventType;
-use casewire_outbox::{FailKind, Failure, Page};
+use casewire_outbox::{BrokerStatus, FailKind, Failure, Page};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, WALLET, server, upload_form};
+use crate::support::{PASSWORD, WALLET, server, server_with, upload_form};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer() {
@@ -17,8 +17,28 @@ async fn health_and_readiness_answer() {
     );
     let (status, body) = s.get("/readyz", None).await;
     assert_eq!(
-        (status, body["database"].as_str()),
-        (StatusCode::OK, Some("open"))
+        (status, body["database"].as_str(), body["relay"].as_str()),
+        (StatusCode::OK, Some("open"), Some("not configured"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_a_configured_relay_is_not_running() {
+    let s = server_with(|state| state.relay_configured = true).await;
+    let (status, body) = s.get("/readyz", None).await;
+    assert_eq!(
+        (status, body["relay"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("not running"))
+    );
+    s.outbox.set_broker_status(BrokerStatus {
+        kafka_connected: false,
+        kafka_available: true,
+    });
+    let (status, body) = s.get("/readyz", None).await;
+    assert_eq!(
+        (status, body["relay"].as_str()),
+        (StatusCode::OK, Some("running")),
+        "a relay waiting for its broker is running"
     );
 }
 
@@ -175,6 +195,31 @@ async fn a_rebound_host_and_a_foreign_origin_are_refused() {
         !s.queued_types().contains(&EventType::UserLogin),
         "the cross-site login never ran"
     );
+    // A cross-site GET carries no Origin; its Sec-Fetch-Site gives it away, and it is refused
+    // before it could record a refusal event.
+    let before = s.queued_types().len();
+    for site in ["cross-site", "same-site"] {
+        let response = s
+            .client
+            .get(format!("{}/api/queue/stats", s.base))
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{site}");
+    }
+    assert_eq!(s.queued_types().len(), before, "nothing recorded");
+    // The app's own page and a typed address are served.
+    for site in ["same-origin", "none"] {
+        let response = s
+            .client
+            .get(format!("{}/healthz", s.base))
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "{site}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +384,7 @@ async fn evidence_is_uploaded_downloaded_verified_and_deleted_over_http() {
     assert_eq!(response.headers()["content-type"], "text/plain");
     assert_eq!(
         response.headers()["content-disposition"],
-        "attachment; filename=\"test.txt\""
+        "attachment; filename=\"test.txt\"; filename*=UTF-8''test.txt"
     );
     assert_eq!(response.bytes().await.expect("body").to_vec(), content);
 

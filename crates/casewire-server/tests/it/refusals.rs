@@ -158,6 +158,7 @@ fn bodiless_routes() -> Vec<(Method, &'static str, &'static str, Option<&'static
         ),
         (Method::POST, "/api/queue/retry", "admin", Some("analyst")),
         (Method::POST, "/api/queue/clear", "root", Some("admin")),
+        (Method::POST, "/api/auth/logout", "investigator", None),
     ]
 }
 

@@ -19,6 +19,11 @@ pub(crate) struct Server {
 }
 
 pub(crate) async fn server() -> Server {
+    server_with(|_| {}).await
+}
+
+/// A server whose state `configure` adjusts before it starts.
+pub(crate) async fn server_with(configure: impl FnOnce(&mut ServerState)) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox =
         Arc::new(Outbox::open(OutboxConfig::file(dir.path().join("outbox.db"))).expect("outbox"));
@@ -49,13 +54,10 @@ pub(crate) async fn server() -> Server {
         )
         .expect("evidence store"),
     );
-    let state = Arc::new(ServerState::loopback(
-        outbox.clone(),
-        auth,
-        Arc::new(SystemClock),
-        evidence,
-        port,
-    ));
+    let mut state =
+        ServerState::loopback(outbox.clone(), auth, Arc::new(SystemClock), evidence, port);
+    configure(&mut state);
+    let state = Arc::new(state);
     tokio::spawn(casewire_server::serve(
         listener,
         state,
