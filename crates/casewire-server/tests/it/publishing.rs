@@ -341,3 +341,65 @@ async fn a_repeated_upload_with_its_idempotency_key_is_stored_and_recorded_once(
         .await;
     assert_eq!(list["evidence"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_request_does_not_leave_its_key_in_progress() {
+    use std::io::Write;
+
+    let s = server().await;
+    let token = s.token("investigator").await;
+    // Half a request: the headers promise 100 bytes of body, 10 arrive, then the client is gone.
+    let mut stream =
+        std::net::TcpStream::connect(s.base.trim_start_matches("http://")).expect("connect");
+    let head = format!(
+        "POST /api/cases HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Idempotency-Key: gone-1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"title\":"
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    let db = rusqlite::Connection::open(s.dir.path().join("outbox.db")).expect("open");
+    let claimed = || -> bool {
+        db.query_row(
+            "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE key = 'gone-1')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(false)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !claimed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key was never claimed"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(stream);
+
+    // The retry is answered (run, or told the first one's outcome is unknown), never left
+    // waiting on a request that no longer exists.
+    let retry = || {
+        s.client
+            .post(s.url("/api/cases"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "gone-1")
+            .json(&json!({"title": "Rug pull"}))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body, _) = s.act(retry()).await;
+        match body["error"]["code"].as_str() {
+            Some("idempotency_in_progress") => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the key stayed in progress"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Some("idempotency_outcome_unknown") => break,
+            _ => {
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                break;
+            }
+        }
+    }
+}
