@@ -692,3 +692,187 @@ async fn retry_now_makes_waiting_events_due_and_logout_ends_the_token() {
         (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_is_updated_read_listed_and_escalated_by_its_path() {
+    let s = server().await;
+    let investigator = s.token("investigator").await;
+    let (_, body) = s
+        .post(
+            "/api/cases",
+            Some(&investigator),
+            json!({"title": "Rug pull"}),
+        )
+        .await;
+    let id = body["case"]["caseId"].as_str().expect("id").to_owned();
+
+    let (status, body, events) = s
+        .act(
+            s.client
+                .patch(s.url(&format!("/api/cases/{id}")))
+                .bearer_auth(&investigator)
+                .json(&json!({"description": "token XYZ, 40 victims"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["case"]["title"], "Rug pull", "absent fields stay");
+    assert_eq!(body["case"]["description"], "token XYZ, 40 victims");
+    assert_eq!(
+        events.iter().map(|e| e.event_type).collect::<Vec<_>>(),
+        [EventType::CaseUpdated]
+    );
+    let (status, body) = s
+        .get(&format!("/api/cases/{id}"), Some(&investigator))
+        .await;
+    assert_eq!(
+        (status, body["case"]["description"].as_str()),
+        (StatusCode::OK, Some("token XYZ, 40 victims"))
+    );
+    let (status, body) = s.get("/api/cases?status=open", Some(&investigator)).await;
+    assert_eq!(
+        (status, body["cases"][0]["caseId"].as_str()),
+        (StatusCode::OK, Some(id.as_str()))
+    );
+
+    let analyst = s.token("analyst").await;
+    let (status, body, events) = s
+        .act(
+            s.client
+                .post(s.url(&format!("/api/cases/{id}/escalate")))
+                .bearer_auth(&analyst)
+                .json(&json!({"authority": "FBI IC3", "reason": "cross-border"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["case"]["status"].as_str()),
+        (StatusCode::OK, Some("escalated"))
+    );
+    assert_eq!(
+        events.iter().map(|e| e.event_type).collect::<Vec<_>>(),
+        [EventType::CaseEscalated]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_replayed_and_discarded_over_http() {
+    let s = server().await;
+    let admin = s.token("admin").await;
+    let root = s.token("root").await;
+    // The relay gave up on the first queued event (a login) for good.
+    let kill = |seq| Failure {
+        seq,
+        kind: FailKind::Permanent,
+        reason: "MSG_SIZE_TOO_LARGE".into(),
+    };
+    let first = s.outbox.claim(1).expect("claim").events.remove(0);
+    s.outbox.fail(vec![kill(first.seq)]).await.expect("failed");
+
+    let (status, body) = s.get("/api/queue/dead-letters", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["deadLetters"][0]["eventId"], first.event_id.as_str());
+    assert_eq!(body["deadLetters"][0]["reason"], "MSG_SIZE_TOO_LARGE");
+
+    let ids = json!({"eventIds": [first.event_id]});
+    let (status, body) = s
+        .post("/api/queue/dead-letters/replay", Some(&admin), ids.clone())
+        .await;
+    assert_eq!(
+        (status, body["replayed"][0].as_str()),
+        (StatusCode::OK, Some(first.event_id.as_str()))
+    );
+    let (_, body) = s.get("/api/queue/dead-letters", Some(&admin)).await;
+    assert_eq!(body["deadLetters"].as_array().map(Vec::len), Some(0));
+
+    let again = s.outbox.claim(10).expect("claim").events;
+    let replayed = again
+        .iter()
+        .find(|e| e.event_id == first.event_id)
+        .expect("queued again");
+    s.outbox
+        .fail(vec![kill(replayed.seq)])
+        .await
+        .expect("failed");
+    let (status, body) = s
+        .post("/api/queue/dead-letters/discard", Some(&root), ids)
+        .await;
+    assert_eq!(
+        (status, body["discarded"][0].as_str()),
+        (StatusCode::OK, Some(first.event_id.as_str()))
+    );
+    let (_, body) = s.get("/api/queue/dead-letters", Some(&admin)).await;
+    assert_eq!(body["deadLetters"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_is_listed_by_case_and_wallet_and_read_by_id() {
+    let s = server().await;
+    let token = s.token("investigator").await;
+    let other_wallet = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+    let mut ids = Vec::new();
+    for (case, wallet) in [
+        ("CASE-2024-001", WALLET),
+        ("CASE-2024-001", other_wallet),
+        ("CASE-2024-002", WALLET),
+    ] {
+        let (status, body, _) = s
+            .act(
+                s.client
+                    .post(s.url("/api/evidence/upload"))
+                    .bearer_auth(&token)
+                    .multipart(crate::support::upload_form_for(
+                        case,
+                        format!("{case} {wallet}").into_bytes(),
+                        wallet,
+                    )),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(
+            body["evidence"]["evidenceId"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let listed = |query: &str| {
+        let query = query.to_owned();
+        let s = &s;
+        let token = &token;
+        async move {
+            let (status, body) = s.get(&format!("/api/evidence{query}"), Some(token)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let mut found: Vec<String> = body["evidence"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|e| e["evidenceId"].as_str().expect("id").to_owned())
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(listed("").await, sorted(ids.clone()));
+    assert_eq!(
+        listed("?caseId=CASE-2024-001").await,
+        sorted(vec![ids[0].clone(), ids[1].clone()])
+    );
+    assert_eq!(
+        listed(&format!("?wallet={WALLET}")).await,
+        sorted(vec![ids[0].clone(), ids[2].clone()])
+    );
+    assert_eq!(
+        listed(&format!("?caseId=CASE-2024-002&wallet={WALLET}")).await,
+        vec![ids[2].clone()]
+    );
+    let (status, body) = s
+        .get(&format!("/api/evidence/{}", ids[1]), Some(&token))
+        .await;
+    assert_eq!(
+        (status, body["evidence"]["wallet"].as_str()),
+        (StatusCode::OK, Some(other_wallet))
+    );
+}
