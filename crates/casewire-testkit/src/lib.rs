@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -168,4 +168,17 @@ impl Drop for Tansu {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Every event queued in the outbox file `db`, in order, read by a connection of its own (so
+/// reading claims nothing and can be repeated while the outbox is open).
+pub fn queued_events(db: &Path) -> Vec<Event> {
+    let db = rusqlite::Connection::open(db).expect("open the outbox file");
+    let mut stmt = db
+        .prepare("SELECT payload FROM outbox_events ORDER BY seq")
+        .expect("query");
+    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .expect("rows")
+        .map(|payload| Event::from_json(&payload.expect("row")).expect("parses"))
+        .collect()
 }

@@ -89,19 +89,6 @@ async fn round(
     sample.elapsed += Duration::from_secs(seconds);
 }
 
-async fn queue_size(client: &reqwest::Client, base: &str, token: &str) -> u64 {
-    let body: Value = client
-        .get(format!("{base}/api/queue/stats"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
-    body["queue"]["queueSize"].as_u64().expect("queueSize")
-}
-
 fn main() {
     let seconds = setting("API_BENCH_ROUND_SECONDS", 4);
     let rounds = setting("API_BENCH_ROUNDS", 2);
@@ -140,13 +127,13 @@ fn main() {
         tansu.start();
         // The backlog of the outage goes out first: measure the healthy path, not the drain.
         let deadline = Instant::now() + Duration::from_secs(120);
-        while rt.block_on(queue_size(&client, &base, &tokens[0])) > 0 {
+        while rt.block_on(support::queue_size(&client, &base, &tokens[0])) > 0 {
             assert!(Instant::now() < deadline, "the backlog never drained");
             std::thread::sleep(Duration::from_millis(100));
         }
         rt.block_on(round(&client, &base, &tokens, seconds, &mut up));
     }
-    let queued_up = rt.block_on(queue_size(&client, &base, &tokens[0]));
+    let queued_up = rt.block_on(support::queue_size(&client, &base, &tokens[0]));
     support::stop(server);
 
     let (p50_down, p99_down) = (down.quantile_ms(0.50), down.quantile_ms(0.99));

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{add_user, login, serve, stop};
+use support::{add_user, login, queue_stats, serve, stop};
 
 /// The binary without a relay.
 fn casewire(data: &std::path::Path) -> Command {
@@ -32,15 +32,7 @@ fn serve_answers_the_guides_stats_route_and_stops_on_sigterm() {
     let stats: Value = rt.block_on(async {
         let client = reqwest::Client::new();
         let token = login(&client, &base, "root").await;
-        client
-            .get(format!("{base}/api/queue/stats"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("json")
+        queue_stats(&client, &base, &token).await
     });
     assert_eq!(stats["success"], true);
     assert_eq!(

@@ -12,22 +12,9 @@ use serde_json::Value;
 
 mod support;
 
-use support::{add_user, casewire, login, serve, stop};
+use support::{add_user, casewire, login, queue_size, serve, stop};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-async fn queue_size(client: &reqwest::Client, base: &str, token: &str) -> u64 {
-    let body: Value = client
-        .get(format!("{base}/api/queue/stats"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json");
-    body["queue"]["queueSize"].as_u64().expect("queueSize")
-}
 
 /// Event types read from the whole topic until every type in `want` is among them (events of
 /// different keys sit in different partitions, read in any order).

@@ -31,17 +31,9 @@ impl Domain {
         Domain { dir, clock, outbox }
     }
 
-    /// Every event queued so far, in order, read from the file by a connection of its own (so
-    /// reading claims nothing and can be repeated).
+    /// Every event queued so far, in order (reading claims nothing).
     pub(crate) fn events(&self) -> Vec<Event> {
-        let db = rusqlite::Connection::open(self.dir.path().join("outbox.db")).expect("open");
-        let mut stmt = db
-            .prepare("SELECT payload FROM outbox_events ORDER BY seq")
-            .expect("query");
-        stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
-            .expect("rows")
-            .map(|payload| Event::from_json(&payload.expect("row")).expect("parses"))
-            .collect()
+        casewire_testkit::queued_events(&self.dir.path().join("outbox.db"))
     }
 }
 

@@ -143,17 +143,9 @@ pub(crate) fn upload_form_for(
 pub(crate) const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
 impl Server {
-    /// Every event queued so far, in order, read by a connection of its own (reading claims
-    /// nothing and can be repeated).
+    /// Every event queued so far, in order (reading claims nothing).
     pub(crate) fn events(&self) -> Vec<Event> {
-        let db = rusqlite::Connection::open(self.dir.path().join("outbox.db")).expect("open");
-        let mut stmt = db
-            .prepare("SELECT payload FROM outbox_events ORDER BY seq")
-            .expect("query");
-        stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
-            .expect("rows")
-            .map(|payload| Event::from_json(&payload.expect("row")).expect("parses"))
-            .collect()
+        casewire_testkit::queued_events(&self.dir.path().join("outbox.db"))
     }
 
     /// Sends `request` and returns the status, the JSON body and the events it queued.

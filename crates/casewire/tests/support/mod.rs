@@ -93,3 +93,23 @@ pub async fn login(client: &reqwest::Client, base: &str, user: &str) -> String {
         .expect("json");
     body["token"].as_str().expect("token").to_owned()
 }
+
+/// The guide's queue statistics (`GET /api/queue/stats`), as JSON.
+pub async fn queue_stats(client: &reqwest::Client, base: &str, token: &str) -> Value {
+    client
+        .get(format!("{base}/api/queue/stats"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// How many events wait in the queue.
+pub async fn queue_size(client: &reqwest::Client, base: &str, token: &str) -> u64 {
+    queue_stats(client, base, token).await["queue"]["queueSize"]
+        .as_u64()
+        .expect("queueSize")
+}
