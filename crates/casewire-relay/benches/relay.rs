@@ -8,7 +8,9 @@
 //! - commit-to-delivery-report latency (p50, p99) at a steady 1,000 events/s;
 //! - the time from a broker accepting connections to the first delivered backlog event.
 //!
-//! The last line printed is one JSON object with every figure. `RELAY_BENCH_EVENTS` overrides N.
+//! The reference and the drain alternate over `RELAY_BENCH_ROUNDS` rounds (default 3); the
+//! figures are medians, `drain_ratio` the median of the rounds' ratios. The last line printed is
+//! one JSON object with every figure. `RELAY_BENCH_EVENTS` overrides N.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -41,43 +43,59 @@ fn main() {
     let _guard = rt.enter();
     let events: Vec<Event> = (0..n).map(guide_event).collect();
 
-    let raw_producer_per_s = {
-        let broker = broker();
-        raw_producer(&broker.brokers(), &events)
-    };
-    println!("bare rdkafka producer: {raw_producer_per_s:.0} events/s");
-
-    let relay_drain_per_s = {
-        let broker = broker();
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = open(&dir);
-        fill(&outbox, &events);
-        if let Some(pause) = std::env::var_os("RELAY_BENCH_PAUSE_BEFORE_DRAIN") {
-            // For attaching a profiler to the drain alone.
-            println!("filled; draining in {} s", pause.to_string_lossy());
-            std::thread::sleep(Duration::from_secs(
-                pause.to_string_lossy().parse().unwrap_or(5),
-            ));
-        }
-        // Timed from the first delivery report, so the producer's start (connection, producer
-        // id) is not counted; the reference is timed after a warm-up message likewise.
-        let started = Instant::now();
-        let relay = Relay::start(outbox.clone(), config(&broker.brokers())).unwrap();
-        let mut deliveries = relay.subscribe_deliveries();
-        let first = rt.block_on(deliveries.recv()).unwrap().len();
-        let start = Instant::now();
+    // The reference and the drain alternate, round by round, so drift on a shared machine
+    // falls on both; the ratio reported is the median of the rounds' ratios.
+    let rounds: usize = std::env::var("RELAY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let (mut raws, mut drains, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let raw = {
+            let broker = broker();
+            raw_producer(&broker.brokers(), &events)
+        };
+        let drain = {
+            let broker = broker();
+            let dir = tempfile::tempdir().unwrap();
+            let outbox = open(&dir);
+            fill(&outbox, &events);
+            if let Some(pause) = std::env::var_os("RELAY_BENCH_PAUSE_BEFORE_DRAIN") {
+                // For attaching a profiler to the drain alone.
+                println!("filled; draining in {} s", pause.to_string_lossy());
+                std::thread::sleep(Duration::from_secs(
+                    pause.to_string_lossy().parse().unwrap_or(5),
+                ));
+            }
+            // Timed from the first delivery report, so the producer's start (connection, producer
+            // id) is not counted; the reference is timed after a warm-up message likewise.
+            let started = Instant::now();
+            let relay = Relay::start(outbox.clone(), config(&broker.brokers())).unwrap();
+            let mut deliveries = relay.subscribe_deliveries();
+            let first = rt.block_on(deliveries.recv()).unwrap().len();
+            let start = Instant::now();
+            println!(
+                "relay start to first delivery report: {:.0} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            wait_until(|| outbox.stats(Page::first(0)).unwrap().queue_size == 0);
+            let rate = (n - first) as f64 / start.elapsed().as_secs_f64();
+            rt.block_on(relay.shutdown());
+            rate
+        };
         println!(
-            "relay start to first delivery report: {:.0} ms",
-            started.elapsed().as_secs_f64() * 1e3
+            "round {round}: bare rdkafka producer {raw:.0} events/s, relay draining a durable backlog {drain:.0} events/s ({:.2})",
+            drain / raw
         );
-        wait_until(|| outbox.stats(Page::first(0)).unwrap().queue_size == 0);
-        let rate = (n - first) as f64 / start.elapsed().as_secs_f64();
-        rt.block_on(relay.shutdown());
-        rate
-    };
-    let drain_ratio = relay_drain_per_s / raw_producer_per_s;
+        raws.push(raw);
+        drains.push(drain);
+        ratios.push(drain / raw);
+    }
+    let (raw_producer_per_s, relay_drain_per_s, drain_ratio) =
+        (median(&raws), median(&drains), median(&ratios));
     println!(
-        "relay draining a durable backlog: {relay_drain_per_s:.0} events/s ({drain_ratio:.2} of the bare producer)"
+        "median of {rounds} rounds: bare producer {raw_producer_per_s:.0} events/s, relay {relay_drain_per_s:.0} events/s, ratio {drain_ratio:.2}"
     );
 
     let (p50, p99) = {
@@ -123,11 +141,23 @@ fn main() {
         "raw_producer_per_s": raw_producer_per_s.round(),
         "relay_drain_per_s": relay_drain_per_s.round(),
         "drain_ratio": (drain_ratio * 100.0).round() / 100.0,
+        "drain_ratios": ratios.iter().map(|r| (r * 100.0).round() / 100.0).collect::<Vec<_>>(),
         "commit_to_ack_p50_ms": (p50 * 100.0).round() / 100.0,
         "commit_to_ack_p99_ms": (p99 * 100.0).round() / 100.0,
         "recovery_first_event_ms": recovery_first_event_ms.round(),
     });
     println!("{summary}");
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
 }
 
 fn config(brokers: &str) -> RelayConfig {
