@@ -164,6 +164,9 @@ pub(crate) async fn idempotent(
             .into_response();
         }
     };
+    let mut request = request;
+    // The handler's permission check uses this user instead of looking the token up again.
+    request.extensions_mut().insert(user.clone());
     let path = request.uri().path().to_owned();
     let keys = state.idempotency.clone();
     let claim_key = key.clone();

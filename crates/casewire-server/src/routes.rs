@@ -101,6 +101,8 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
 pub(crate) struct Ctx {
     info: RequestInfo,
     token: Option<String>,
+    /// The token's user, when a middleware already looked it up for this request.
+    known: Option<User>,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
@@ -122,6 +124,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
                 role_header_sent: parts.headers.contains_key("x-user-role"),
             },
             token: bearer(&parts.headers),
+            known: parts.extensions.get::<User>().cloned(),
         })
     }
 }
@@ -133,6 +136,10 @@ async fn require(
     ctx: &Ctx,
     permission: Permission,
 ) -> Result<User, ApiError> {
+    // Authenticated already (by the Idempotency-Key middleware) and permitted: no second look-up.
+    if let Some(user) = ctx.known.as_ref().filter(|u| u.role.permits(permission)) {
+        return Ok(user.clone());
+    }
     let (token, info) = (ctx.token.clone(), ctx.info.clone());
     let auth = state.auth.clone();
     blocking(move || match auth.authorize(token.as_deref(), permission) {
