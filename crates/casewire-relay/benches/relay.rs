@@ -149,6 +149,15 @@ fn main() {
     println!("{summary}");
 }
 
+/// Sends one message and waits for it: the topic exists and the producer is connected.
+fn warm_up(producer: &ThreadedProducer<DefaultProducerContext>) {
+    producer
+        .send(BaseRecord::<(), str>::to("fraud.events").payload("warm-up"))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -193,11 +202,7 @@ fn raw_producer(brokers: &str, events: &[Event]) -> f64 {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
-    producer
-        .send(BaseRecord::<(), str>::to("fraud.events").payload("warm-up"))
-        .map_err(|(e, _)| e)
-        .unwrap();
-    producer.flush(Duration::from_secs(30)).unwrap();
+    warm_up(&producer);
     let prepared: Vec<(String, Vec<u8>, Event)> = events
         .iter()
         .map(|e| (e.partition_key(), e.to_json(), e.clone()))
@@ -299,10 +304,6 @@ fn broker() -> Tansu {
         .set("bootstrap.servers", broker.brokers())
         .create()
         .unwrap();
-    producer
-        .send(BaseRecord::<(), str>::to("fraud.events").payload("warm-up"))
-        .map_err(|(e, _)| e)
-        .unwrap();
-    producer.flush(Duration::from_secs(30)).unwrap();
+    warm_up(&producer);
     broker
 }
