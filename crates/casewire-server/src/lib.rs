@@ -1,6 +1,6 @@
-//! The HTTP API of the guide, begun: health, login and logout, the admin routes of the event
-//! queue (stats, clear, test event, dead letters) and the case routes. Evidence routes, OpenAPI
-//! and metrics come next.
+//! The HTTP API of the guide: health, readiness and metrics, login and logout, the admin
+//! routes of the event queue, cases, evidence (with anchors) and the RL routes, each described
+//! in the OpenAPI document at `/api/openapi.json`, and `Idempotency-Key` on every POST.
 //!
 //! # Defences of a loopback server
 //! - `Host` must name an allowed host (loopback names by default): a DNS-rebound name gets 421.
