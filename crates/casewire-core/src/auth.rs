@@ -407,34 +407,32 @@ impl Auth {
     pub fn authenticate(&self, token: &str) -> Result<User, CoreError> {
         let hash = token_hash(token);
         let now = self.clock.now_ms();
-        self.outbox
-            .write(move |tx| {
-                tx.query_row(
-                    "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
+        self.outbox.read(|tx| {
+            tx.query_row(
+                "SELECT u.id, u.username, u.role FROM tokens t JOIN users u ON u.id = t.user_id
                       WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND t.expires_at > ?2
                         AND u.disabled = 0",
-                    params![hash, now],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    },
-                )
-                .map_err(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => CoreError::Unauthenticated,
-                    e => e.into(),
-                })
-                .and_then(|(id, username, role)| {
-                    Ok(User {
-                        id,
-                        username,
-                        role: role.parse()?,
-                    })
+                params![hash, now],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => CoreError::Unauthenticated,
+                e => e.into(),
+            })
+            .and_then(|(id, username, role)| {
+                Ok(User {
+                    id,
+                    username,
+                    role: role.parse()?,
                 })
             })
-            .wait()
+        })
     }
 
     /// The user of `token` if they hold `permission`: `Unauthenticated` or `Forbidden`

@@ -312,13 +312,13 @@ impl Cases {
     /// A case.
     pub fn get(&self, case_id: &str) -> Result<Case, CoreError> {
         let case_id = case_id.to_owned();
-        self.outbox.write(move |tx| load(tx, &case_id)).wait()
+        self.outbox.read(|tx| load(tx, &case_id))
     }
 
     /// Cases, optionally of one status, newest first.
     pub fn list(&self, status: Option<CaseStatus>) -> Result<Vec<Case>, CoreError> {
         self.outbox
-            .write(move |tx| {
+            .read(|tx| {
                 let mut stmt = tx.prepare(
                     "SELECT case_id, title, description, status, assignee, created_by, created_at, updated_at
                        FROM cases WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, case_id DESC",
@@ -326,31 +326,28 @@ impl Cases {
                 let rows = stmt.query_map([status.map(CaseStatus::as_str)], row_to_case)?;
                 Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
             })
-            .wait()
     }
 
     /// Everything that happened to a case, in order.
     pub fn timeline(&self, case_id: &str) -> Result<Vec<TimelineEntry>, CoreError> {
         let case_id = case_id.to_owned();
-        self.outbox
-            .write(move |tx| {
-                load(tx, &case_id)?;
-                let mut stmt = tx.prepare(
-                    "SELECT event_id, event_type, actor, at, data FROM case_events
+        self.outbox.read(|tx| {
+            load(tx, &case_id)?;
+            let mut stmt = tx.prepare(
+                "SELECT event_id, event_type, actor, at, data FROM case_events
                       WHERE case_id = ?1 ORDER BY id",
-                )?;
-                let rows = stmt.query_map([&case_id], |r| {
-                    Ok(TimelineEntry {
-                        event_id: r.get(0)?,
-                        event_type: r.get(1)?,
-                        actor: r.get(2)?,
-                        at: r.get(3)?,
-                        data: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
-                    })
-                })?;
-                Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .wait()
+            )?;
+            let rows = stmt.query_map([&case_id], |r| {
+                Ok(TimelineEntry {
+                    event_id: r.get(0)?,
+                    event_type: r.get(1)?,
+                    actor: r.get(2)?,
+                    at: r.get(3)?,
+                    data: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+                })
+            })?;
+            Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
     }
 }
 
@@ -372,7 +369,7 @@ fn record(tx: &WriteTx<'_>, case_id: &str, event: &Event) -> Result<(), CoreErro
     Ok(())
 }
 
-fn load(tx: &WriteTx<'_>, case_id: &str) -> Result<Case, CoreError> {
+fn load(tx: &rusqlite::Connection, case_id: &str) -> Result<Case, CoreError> {
     tx.query_row(
         "SELECT case_id, title, description, status, assignee, created_by, created_at, updated_at
            FROM cases WHERE case_id = ?1",

@@ -409,19 +409,17 @@ impl EvidenceStore {
     /// A record, deleted or not.
     pub fn get(&self, evidence_id: &str) -> Result<Evidence, CoreError> {
         let id = evidence_id.to_owned();
-        self.outbox
-            .write(move |tx| {
-                tx.query_row(
-                    "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
+        self.outbox.read(|tx| {
+            tx.query_row(
+                "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
                             file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
                        FROM evidence WHERE evidence_id = ?1",
-                    [&id],
-                    row_to_evidence,
-                )
-                .optional()?
-                .ok_or_else(|| CoreError::NotFound(format!("evidence {id}")))
-            })
-            .wait()
+                [&id],
+                row_to_evidence,
+            )
+            .optional()?
+            .ok_or_else(|| CoreError::NotFound(format!("evidence {id}")))
+        })
     }
 
     /// Records of a case or a wallet (either filter optional), newest first.
@@ -431,7 +429,7 @@ impl EvidenceStore {
         wallet: Option<String>,
     ) -> Result<Vec<Evidence>, CoreError> {
         self.outbox
-            .write(move |tx| {
+            .read(|tx| {
                 let mut stmt = tx.prepare(
                     "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
                             file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
@@ -442,7 +440,6 @@ impl EvidenceStore {
                 let rows = stmt.query_map(params![case_id, wallet], row_to_evidence)?;
                 Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
             })
-            .wait()
     }
 
     /// Recomputes the stored file's hash and records `evidence.verified`; a mismatch or a
@@ -654,26 +651,24 @@ impl EvidenceStore {
     pub fn anchors(&self, evidence_id: &str) -> Result<Vec<Anchor>, CoreError> {
         let evidence = self.get(evidence_id)?;
         let id = evidence.evidence_id.clone();
-        let rows =
-            self.outbox
-                .write(move |tx| {
-                    let rows = tx.prepare_cached(
-                "SELECT tx_hash, block_number, contract_address, anchored_by, anchored_at
+        let rows = self.outbox.read(|tx| {
+            let rows = tx
+                .prepare_cached(
+                    "SELECT tx_hash, block_number, contract_address, anchored_by, anchored_at
                    FROM evidence_anchors WHERE evidence_id = ?1 ORDER BY anchored_at, tx_hash",
-            )?
-            .query_map([&id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok::<_, CoreError>(rows)
-                })
-                .wait()?;
+                )?
+                .query_map([&id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok::<_, CoreError>(rows)
+        })?;
         Ok(rows
             .into_iter()
             .map(|(tx_hash, block, contract, by, at)| Anchor {

@@ -408,6 +408,10 @@ impl Outbox {
                 (conn, reader, None)
             }
         };
+        // The reader only ever reads: claims, stats, and the domain's queries (`Outbox::read`).
+        reader
+            .execute_batch("PRAGMA query_only = ON")
+            .map_err(Error::Sqlite)?;
         let (jobs, receiver) = mpsc::channel();
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
@@ -455,6 +459,16 @@ impl Outbox {
             // Only `drop` takes the sender, and nothing can call `write` after that.
             None => writer::submit(&mpsc::channel().0, f),
         }
+    }
+
+    /// Runs `f` on the read connection: queries see everything committed, never wait behind a
+    /// commit, and cannot write (the connection is `query_only`). For lookups that change
+    /// nothing; anything that writes goes through [`Outbox::write`].
+    pub fn read<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        f(&lock(&self.reader))
     }
 
     /// Enqueues one event on its own (the convenience form of [`WriteTx::enqueue`]).
