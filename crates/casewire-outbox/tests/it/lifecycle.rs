@@ -210,6 +210,22 @@ fn retry_now_makes_waiting_events_due_and_keeps_their_attempts() {
         0,
         "nothing left waiting"
     );
+    drop(outbox);
+    let conn = rusqlite::Connection::open(fx.db_path()).expect("open");
+    let audited: Vec<(String, String, i64)> = conn
+        .prepare("SELECT actor, action, count FROM outbox_audit ORDER BY id")
+        .expect("query")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("audit rows");
+    assert_eq!(
+        audited,
+        [
+            ("admin".to_owned(), "retry".to_owned(), 2),
+            ("admin".to_owned(), "retry".to_owned(), 0)
+        ]
+    );
 }
 
 #[test]
