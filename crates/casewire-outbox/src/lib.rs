@@ -8,9 +8,11 @@
 //! - **Record and event together.** [`Outbox::write`] runs a caller's closure on a transaction;
 //!   [`WriteTx::enqueue`] puts the event in that same transaction.
 //! - **O(1) work per event.** Enqueue is one insert (plus two index entries and a counter update
-//!   by trigger); the queue is never rewritten. Stats read counters, not the queue.
-//! - **Bounded.** Queued and dead-lettered documents may take at most `quota_bytes`; past it
-//!   [`WriteTx::enqueue`] fails with [`Error::QueueFull`] and nothing old is dropped.
+//!   by trigger); an acknowledgement sets a bit; the queue is never rewritten. Stats read
+//!   counters, not the queue.
+//! - **Bounded.** Queued, dead-lettered and delivered-but-not-yet-deleted documents may take at
+//!   most `quota_bytes`; delivered rows are deleted to make room first, and past it
+//!   [`WriteTx::enqueue`] fails with [`Error::QueueFull`] and nothing queued is dropped.
 //!
 //! # Group commit
 //! One writer thread owns the write connection. Callers send it closures; it takes every closure
@@ -25,14 +27,17 @@
 //!   key and the unique `event_id`: each index is paid for on every enqueue and acknowledgement.
 //! - `dead_letters(seq PK, event_id UNIQUE, …, reason, dead_at)`: given-up events, keeping their
 //!   original `seq` so a replay slots them back into their key's order.
-//! - `outbox_counters(bucket, events, bytes)`: maintained by triggers; 4 priority buckets and one
-//!   for dead letters.
+//! - `outbox_counters(bucket, events, bytes)`: 4 priority buckets, one for dead letters, one for
+//!   delivered rows awaiting deletion. Inserts are counted by trigger; deletes by the outbox,
+//!   which alone knows whether the row was queued or delivered.
+//! - `outbox_delivered(block, bits)`: delivered order keys, one 4,096-bit map per block; their
+//!   rows wait for the writer to delete them (see `acked.rs`).
 //! - `outbox_audit`: who cleared the queue or replayed or discarded dead letters.
 //! - `legacy_imports`: ids imported from the guide's `pending_events.json`.
 //!
 //! # States of an event
 //! ```text
-//!  enqueue ──► queued ──claim──► in flight ──ack──► (deleted: Kafka has it)
+//!  enqueue ──► queued ──claim──► in flight ──ack──► delivered ──idle sweep──► (deleted)
 //!                ▲                  │
 //!                │  fail(Unreachable: attempts unchanged, due now)
 //!                ├──────────────────┤
@@ -42,6 +47,10 @@
 //!                                   ▼
 //!            replay ◄──────── dead letter ──discard──► (deleted, audited)
 //! ```
+//! "Delivered" is durable (a bit in `outbox_delivered`, set in the acknowledgement's
+//! transaction): a delivered row is never claimed again, and leaves the file when the writer has
+//! nothing else to do or the quota needs its room.
+//!
 //! "In flight" lives in memory only: after a crash or restart every queued event is claimable
 //! again, so an event Kafka received but whose acknowledgement was not yet committed is sent a
 //! second time, with the same `eventId`. That is the only way a duplicate arises.
@@ -56,16 +65,18 @@
 //!
 //! # Why no acknowledged event is lost
 //! 1. An event exists once its transaction commits, and the caller hears of success only then.
-//! 2. Rows leave `outbox_events` in three ways only: [`Outbox::ack`] (after the caller's
-//!    transport confirmed delivery), a move to `dead_letters` in the same transaction as the
-//!    delete, or [`Outbox::clear`], an explicit action written to `outbox_audit` and announced by
-//!    a `system.alert` event in the same transaction.
+//! 2. Events leave the queue in three ways only: [`Outbox::ack`] (after the caller's transport
+//!    confirmed delivery; the row is deleted later), a move to `dead_letters` in the same
+//!    transaction as the delete, or [`Outbox::clear`], an explicit action written to
+//!    `outbox_audit` and announced by a `system.alert` event in the same transaction. A sweep
+//!    deletes only rows whose delivered bit is set.
 //! 3. Rows leave `dead_letters` only by [`Outbox::replay`] (back into the queue, same
 //!    transaction) or [`Outbox::discard`] (explicit, audited).
 //! 4. A file that fails `PRAGMA quick_check` at open is never deleted: it is renamed aside and
 //!    the fresh database's first event is a critical `system.alert` naming it.
 #![deny(missing_docs)]
 
+mod acked;
 mod clock;
 mod legacy;
 mod queue;
@@ -80,6 +91,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use casewire_events::{Event, EventError, EventType, Limits, Metadata, Priority};
 use rand::rngs::StdRng;
@@ -88,6 +100,7 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
+pub use acked::DEFAULT_SWEEP_AFTER_IDLE;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use legacy::ImportReport;
 pub use queue::{
@@ -239,6 +252,9 @@ pub struct OutboxConfig {
     pub clock: Arc<dyn Clock>,
     /// Seed for jitter and for the ids of events the outbox creates; `None` seeds from the OS.
     pub rng_seed: Option<u64>,
+    /// How long the writer waits with nothing to do before it deletes the rows of delivered
+    /// events; `None` leaves them to [`Outbox::sweep_delivered`] and to the quota.
+    pub sweep_after_idle: Option<Duration>,
 }
 
 impl OutboxConfig {
@@ -261,6 +277,7 @@ impl OutboxConfig {
             legacy_queue_file: None,
             clock: Arc::new(SystemClock),
             rng_seed: None,
+            sweep_after_idle: Some(DEFAULT_SWEEP_AFTER_IDLE),
         }
     }
 }
@@ -285,6 +302,11 @@ pub(crate) struct InFlight {
     /// after it instead of stepping over the whole window again. Reset whenever an event at or
     /// below it may become claimable again (a failure, a replay, a clear).
     pub(crate) cursor: Option<i64>,
+    /// The committed delivered marks (rows not yet deleted), which claims skip.
+    pub(crate) delivered: acked::Delivered,
+    /// The last claim filled its window: a backlog is being drained, and delivered rows are
+    /// not deleted meanwhile.
+    pub(crate) draining: bool,
 }
 
 /// State the writer thread and the readers share.
@@ -293,6 +315,7 @@ pub(crate) struct Shared {
     pub(crate) retry: RetryPolicy,
     pub(crate) limits: Limits,
     pub(crate) quota_bytes: u64,
+    pub(crate) sweep_after_idle: Option<Duration>,
     pub(crate) rng: Mutex<StdRng>,
     /// Count of events committed since open; the relay waits on changes.
     pub(crate) committed: watch::Sender<u64>,
@@ -376,6 +399,7 @@ impl Outbox {
             retry: config.retry.clone(),
             limits: config.limits,
             quota_bytes: config.quota_bytes,
+            sweep_after_idle: config.sweep_after_idle,
             rng: Mutex::new(match config.rng_seed {
                 Some(seed) => StdRng::seed_from_u64(seed),
                 None => StdRng::from_os_rng(),
@@ -412,6 +436,7 @@ impl Outbox {
         reader
             .execute_batch("PRAGMA query_only = ON")
             .map_err(Error::Sqlite)?;
+        shared.in_flight().delivered = acked::Delivered::load(&write_conn)?;
         let (jobs, receiver) = mpsc::channel();
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()

@@ -1,18 +1,16 @@
 //! The queue's operations: enqueue, claim, ack, fail, stats, dead letters, clear.
 
 use std::collections::HashSet;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use casewire_events::{Event, EventType, Limits, Priority};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::schema::DEAD_BUCKET;
+use crate::schema::{DEAD_BUCKET, DELIVERED_BUCKET};
 use crate::writer::WriteTx;
 use crate::{Error, Outbox, Pending, lock};
 
@@ -62,7 +60,16 @@ impl WriteTx<'_> {
         let used: i64 = self
             .prepare_cached("SELECT SUM(bytes) FROM outbox_counters")?
             .query_row([], |r| r.get(0))?;
-        let used = u64::try_from(used).unwrap_or(0);
+        let mut used = u64::try_from(used).unwrap_or(0);
+        // Delivered rows awaiting deletion make room before anything is refused.
+        while used + needed > self.shared.quota_bytes && self.delivered_bytes()? > 0 {
+            let before = self.delivered_bytes()?;
+            if self.sweep(crate::acked::SWEEP_CHUNK)? == 0 {
+                break;
+            }
+            used =
+                used.saturating_sub(u64::try_from(before - self.delivered_bytes()?).unwrap_or(0));
+        }
         if used + needed > self.shared.quota_bytes {
             if self.shared.rejected_full.fetch_add(1, Ordering::Relaxed) == 0 {
                 tracing::error!(
@@ -288,6 +295,8 @@ pub struct QueueStats {
     pub in_flight: u64,
     /// Enqueues refused for want of space since open.
     pub rejected_full: u64,
+    /// Delivered events whose rows are not yet deleted (counted in `bytes` until they are).
+    pub awaiting_deletion: u64,
 }
 
 /// An event that will not be retried unless an admin replays it.
@@ -337,45 +346,63 @@ impl Outbox {
             "SELECT seq, partition_key, next_attempt_at, event_id, priority, attempts, payload
                FROM outbox_events WHERE seq > ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([in_flight.cursor.unwrap_or(i64::MIN)])?;
+        let mut from = in_flight.cursor.unwrap_or(i64::MIN);
         let mut blocked: HashSet<String> = HashSet::new();
         let mut claim = Claim::default();
         let mut next_due: Option<i64> = None;
-        // While every row so far is in flight (or claimed now), the cursor may advance.
+        // While every row so far is in flight (or claimed now, or delivered), the cursor may
+        // advance.
         let mut contiguous = true;
         let mut cursor = None;
-        while claim.events.len() < window {
-            let Some(row) = rows.next()? else { break };
-            let seq: i64 = row.get(0)?;
-            if in_flight.events.contains_key(&seq) {
+        'scan: while claim.events.len() < window {
+            let mut rows = stmt.query([from])?;
+            while claim.events.len() < window {
+                let Some(row) = rows.next()? else {
+                    break 'scan;
+                };
+                let seq: i64 = row.get(0)?;
+                if in_flight.events.contains_key(&seq) {
+                    if contiguous {
+                        cursor = Some(seq);
+                    }
+                    continue;
+                }
+                if in_flight.delivered.contains(seq) {
+                    // Delivered, awaiting deletion: jump over the run of them.
+                    let last = in_flight.delivered.next_undelivered(seq) - 1;
+                    if contiguous {
+                        cursor = Some(last);
+                    }
+                    if last - seq > JUMP {
+                        from = last;
+                        continue 'scan;
+                    }
+                    continue;
+                }
+                let key: String = row.get(1)?;
+                if blocked.contains(&key) {
+                    contiguous = false;
+                    continue;
+                }
+                let due_at: i64 = row.get(2)?;
+                if due_at > now {
+                    next_due = Some(next_due.map_or(due_at, |d| d.min(due_at)));
+                    blocked.insert(key);
+                    contiguous = false;
+                    continue;
+                }
                 if contiguous {
                     cursor = Some(seq);
                 }
-                continue;
+                claim.events.push(ClaimedEvent {
+                    seq,
+                    event_id: row.get(3)?,
+                    partition_key: key,
+                    priority: priority_of(row.get(4)?),
+                    attempts: row.get(5)?,
+                    payload: row.get(6)?,
+                });
             }
-            let key: String = row.get(1)?;
-            if blocked.contains(&key) {
-                contiguous = false;
-                continue;
-            }
-            let due_at: i64 = row.get(2)?;
-            if due_at > now {
-                next_due = Some(next_due.map_or(due_at, |d| d.min(due_at)));
-                blocked.insert(key);
-                contiguous = false;
-                continue;
-            }
-            if contiguous {
-                cursor = Some(seq);
-            }
-            claim.events.push(ClaimedEvent {
-                seq,
-                event_id: row.get(3)?,
-                partition_key: key,
-                priority: priority_of(row.get(4)?),
-                attempts: row.get(5)?,
-                payload: row.get(6)?,
-            });
         }
         // Only a claim read without error marks its events in flight.
         for event in &claim.events {
@@ -386,6 +413,7 @@ impl Outbox {
         if cursor.is_some() {
             in_flight.cursor = cursor;
         }
+        in_flight.draining = claim.events.len() == window;
         if claim.events.len() < window {
             claim.next_due_in =
                 next_due.map(|d| Duration::from_millis(u64::try_from(d - now).unwrap_or(0)));
@@ -393,22 +421,22 @@ impl Outbox {
         Ok(claim)
     }
 
-    /// Removes delivered events from the queue. Order keys no longer queued are ignored.
-    /// Returns how many events were removed.
+    /// Takes delivered events out of the queue. Order keys no longer queued are ignored.
+    /// Returns how many events left the queue. Their rows are deleted later (see `acked.rs`).
     pub fn ack(&self, seqs: Vec<i64>) -> Pending<usize> {
         self.write(move |tx| {
-            // One statement for the whole window: each statement on a table with triggers pays
-            // for a statement journal, so a DELETE per event would cost ten times as much.
-            let list: Rc<Vec<SqlValue>> =
-                Rc::new(seqs.iter().map(|&s| SqlValue::Integer(s)).collect());
-            let removed = tx
-                .prepare_cached("DELETE FROM outbox_events WHERE seq IN rarray(?1)")?
-                .execute([list])?;
+            let removed = tx.mark_delivered(&seqs)?;
             let mut released = tx.released.borrow_mut();
             seqs.iter().for_each(|&seq| released.add(seq));
             tx.count(|t| t.published += removed as u64);
             Ok(removed)
         })
+    }
+
+    /// Deletes up to `max_rows` rows of delivered events now instead of when the writer is
+    /// idle. Returns how many it deleted.
+    pub fn sweep_delivered(&self, max_rows: usize) -> Pending<usize> {
+        self.write(move |tx| tx.sweep(max_rows))
     }
 
     /// Records failed deliveries: requeues, schedules a retry, or dead-letters each one
@@ -441,9 +469,12 @@ impl Outbox {
         let in_flight = self.shared.in_flight().events.len() as u64;
         let broker = *lock(&self.shared.broker);
         let events = self.list_queued(page)?;
+        // The in-flight lock before the reader's, as in claims.
+        let marks = self.shared.in_flight();
         let reader = lock(&self.reader);
         let mut by_priority = PriorityCounts::default();
         let (mut queue_size, mut bytes, mut dead_letter_count) = (0u64, 0u64, 0u64);
+        let mut awaiting_deletion = 0;
         let mut stmt =
             reader.prepare_cached("SELECT bucket, events, bytes FROM outbox_counters")?;
         let mut rows = stmt.query([])?;
@@ -457,18 +488,22 @@ impl Outbox {
                 2 => by_priority.medium = count,
                 3 => by_priority.low = count,
                 DEAD_BUCKET => dead_letter_count = count,
+                DELIVERED_BUCKET => awaiting_deletion = count,
                 _ => {}
             }
-            if bucket != DEAD_BUCKET {
+            if (0..DEAD_BUCKET).contains(&bucket) {
                 queue_size += count;
             }
         }
-        let oldest: Option<i64> = reader
-            // The head of the queue: events enter in commit order, so it is the oldest but for
-            // an import of the guide's queue file into a non-empty queue.
-            .prepare_cached("SELECT added_at FROM outbox_events ORDER BY seq LIMIT 1")?
-            .query_row([], |r| r.get(0))
-            .optional()?;
+        drop(rows);
+        drop(stmt);
+        // The head of the queue: events enter in commit order, so it is the oldest but for an
+        // import of the guide's queue file into a non-empty queue.
+        let mut oldest: Option<i64> = None;
+        scan_queued(&reader, &marks.delivered, None, "added_at", |row| {
+            oldest = Some(row.get(1)?);
+            Ok(false)
+        })?;
         let now = self.shared.clock.now_ms();
         let next_cursor = if events.len() == page.limit && page.limit > 0 {
             events.last().map(|e| e.seq)
@@ -490,21 +525,26 @@ impl Outbox {
             oldest_age_ms: oldest.map(|t| u64::try_from(now - t).unwrap_or(0)),
             in_flight,
             rejected_full: self.shared.rejected_full.load(Ordering::Relaxed),
+            awaiting_deletion,
         })
     }
 
     /// A page of queued events in order.
     pub fn list_queued(&self, page: Page) -> Result<Vec<QueuedEvent>, Error> {
+        let marks = self.shared.in_flight();
         let reader = lock(&self.reader);
-        let mut stmt = reader.prepare_cached(
-            "SELECT seq, event_id, event_type, priority, attempts, added_at, next_attempt_at,
-                    partition_key, last_error
-               FROM outbox_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(
-            params![page.after.unwrap_or(i64::MIN), page.limit as i64],
+        let mut events = Vec::with_capacity(page.limit.min(1_000));
+        if page.limit == 0 {
+            return Ok(events);
+        }
+        scan_queued(
+            &reader,
+            &marks.delivered,
+            page.after,
+            "event_id, event_type, priority, attempts, added_at, next_attempt_at, partition_key,
+             last_error",
             |r| {
-                Ok(QueuedEvent {
+                events.push(QueuedEvent {
                     seq: r.get(0)?,
                     event_id: r.get(1)?,
                     event_type: r.get(2)?,
@@ -514,10 +554,11 @@ impl Outbox {
                     next_attempt_at: rfc3339(r.get(6)?),
                     partition_key: r.get(7)?,
                     last_error: r.get(8)?,
-                })
+                });
+                Ok(events.len() < page.limit)
             },
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(events)
     }
 
     /// A page of dead letters in original order.
@@ -639,7 +680,17 @@ impl Outbox {
     /// and the address they asked from. Returns the guide's `clearedCount`.
     pub fn clear(&self, actor: String, ip_address: Option<String>) -> Pending<u64> {
         self.write(move |tx| {
-            let cleared = tx.execute("DELETE FROM outbox_events", [])?;
+            // Delivered rows awaiting deletion go too, but were not queued.
+            let cleared: i64 = tx
+                .prepare_cached("SELECT SUM(events) FROM outbox_counters WHERE bucket < ?1")?
+                .query_row([DEAD_BUCKET], |r| r.get(0))?;
+            let cleared = usize::try_from(cleared).unwrap_or(0);
+            tx.execute("DELETE FROM outbox_events", [])?;
+            tx.forget_delivered()?;
+            tx.execute(
+                "UPDATE outbox_counters SET events = 0, bytes = 0 WHERE bucket <> ?1",
+                [DEAD_BUCKET],
+            )?;
             *tx.released.borrow_mut() = crate::writer::Release::All;
             tx.rewinds.set(true);
             tx.audit(&actor, "clear", cleared, "")?;
@@ -668,6 +719,7 @@ impl Outbox {
             let now = tx.shared.clock.now_ms();
             let woken = tx
                 .prepare_cached(
+                    // A delivered row was due when it was claimed, so this never touches one.
                     "UPDATE outbox_events SET next_attempt_at = ?1 WHERE next_attempt_at > ?1",
                 )?
                 .execute([now])?;
@@ -681,13 +733,18 @@ impl Outbox {
 
 fn fail_one(tx: &WriteTx<'_>, failure: &Failure) -> Result<FailOutcome, Error> {
     let now = tx.shared.clock.now_ms();
-    let row: Option<(u32, u8)> = tx
-        .prepare_cached("SELECT attempts, priority FROM outbox_events WHERE seq = ?1")?
-        .query_row([failure.seq], |r| Ok((r.get(0)?, r.get(1)?)))
+    let row: Option<(u32, u8, i64)> = tx
+        .prepare_cached(
+            "SELECT attempts, priority, length(payload) FROM outbox_events WHERE seq = ?1",
+        )?
+        .query_row([failure.seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((attempts, rank)) = row else {
+    let Some((attempts, rank, size)) = row else {
         return Ok(FailOutcome::Gone);
     };
+    if tx.is_delivered(failure.seq)? {
+        return Ok(FailOutcome::Gone);
+    }
     let policy = &tx.shared.retry;
     let (attempts, dead_reason) = match failure.kind {
         FailKind::Unreachable => (attempts, None),
@@ -713,6 +770,7 @@ fn fail_one(tx: &WriteTx<'_>, failure: &Failure) -> Result<FailOutcome, Error> {
         .execute(params![failure.seq, attempts, reason, now])?;
         tx.prepare_cached("DELETE FROM outbox_events WHERE seq = ?1")?
             .execute([failure.seq])?;
+        tx.add_to_counter(i64::from(rank), -1, -size)?;
         tracing::warn!(seq = failure.seq, %reason, "event moved to the dead letters");
         return Ok(FailOutcome::DeadLettered);
     }
@@ -743,4 +801,42 @@ fn fail_one(tx: &WriteTx<'_>, failure: &Failure) -> Result<FailOutcome, Error> {
             next_attempt_at,
         },
     })
+}
+
+/// Runs of delivered rows longer than this are jumped over by a new query rather than stepped
+/// through.
+const JUMP: i64 = 64;
+
+/// Calls `f` with each queued row after `after` (`seq` then `columns`), in order, until it
+/// returns `false`, skipping the rows marked delivered.
+fn scan_queued(
+    conn: &rusqlite::Connection,
+    delivered: &crate::acked::Delivered,
+    after: Option<i64>,
+    columns: &str,
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT seq, {columns} FROM outbox_events WHERE seq > ?1 ORDER BY seq"
+    ))?;
+    let mut from = after.unwrap_or(i64::MIN);
+    'scan: loop {
+        let mut rows = stmt.query([from])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            if delivered.contains(seq) {
+                let last = delivered.next_undelivered(seq) - 1;
+                if last - seq > JUMP {
+                    from = last;
+                    continue 'scan;
+                }
+                continue;
+            }
+            if !f(row)? {
+                break 'scan;
+            }
+        }
+        break;
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -83,6 +83,8 @@ pub struct WriteTx<'a> {
     pub(crate) rewinds: Cell<bool>,
     /// Delivery outcomes this work records, counted once it is committed.
     pub(crate) tally: Cell<DeliveryTotals>,
+    /// Delivered bitmaps this work changed: the claims' copy re-reads them after the commit.
+    pub(crate) delivered_touched: RefCell<crate::acked::Touched>,
 }
 
 /// What a committed job takes out of the in-flight set.
@@ -113,6 +115,7 @@ impl<'a> WriteTx<'a> {
             released: RefCell::new(Release::Nothing),
             rewinds: Cell::new(false),
             tally: Cell::new(DeliveryTotals::default()),
+            delivered_touched: RefCell::new(crate::acked::Touched::Nothing),
         }
     }
 }
@@ -242,11 +245,48 @@ where
     Pending { rx }
 }
 
+/// The writer's own work: deleting up to a chunk of delivered rows (see `acked.rs`).
+fn sweep_job() -> Job {
+    let work: Work = Box::new(|wtx| {
+        if let Some(wtx) = wtx
+            && let Err(e) = wtx.sweep(crate::acked::SWEEP_CHUNK)
+        {
+            tracing::warn!(error = %e, "could not delete delivered events' rows; will try again");
+        }
+        let completion: Completion = Box::new(|_| {});
+        (true, completion)
+    });
+    // Several statements: a failure part way must not keep half a sweep.
+    Job {
+        work,
+        savepoint: true,
+    }
+}
+
+/// Whether delivered rows wait for deletion and no backlog is being drained.
+fn sweep_due(shared: &Shared) -> Option<Duration> {
+    let idle = shared.sweep_after_idle?;
+    let in_flight = shared.in_flight();
+    let due =
+        !in_flight.delivered.is_empty() && (!in_flight.draining || in_flight.events.is_empty());
+    due.then_some(idle)
+}
+
 /// The writer thread's loop: take every waiting job, run them in one transaction, commit, report.
+/// With nothing to do, it deletes delivered rows.
 pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>) {
     // How many callers shared the last commit: the writer expects as many again.
     let mut expected = 1;
-    while let Ok(first) = jobs.recv() {
+    loop {
+        let next = if let Some(idle) = sweep_due(&shared) {
+            match jobs.recv_timeout(idle) {
+                Err(RecvTimeoutError::Timeout) => Ok(sweep_job()),
+                other => other.map_err(|_| ()),
+            }
+        } else {
+            jobs.recv().map_err(|_| ())
+        };
+        let Ok(first) = next else { break };
         let (completions, enqueued, result) =
             commit_batch(&mut conn, &shared, first, &jobs, expected);
         expected = completions.len();
@@ -288,6 +328,7 @@ fn commit_batch(
     let mut released = Vec::new();
     let mut rewinds = false;
     let mut tally = DeliveryTotals::default();
+    let mut touched = crate::acked::Touched::Nothing;
     let mut next = Some(first);
     let mut enqueued = 0;
     let result = (|| {
@@ -303,6 +344,9 @@ fn commit_batch(
             let release = wtx.released.take();
             let rewind = wtx.rewinds.get();
             let counted = wtx.tally.get();
+            // Even work rolled back may have changed them (a job without a savepoint that
+            // failed part way); reloading after the commit reads what is true either way.
+            touched.merge(wtx.delivered_touched.take());
             drop(wtx);
             completions.push(completion);
             // SQLite rolls the whole transaction back by itself on some errors (a full disk,
@@ -332,14 +376,22 @@ fn commit_batch(
                 }
             }
         }
-        let releasing = rewinds || released.iter().any(|r| !matches!(r, Release::Nothing));
+        let releasing = rewinds
+            || !touched.is_nothing()
+            || released.iter().any(|r| !matches!(r, Release::Nothing));
         if !releasing {
             return tx.commit();
         }
         // Commit and release under the in-flight lock, so no claim sees the committed outcome
-        // (a failed event due again, a cleared queue) while its event still looks in flight.
+        // (a failed event due again, a cleared queue) while its event still looks in flight,
+        // and a delivered event is always either in flight or in the delivered ranges.
         let mut in_flight = shared.in_flight();
         tx.commit()?;
+        if let Err(e) = in_flight.delivered.reload(conn, &touched) {
+            // Keep the events in flight rather than risk handing a delivered one out.
+            tracing::error!(error = %e, "could not read the delivered marks back");
+            return Ok(());
+        }
         if rewinds {
             in_flight.cursor = None;
         }

@@ -4,7 +4,8 @@
 //! one run:
 //! - the reference: a bare rdkafka producer (idempotent, acks=all, lz4, as the relay's) sending
 //!   N = 200,000 guide-shaped events as fast as it can, until all are acknowledged;
-//! - the relay draining the same N events from a durable outbox backlog;
+//! - the relay draining the same N events from a durable outbox backlog (until every event is
+//!   acknowledged in the outbox), and how long the idle writer then takes to delete their rows;
 //! - commit-to-delivery-report latency (p50, p99) at a steady 1,000 events/s;
 //! - the time from a broker accepting connections to the first delivered backlog event.
 //!
@@ -51,6 +52,7 @@ fn main() {
         .unwrap_or(3)
         .max(1);
     let (mut raws, mut drains, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sweeps = Vec::new();
     for round in 1..=rounds {
         let raw = {
             let broker = broker();
@@ -81,12 +83,17 @@ fn main() {
             );
             wait_until(|| outbox.stats(Page::first(0)).unwrap().queue_size == 0);
             let rate = (n - first) as f64 / start.elapsed().as_secs_f64();
+            // The delivered rows are deleted once the drain is over: timed, not counted above.
+            let swept = Instant::now();
+            wait_until(|| outbox.stats(Page::first(0)).unwrap().awaiting_deletion == 0);
+            sweeps.push(swept.elapsed().as_secs_f64() * 1e3);
             rt.block_on(relay.shutdown());
             rate
         };
         println!(
-            "round {round}: bare rdkafka producer {raw:.0} events/s, relay draining a durable backlog {drain:.0} events/s ({:.2})",
-            drain / raw
+            "round {round}: bare rdkafka producer {raw:.0} events/s, relay draining a durable backlog {drain:.0} events/s ({:.2}), delivered rows deleted {:.0} ms after",
+            drain / raw,
+            sweeps.last().copied().unwrap_or_default()
         );
         raws.push(raw);
         drains.push(drain);
@@ -142,6 +149,7 @@ fn main() {
         "relay_drain_per_s": relay_drain_per_s.round(),
         "drain_ratio": (drain_ratio * 100.0).round() / 100.0,
         "drain_ratios": ratios.iter().map(|r| (r * 100.0).round() / 100.0).collect::<Vec<_>>(),
+        "sweep_after_drain_ms": median(&sweeps).round(),
         "commit_to_ack_p50_ms": (p50 * 100.0).round() / 100.0,
         "commit_to_ack_p99_ms": (p99 * 100.0).round() / 100.0,
         "recovery_first_event_ms": recovery_first_event_ms.round(),

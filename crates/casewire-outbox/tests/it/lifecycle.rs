@@ -473,6 +473,8 @@ fn a_full_quota_refuses_new_events_and_keeps_old_ones() {
     let fx = Fixture::new();
     let outbox = Outbox::open(OutboxConfig {
         quota_bytes: 1_000,
+        // Delivered rows are deleted only when the quota needs their room.
+        sweep_after_idle: None,
         ..fx.config()
     })
     .expect("opens");
@@ -500,6 +502,7 @@ fn a_full_quota_refuses_new_events_and_keeps_old_ones() {
     let stats = outbox.stats(Page::first(0)).expect("stats");
     assert!(stats.bytes <= 1_000);
     assert_eq!(stats.rejected_full, 1);
+    let full_bytes = stats.bytes;
     // Delivering frees room again.
     let seqs = outbox
         .claim(100)
@@ -509,10 +512,109 @@ fn a_full_quota_refuses_new_events_and_keeps_old_ones() {
         .map(|e| e.seq)
         .collect();
     outbox.ack(seqs).wait().expect("ack");
+    let stats = outbox.stats(Page::first(0)).expect("stats");
+    assert_eq!(
+        (stats.queue_size, stats.awaiting_deletion),
+        (0, kept.len() as u64)
+    );
+    // The delivered rows still take their room until deleted, and are deleted to make room.
+    assert_eq!(stats.bytes, full_bytes);
     outbox
         .enqueue(&fx.event("A", Priority::Medium))
         .wait()
         .expect("room again");
+    let stats = outbox.stats(Page::first(0)).expect("stats");
+    assert_eq!((stats.queue_size, stats.awaiting_deletion), (1, 0));
+    assert_eq!(stats.rejected_full, 1);
+}
+
+#[test]
+fn delivered_rows_are_deleted_once_the_writer_is_idle() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    let events: Vec<_> = (0..2_500)
+        .map(|i| fx.event(&format!("K{}", i % 7), Priority::High))
+        .collect();
+    outbox
+        .write(move |tx| {
+            for event in &events {
+                tx.enqueue(event)?;
+            }
+            Ok::<_, Error>(())
+        })
+        .wait()
+        .expect("durable");
+    // Acknowledged out of order and in pieces, as delivery reports come.
+    let mut seqs: Vec<i64> = outbox
+        .claim(3_000)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    seqs.reverse();
+    for chunk in seqs.chunks(300) {
+        outbox.ack(chunk.to_vec()).wait().expect("ack");
+    }
+    let stats = outbox.stats(Page::first(10)).expect("stats");
+    assert_eq!(stats.queue_size, 0);
+    assert!(stats.events.is_empty());
+    assert_eq!(stats.oldest_event, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while outbox
+        .stats(Page::first(0))
+        .expect("stats")
+        .awaiting_deletion
+        > 0
+    {
+        assert!(std::time::Instant::now() < deadline, "rows never deleted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rows: i64 = rusqlite::Connection::open(fx.db_path())
+        .expect("open")
+        .query_row("SELECT COUNT(*) FROM outbox_events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 0);
+    assert_eq!(outbox.stats(Page::first(0)).expect("stats").bytes, 0);
+}
+
+#[test]
+fn delivered_events_are_not_claimed_again_after_a_restart() {
+    let fx = Fixture::new();
+    let outbox = Outbox::open(OutboxConfig {
+        sweep_after_idle: None,
+        ..fx.config()
+    })
+    .expect("opens");
+    for i in 0..6 {
+        outbox
+            .enqueue(&fx.event(&format!("K{i}"), Priority::Low))
+            .wait()
+            .expect("durable");
+    }
+    let claim = outbox.claim(6).expect("claim");
+    // Two ranges with a gap: 1–2 and 4–5 delivered, 3 and 6 not.
+    let seqs: Vec<i64> = claim.events.iter().map(|e| e.seq).collect();
+    let delivered = vec![seqs[0], seqs[1], seqs[3], seqs[4]];
+    assert_eq!(outbox.ack(delivered).wait().expect("ack"), 4);
+    drop(outbox);
+    let outbox = Outbox::open(OutboxConfig {
+        sweep_after_idle: None,
+        ..fx.config()
+    })
+    .expect("reopens");
+    let again: Vec<i64> = outbox
+        .claim(10)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(again, vec![seqs[2], seqs[5]]);
+    let stats = outbox.stats(Page::first(10)).expect("stats");
+    assert_eq!((stats.queue_size, stats.awaiting_deletion), (2, 4));
+    let listed: Vec<i64> = stats.events.iter().map(|e| e.seq).collect();
+    assert_eq!(listed, vec![seqs[2], seqs[5]]);
 }
 
 #[test]

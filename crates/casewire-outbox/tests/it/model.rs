@@ -29,6 +29,7 @@ enum Op {
     Replay { pick: u8 },
     Discard { pick: u8 },
     Clear,
+    Sweep { rows: u8 },
     Advance { ms: u32 },
     Reopen,
 }
@@ -42,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|pick| Op::Replay { pick }),
         1 => any::<u8>().prop_map(|pick| Op::Discard { pick }),
         1 => Just(Op::Clear),
+        2 => (1u8..5).prop_map(|rows| Op::Sweep { rows }),
         3 => (0u32..400_000).prop_map(|ms| Op::Advance { ms }),
         2 => Just(Op::Reopen),
     ]
@@ -70,6 +72,8 @@ struct Model {
     acked: HashSet<String>,
     dropped: HashSet<String>,
     all: HashSet<String>,
+    /// Delivered events whose rows the outbox has not deleted yet.
+    awaiting_deletion: u64,
 }
 
 impl Model {
@@ -108,6 +112,8 @@ fn config(fx: &Fixture) -> OutboxConfig {
             jitter: 0.0,
             ..RetryPolicy::from_interval(Duration::from_secs(10), MAX_RETRIES)
         },
+        // Delivered rows are deleted by the model's sweeps only, so their count is known.
+        sweep_after_idle: None,
         ..fx.config()
     }
 }
@@ -176,6 +182,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .wait()
                     .expect("ack");
                 prop_assert_eq!(removed, ids.len());
+                model.awaiting_deletion += ids.len() as u64;
+                // Delivered is final: a second ack removes nothing, a failure finds nothing.
+                let seqs: Vec<i64> = ids.iter().map(|e| e.seq).collect();
+                prop_assert_eq!(ob.ack(seqs.clone()).wait().expect("ack again"), 0);
+                if let Some(&seq) = seqs.first() {
+                    let failed = ob
+                        .fail(vec![Failure {
+                            seq,
+                            kind: FailKind::Permanent,
+                            reason: "late".into(),
+                        }])
+                        .wait()
+                        .expect("fail");
+                    prop_assert_eq!(failed, vec![FailOutcome::Gone]);
+                }
                 for e in ids {
                     let pos = model.position(&e.id);
                     prop_assert!(
@@ -290,6 +311,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Clear => {
                 let cleared = ob.clear("model".into(), None).wait().expect("clear");
                 prop_assert_eq!(cleared, model.queue.len() as u64);
+                model.awaiting_deletion = 0;
                 model.dropped.extend(model.queue.drain(..).map(|e| e.id));
                 let alert = ob.list_queued(Page::first(10)).expect("list").remove(0);
                 model.all.insert(alert.event_id.clone());
@@ -304,6 +326,12 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     replayed: false,
                 });
                 model.next_seq += 1;
+            }
+            Op::Sweep { rows } => {
+                let swept = ob.sweep_delivered(usize::from(rows)).wait().expect("sweep");
+                let want = model.awaiting_deletion.min(u64::from(rows));
+                prop_assert_eq!(swept as u64, want);
+                model.awaiting_deletion -= want;
             }
             Op::Advance { ms } => fx.clock.advance(Duration::from_millis(u64::from(ms))),
             Op::Reopen => {
@@ -332,6 +360,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let count = |p: Priority| model.queue.iter().filter(|e| e.priority == p).count() as u64;
         prop_assert_eq!(stats.queue_size, model.queue.len() as u64);
         prop_assert_eq!(stats.dead_letter_count, model.dead.len() as u64);
+        prop_assert_eq!(stats.awaiting_deletion, model.awaiting_deletion);
         prop_assert_eq!(
             [
                 stats.by_priority.critical,
