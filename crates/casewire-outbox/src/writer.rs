@@ -263,13 +263,28 @@ fn sweep_job() -> Job {
     }
 }
 
-/// Whether delivered rows wait for deletion and no backlog is being drained.
-fn sweep_due(shared: &Shared) -> Option<Duration> {
-    let idle = shared.sweep_after_idle?;
+/// What the writer may sweep once idle.
+enum Sweep {
+    /// No delivered rows (or sweeping when idle is off): wait for jobs only.
+    Nothing,
+    /// Delivered rows wait, but a backlog is being drained: look again after a while.
+    Later(Duration),
+    /// Delivered rows wait and nothing is draining: sweep after this long idle.
+    After(Duration),
+}
+
+fn sweep_due(shared: &Shared) -> Sweep {
+    let Some(idle) = shared.sweep_after_idle else {
+        return Sweep::Nothing;
+    };
     let in_flight = shared.in_flight();
-    let due =
-        !in_flight.delivered.is_empty() && (!in_flight.draining || in_flight.events.is_empty());
-    due.then_some(idle)
+    if in_flight.delivered.is_empty() {
+        Sweep::Nothing
+    } else if in_flight.draining && !in_flight.events.is_empty() {
+        Sweep::Later(idle)
+    } else {
+        Sweep::After(idle)
+    }
 }
 
 /// The writer thread's loop: take every waiting job, run them in one transaction, commit, report.
@@ -278,13 +293,18 @@ pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>
     // How many callers shared the last commit: the writer expects as many again.
     let mut expected = 1;
     loop {
-        let next = if let Some(idle) = sweep_due(&shared) {
-            match jobs.recv_timeout(idle) {
+        // A drain's end shows only in the claims, which write nothing: while delivered rows
+        // wait, the writer looks again every idle period rather than only when a job comes.
+        let next = match sweep_due(&shared) {
+            Sweep::Nothing => jobs.recv().map_err(|_| ()),
+            Sweep::Later(idle) => match jobs.recv_timeout(idle) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                other => other.map_err(|_| ()),
+            },
+            Sweep::After(idle) => match jobs.recv_timeout(idle) {
                 Err(RecvTimeoutError::Timeout) => Ok(sweep_job()),
                 other => other.map_err(|_| ()),
-            }
-        } else {
-            jobs.recv().map_err(|_| ())
+            },
         };
         let Ok(first) = next else { break };
         let (completions, enqueued, result) =

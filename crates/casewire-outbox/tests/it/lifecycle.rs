@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use casewire_events::{EventType, Priority};
 use casewire_outbox::{
-    BrokerStatus, Error, FailKind, FailOutcome, Failure, Outbox, OutboxConfig, Page,
+    BrokerStatus, DEFAULT_SWEEP_AFTER_IDLE, Error, FailKind, FailOutcome, Failure, Outbox,
+    OutboxConfig, Page,
 };
 use serde_json::json;
 
@@ -560,6 +561,17 @@ fn delivered_rows_are_deleted_once_the_writer_is_idle() {
     assert_eq!(stats.queue_size, 0);
     assert!(stats.events.is_empty());
     assert_eq!(stats.oldest_event, None);
+    await_swept(&outbox);
+    let rows: i64 = rusqlite::Connection::open(fx.db_path())
+        .expect("open")
+        .query_row("SELECT COUNT(*) FROM outbox_events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 0);
+    assert_eq!(outbox.stats(Page::first(0)).expect("stats").bytes, 0);
+}
+
+/// Polls the stats until delivered rows are all deleted (bounded).
+fn await_swept(outbox: &Outbox) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while outbox
         .stats(Page::first(0))
@@ -570,12 +582,38 @@ fn delivered_rows_are_deleted_once_the_writer_is_idle() {
         assert!(std::time::Instant::now() < deadline, "rows never deleted");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let rows: i64 = rusqlite::Connection::open(fx.db_path())
-        .expect("open")
-        .query_row("SELECT COUNT(*) FROM outbox_events", [], |r| r.get(0))
-        .expect("count");
-    assert_eq!(rows, 0);
-    assert_eq!(outbox.stats(Page::first(0)).expect("stats").bytes, 0);
+}
+
+#[test]
+fn delivered_rows_wait_while_a_backlog_drains() {
+    let fx = Fixture::new();
+    let outbox = fx.open();
+    for i in 0..10 {
+        outbox
+            .enqueue(&fx.event(&format!("K{i}"), Priority::Medium))
+            .wait()
+            .expect("durable");
+    }
+    // A full window: a backlog is draining.
+    let first = outbox.claim(5).expect("claim");
+    let seqs: Vec<i64> = first.events.iter().map(|e| e.seq).collect();
+    outbox.ack(seqs[..4].to_vec()).wait().expect("ack");
+    // Twenty-five idle periods later, nothing has been deleted behind the drain's back.
+    std::thread::sleep(DEFAULT_SWEEP_AFTER_IDLE * 25);
+    assert_eq!(
+        outbox
+            .stats(Page::first(0))
+            .expect("stats")
+            .awaiting_deletion,
+        4
+    );
+    // The window not filled: the backlog is drained, and the writer sweeps.
+    let rest = outbox.claim(20).expect("claim");
+    assert_eq!(rest.events.len(), 5);
+    let mut last: Vec<i64> = rest.events.iter().map(|e| e.seq).collect();
+    last.push(seqs[4]);
+    outbox.ack(last).wait().expect("ack");
+    await_swept(&outbox);
 }
 
 #[test]
