@@ -296,8 +296,8 @@ pub struct OpenReport {
 /// Claimed events awaiting their outcome.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
-    /// Order key → partition key.
-    pub(crate) events: HashMap<i64, String>,
+    /// Order key → what an acknowledgement needs to know of the event.
+    pub(crate) events: HashMap<i64, Claimed>,
     /// Every queued event with an order key up to this one is in flight, so a claim may start
     /// after it instead of stepping over the whole window again. Reset whenever an event at or
     /// below it may become claimable again (a failure, a replay, a clear).
@@ -307,6 +307,18 @@ pub(crate) struct InFlight {
     /// The last claim filled its window: a backlog is being drained, and delivered rows are
     /// not deleted meanwhile.
     pub(crate) draining: bool,
+}
+
+/// An event in flight, as its claim found it: an acknowledgement moves its counts without
+/// reading its row again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claimed {
+    pub(crate) priority: u8,
+    /// Bytes of its document.
+    pub(crate) size: i64,
+    /// [`Shared::removals`] when it was claimed: if rows have been deleted since, the claim may
+    /// be stale and the acknowledgement reads the row.
+    pub(crate) removals: u64,
 }
 
 /// State the writer thread and the readers share.
@@ -326,6 +338,9 @@ pub(crate) struct Shared {
     pub(crate) rejected_full: AtomicU64,
     /// Transactions committed by the writer since open.
     pub(crate) commits: AtomicU64,
+    /// Bumped by the writer whenever a job deletes queue rows (a dead-letter move, a clear, a
+    /// sweep), before its commit.
+    pub(crate) removals: AtomicU64,
     /// Committed delivery outcomes since open.
     pub(crate) totals: Mutex<DeliveryTotals>,
 }
@@ -409,6 +424,7 @@ impl Outbox {
             broker: Mutex::new(BrokerStatus::default()),
             rejected_full: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            removals: AtomicU64::new(0),
             totals: Mutex::new(DeliveryTotals::default()),
         });
         let mut report = OpenReport::default();

@@ -405,10 +405,16 @@ impl Outbox {
             }
         }
         // Only a claim read without error marks its events in flight.
+        let removals = self.shared.removals.load(Ordering::SeqCst);
         for event in &claim.events {
-            in_flight
-                .events
-                .insert(event.seq, event.partition_key.clone());
+            in_flight.events.insert(
+                event.seq,
+                crate::Claimed {
+                    priority: event.priority.rank(),
+                    size: event.payload.len() as i64,
+                    removals,
+                },
+            );
         }
         if cursor.is_some() {
             in_flight.cursor = cursor;
@@ -685,6 +691,7 @@ impl Outbox {
                 .prepare_cached("SELECT SUM(events) FROM outbox_counters WHERE bucket < ?1")?
                 .query_row([DEAD_BUCKET], |r| r.get(0))?;
             let cleared = usize::try_from(cleared).unwrap_or(0);
+            tx.note_removal();
             tx.execute("DELETE FROM outbox_events", [])?;
             tx.forget_delivered()?;
             tx.execute(
@@ -768,6 +775,7 @@ fn fail_one(tx: &WriteTx<'_>, failure: &Failure) -> Result<FailOutcome, Error> {
                FROM outbox_events WHERE seq = ?1",
         )?
         .execute(params![failure.seq, attempts, reason, now])?;
+        tx.note_removal();
         tx.prepare_cached("DELETE FROM outbox_events WHERE seq = ?1")?
             .execute([failure.seq])?;
         tx.add_to_counter(i64::from(rank), -1, -size)?;

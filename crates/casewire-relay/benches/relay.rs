@@ -9,7 +9,7 @@
 //! - commit-to-delivery-report latency (p50, p99) at a steady 1,000 events/s;
 //! - the time from a broker accepting connections to the first delivered backlog event.
 //!
-//! The reference and the drain alternate over `RELAY_BENCH_ROUNDS` rounds (default 3); the
+//! The reference and the drain alternate over `RELAY_BENCH_ROUNDS` rounds (default 5); the
 //! figures are medians, `drain_ratio` the median of the rounds' ratios. The last line printed is
 //! one JSON object with every figure. `RELAY_BENCH_EVENTS` overrides N.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -49,7 +49,7 @@ fn main() {
     let rounds: usize = std::env::var("RELAY_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(5)
         .max(1);
     let (mut raws, mut drains, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut sweeps = Vec::new();

@@ -617,6 +617,39 @@ fn delivered_rows_wait_while_a_backlog_drains() {
 }
 
 #[test]
+fn an_ack_behind_a_clear_in_the_same_commit_counts_nothing() {
+    let fx = Fixture::new();
+    let outbox = Outbox::open(OutboxConfig {
+        sweep_after_idle: None,
+        ..fx.config()
+    })
+    .expect("opens");
+    for i in 0..4 {
+        outbox
+            .enqueue(&fx.event(&format!("K{i}"), Priority::High))
+            .wait()
+            .expect("durable");
+    }
+    let seqs: Vec<i64> = outbox
+        .claim(4)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    // Submitted together, the two usually share one transaction: the ack runs after the clear
+    // has deleted the rows its claim saw.
+    let cleared = outbox.clear("admin".into(), None);
+    let acked = outbox.ack(seqs);
+    assert_eq!(cleared.wait().expect("clear"), 4);
+    assert_eq!(acked.wait().expect("ack"), 0);
+    let stats = outbox.stats(Page::first(0)).expect("stats");
+    // Only the clear's own alert is queued; nothing is counted as delivered.
+    assert_eq!((stats.queue_size, stats.awaiting_deletion), (1, 0));
+    assert_eq!(stats.by_priority.high, 0);
+}
+
+#[test]
 fn delivered_events_are_not_claimed_again_after_a_restart() {
     let fx = Fixture::new();
     let outbox = Outbox::open(OutboxConfig {
