@@ -120,8 +120,14 @@ pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
     );
     gauge(
         &mut out,
+        "casewire_queue_awaiting_deletion",
+        "Delivered events whose rows the outbox has yet to delete.",
+        stats.awaiting_deletion,
+    );
+    gauge(
+        &mut out,
         "casewire_queue_bytes",
-        "Bytes of queued and dead-lettered event documents.",
+        "Bytes of queued, dead-lettered and delivered-but-not-yet-deleted event documents (what the quota counts).",
         stats.bytes,
     );
     gauge(
