@@ -616,20 +616,27 @@ fn delivered_rows_wait_while_a_backlog_drains() {
     await_swept(&outbox);
 }
 
-#[test]
-fn an_ack_behind_a_clear_in_the_same_commit_counts_nothing() {
-    let fx = Fixture::new();
+/// An outbox whose delivered rows are deleted only on demand or for the quota, so their count
+/// is known, with `n` events of keys K0, K1… queued.
+fn without_idle_sweep(fx: &Fixture, n: usize, priority: Priority) -> Outbox {
     let outbox = Outbox::open(OutboxConfig {
         sweep_after_idle: None,
         ..fx.config()
     })
     .expect("opens");
-    for i in 0..4 {
+    for i in 0..n {
         outbox
-            .enqueue(&fx.event(&format!("K{i}"), Priority::High))
+            .enqueue(&fx.event(&format!("K{i}"), priority))
             .wait()
             .expect("durable");
     }
+    outbox
+}
+
+#[test]
+fn an_ack_behind_a_clear_in_the_same_commit_counts_nothing() {
+    let fx = Fixture::new();
+    let outbox = without_idle_sweep(&fx, 4, Priority::High);
     let seqs: Vec<i64> = outbox
         .claim(4)
         .expect("claim")
@@ -652,28 +659,14 @@ fn an_ack_behind_a_clear_in_the_same_commit_counts_nothing() {
 #[test]
 fn delivered_events_are_not_claimed_again_after_a_restart() {
     let fx = Fixture::new();
-    let outbox = Outbox::open(OutboxConfig {
-        sweep_after_idle: None,
-        ..fx.config()
-    })
-    .expect("opens");
-    for i in 0..6 {
-        outbox
-            .enqueue(&fx.event(&format!("K{i}"), Priority::Low))
-            .wait()
-            .expect("durable");
-    }
+    let outbox = without_idle_sweep(&fx, 6, Priority::Low);
     let claim = outbox.claim(6).expect("claim");
-    // Two ranges with a gap: 1–2 and 4–5 delivered, 3 and 6 not.
+    // Two runs with gaps: 1–2 and 4–5 delivered, 3 and 6 not.
     let seqs: Vec<i64> = claim.events.iter().map(|e| e.seq).collect();
     let delivered = vec![seqs[0], seqs[1], seqs[3], seqs[4]];
     assert_eq!(outbox.ack(delivered).wait().expect("ack"), 4);
     drop(outbox);
-    let outbox = Outbox::open(OutboxConfig {
-        sweep_after_idle: None,
-        ..fx.config()
-    })
-    .expect("reopens");
+    let outbox = without_idle_sweep(&fx, 0, Priority::Low);
     let again: Vec<i64> = outbox
         .claim(10)
         .expect("claim")
