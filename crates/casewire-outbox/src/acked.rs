@@ -10,12 +10,17 @@
 //! is no longer queued: claims, stats and failures skip it.
 //!
 //! The rows are deleted later, a chunk per transaction ([`WriteTx::sweep`]):
-//! - by the writer, when it has been idle for a moment
-//!   ([`OutboxConfig::sweep_after_idle`](crate::OutboxConfig::sweep_after_idle)) and no backlog
-//!   is being drained (the last claim did not fill its window), so sweeping never competes with
-//!   a drain;
+//! - by the writer, when no backlog is being drained (the last claim did not fill its window,
+//!   so sweeping never competes with a drain) and it has been idle for a moment
+//!   ([`OutboxConfig::sweep_after_idle`](crate::OutboxConfig::sweep_after_idle)) or has not
+//!   swept for 100 ms (a steady load leaves it no idle moment);
 //! - by an enqueue that would otherwise be refused for want of space: the quota counts the
 //!   delivered rows too, so the file never outgrows it to make a drain faster.
+//!
+//! Each sweep is all or nothing (a savepoint of its own). Acknowledgements trust what a claim
+//! recorded of an event (priority, size) only if no rows were deleted since that claim's
+//! snapshot, committed or not (`Shared::removals` against `InFlight::removals_committed`);
+//! otherwise they read the row.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -250,9 +255,27 @@ impl WriteTx<'_> {
         Ok(read_block(self, block)?.is_some_and(|bits| is_set(&bits, offset)))
     }
 
-    /// Deletes up to `max_rows` delivered rows, lowest order keys first. Returns how many.
+    /// Deletes up to `max_rows` delivered rows, lowest order keys first. Returns how many. All or
+    /// nothing, in a savepoint of its own (an enqueue sweeps without one of its caller's).
     pub(crate) fn sweep(&self, max_rows: usize) -> Result<usize, Error> {
+        self.prepare_cached("SAVEPOINT sweep")?.execute([])?;
+        let result = self.sweep_unguarded(max_rows);
+        if result.is_err() && !self.is_autocommit() {
+            self.prepare_cached("ROLLBACK TO sweep")?.execute([])?;
+        }
+        if !self.is_autocommit() {
+            self.prepare_cached("RELEASE sweep")?.execute([])?;
+        }
+        if result.is_err() {
+            // What was read back into the claims' copy may be gone again.
+            *self.delivered_touched.borrow_mut() = Touched::All;
+        }
+        result
+    }
+
+    fn sweep_unguarded(&self, max_rows: usize) -> Result<usize, Error> {
         let mut swept = 0;
+        let mut found = false;
         let mut after = i64::MIN;
         while swept < max_rows {
             let Some((block, blob)): Option<(i64, Vec<u8>)> = self
@@ -265,6 +288,7 @@ impl WriteTx<'_> {
             else {
                 break;
             };
+            found = true;
             after = block;
             let mut bits = decode(&blob);
             let mut seqs = Vec::new();
@@ -302,7 +326,38 @@ impl WriteTx<'_> {
             }
             self.delivered_touched.borrow_mut().add(block);
         }
+        if !found {
+            // Nothing to sweep, yet the writer thought there was: re-read every mark.
+            *self.delivered_touched.borrow_mut() = Touched::All;
+        }
         Ok(swept)
+    }
+
+    /// Clears `seq`'s delivered bit if it is set, giving its counts back to its priority.
+    pub(crate) fn unmark_delivered(&self, seq: i64, priority: i64, size: i64) -> Result<(), Error> {
+        let (block, offset) = split(seq);
+        let Some(mut bits) = read_block(self, block)? else {
+            return Ok(());
+        };
+        if !is_set(&bits, offset) {
+            return Ok(());
+        }
+        tracing::error!(
+            seq,
+            "a dead letter was marked delivered; unmarked on replay"
+        );
+        bits[offset / 64] &= !(1 << (offset % 64));
+        if bits.iter().all(|&w| w == 0) {
+            self.prepare_cached("DELETE FROM outbox_delivered WHERE block = ?1")?
+                .execute([block])?;
+        } else {
+            self.prepare_cached("UPDATE outbox_delivered SET bits = ?2 WHERE block = ?1")?
+                .execute(params![block, encode(&bits)])?;
+        }
+        self.delivered_touched.borrow_mut().add(block);
+        self.add_to_counter(DELIVERED_BUCKET, -1, -size)?;
+        self.add_to_counter(priority, 1, size)?;
+        Ok(())
     }
 
     /// Records that this job deletes queue rows, so acknowledgements stop trusting older claims.

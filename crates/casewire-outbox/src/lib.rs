@@ -8,7 +8,8 @@
 //! - **Record and event together.** [`Outbox::write`] runs a caller's closure on a transaction;
 //!   [`WriteTx::enqueue`] puts the event in that same transaction.
 //! - **O(1) work per event.** Enqueue is one insert (plus two index entries and a counter update
-//!   by trigger); an acknowledgement sets a bit; the queue is never rewritten. Stats read
+//!   by trigger; and, when the quota is reached, deleting delivered rows to make room); an
+//!   acknowledgement sets a bit; the queue is never rewritten. Stats read
 //!   counters, not the queue.
 //! - **Bounded.** Queued, dead-lettered and delivered-but-not-yet-deleted documents may take at
 //!   most `quota_bytes`; delivered rows are deleted to make room first, and past it
@@ -110,7 +111,8 @@ pub use queue::{
 pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_INTERVAL, RetryPolicy};
 pub use writer::{DeliveryTotals, Pending, PendingFuture, WriteTx};
 
-/// The default quota on queued and dead-lettered event documents: 1 GiB.
+/// The default quota on the event documents in the file (queued, dead-lettered, and delivered
+/// but not yet deleted): 1 GiB.
 pub const DEFAULT_QUOTA_BYTES: u64 = 1 << 30;
 
 /// Everything that can go wrong in the outbox.
@@ -128,7 +130,7 @@ pub enum Error {
         "event queue is full: {used_bytes} of {quota_bytes} bytes used, {needed_bytes} more needed; deliver or discard events first"
     )]
     QueueFull {
-        /// Bytes of queued and dead-lettered documents now.
+        /// Bytes of documents counted by the quota now.
         used_bytes: u64,
         /// The configured quota.
         quota_bytes: u64,
@@ -240,7 +242,8 @@ pub struct OutboxConfig {
     pub storage: Storage,
     /// Commit durability.
     pub durability: Durability,
-    /// Most bytes of queued and dead-lettered documents.
+    /// Most bytes of event documents in the file: queued, dead-lettered, and delivered but not
+    /// yet deleted (those are deleted first when room is needed).
     pub quota_bytes: u64,
     /// Retry schedule and `MAX_RETRIES`.
     pub retry: RetryPolicy,
@@ -307,6 +310,9 @@ pub(crate) struct InFlight {
     /// The last claim filled its window: a backlog is being drained, and delivered rows are
     /// not deleted meanwhile.
     pub(crate) draining: bool,
+    /// [`Shared::removals`] as of the last commit, set under this lock with the commit: what
+    /// a claim's snapshot of the queue has seen.
+    pub(crate) removals_committed: u64,
 }
 
 /// An event in flight, as its claim found it: an acknowledgement moves its counts without
@@ -316,8 +322,9 @@ pub(crate) struct Claimed {
     pub(crate) priority: u8,
     /// Bytes of its document.
     pub(crate) size: i64,
-    /// [`Shared::removals`] when it was claimed: if rows have been deleted since, the claim may
-    /// be stale and the acknowledgement reads the row.
+    /// [`InFlight::removals_committed`] when it was claimed, which its claim's snapshot
+    /// reflects: if rows have been deleted since (committed or not), the acknowledgement reads
+    /// the row instead.
     pub(crate) removals: u64,
 }
 
@@ -339,7 +346,7 @@ pub(crate) struct Shared {
     /// Transactions committed by the writer since open.
     pub(crate) commits: AtomicU64,
     /// Bumped by the writer whenever a job deletes queue rows (a dead-letter move, a clear, a
-    /// sweep), before its commit.
+    /// sweep), as the job runs, before its commit.
     pub(crate) removals: AtomicU64,
     /// Committed delivery outcomes since open.
     pub(crate) totals: Mutex<DeliveryTotals>,
@@ -516,7 +523,8 @@ impl Outbox {
     /// The event is validated and serialised on the calling thread.
     pub fn enqueue(&self, event: &Event) -> Pending<()> {
         match queue::PreparedEvent::new(event, &self.shared.limits) {
-            // One INSERT (its triggers included) is all or nothing by itself: no savepoint.
+            // One INSERT (its triggers included) is all or nothing by itself: no savepoint. (A
+            // sweep that makes room first has a savepoint of its own.)
             Ok(prepared) => match &self.jobs {
                 Some(jobs) => {
                     writer::submit_single_statement(jobs, move |tx| tx.enqueue_prepared(&prepared))

@@ -283,7 +283,8 @@ pub struct QueueStats {
     pub next_cursor: Option<i64>,
     /// Events in the dead-letter table.
     pub dead_letter_count: u64,
-    /// Bytes of queued and dead-lettered event documents (what the quota counts).
+    /// Bytes of queued, dead-lettered, and delivered-but-not-yet-deleted event documents (what
+    /// the quota counts).
     pub bytes: u64,
     /// The quota on `bytes`.
     pub quota_bytes: u64,
@@ -405,7 +406,7 @@ impl Outbox {
             }
         }
         // Only a claim read without error marks its events in flight.
-        let removals = self.shared.removals.load(Ordering::SeqCst);
+        let removals = in_flight.removals_committed;
         for event in &claim.events {
             in_flight.events.insert(
                 event.seq,
@@ -648,6 +649,10 @@ impl Outbox {
                     seq, event_id, event_type, priority, key, payload, added, now, first, last,
                     reason
                 ])?;
+                let payload_len = payload.len() as i64;
+                // A dead letter was never delivered; should its bit be set all the same, the
+                // event would be invisible in the queue and swept unsent.
+                tx.unmark_delivered(seq, priority, payload_len)?;
                 tx.enqueued.set(tx.enqueued.get() + 1);
                 tx.rewinds.set(true);
                 replayed.push(event_id);
@@ -726,7 +731,9 @@ impl Outbox {
             let now = tx.shared.clock.now_ms();
             let woken = tx
                 .prepare_cached(
-                    // A delivered row was due when it was claimed, so this never touches one.
+                    // A delivered row was due when it was claimed, so this seldom touches one
+                    // (only one acknowledged while it waited out a retry), and changes nothing
+                    // that matters if it does.
                     "UPDATE outbox_events SET next_attempt_at = ?1 WHERE next_attempt_at > ?1",
                 )?
                 .execute([now])?;

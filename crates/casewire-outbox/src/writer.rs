@@ -12,9 +12,10 @@ use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_channel::oneshot;
 use rusqlite::Connection;
@@ -31,8 +32,9 @@ type Work = Box<dyn FnOnce(Option<&WriteTx<'_>>) -> (bool, Completion) + Send>;
 /// A caller's work and whether it needs a savepoint of its own.
 pub(crate) struct Job {
     work: Work,
-    /// `false` only for work that is one data-changing statement, which SQLite already
-    /// applies all or nothing; sparing the savepoint saves two statements per event.
+    /// `false` only for work that is one data-changing statement (or whose other changes keep
+    /// savepoints of their own), which SQLite already applies all or nothing; sparing the
+    /// savepoint saves two statements per event.
     savepoint: bool,
 }
 
@@ -245,27 +247,31 @@ where
     Pending { rx }
 }
 
-/// The writer's own work: deleting up to a chunk of delivered rows (see `acked.rs`).
-fn sweep_job() -> Job {
-    let work: Work = Box::new(|wtx| {
-        if let Some(wtx) = wtx
-            && let Err(e) = wtx.sweep(crate::acked::SWEEP_CHUNK)
-        {
-            tracing::warn!(error = %e, "could not delete delivered events' rows; will try again");
-        }
+/// The writer's own work: deleting up to a chunk of delivered rows (see `acked.rs`). `failed`
+/// learns whether it failed.
+fn sweep_job(failed: Arc<AtomicBool>) -> Job {
+    let work: Work = Box::new(move |wtx| {
+        let keep = match wtx.map(|wtx| wtx.sweep(crate::acked::SWEEP_CHUNK)) {
+            Some(Ok(_)) => true,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "could not delete delivered events' rows; will try again");
+                failed.store(true, Ordering::Relaxed);
+                false
+            }
+            None => false,
+        };
         let completion: Completion = Box::new(|_| {});
-        (true, completion)
+        (keep, completion)
     });
-    // Several statements: a failure part way must not keep half a sweep.
     Job {
         work,
         savepoint: true,
     }
 }
 
-/// What the writer may sweep once idle.
+/// What the writer may sweep.
 enum Sweep {
-    /// No delivered rows (or sweeping when idle is off): wait for jobs only.
+    /// No delivered rows (or sweeping is off, or paused after an error): wait for jobs only.
     Nothing,
     /// Delivered rows wait, but a backlog is being drained: look again after a while.
     Later(Duration),
@@ -273,42 +279,65 @@ enum Sweep {
     After(Duration),
 }
 
-fn sweep_due(shared: &Shared) -> Sweep {
+fn sweep_due(shared: &Shared, paused_until: Instant) -> Sweep {
     let Some(idle) = shared.sweep_after_idle else {
         return Sweep::Nothing;
     };
     let in_flight = shared.in_flight();
     if in_flight.delivered.is_empty() {
         Sweep::Nothing
-    } else if in_flight.draining && !in_flight.events.is_empty() {
+    } else if Instant::now() < paused_until || (in_flight.draining && !in_flight.events.is_empty())
+    {
         Sweep::Later(idle)
     } else {
         Sweep::After(idle)
     }
 }
 
+/// Under a steady load the writer is never idle for long: it then sweeps a chunk this often,
+/// so delivered rows do not pile up to the quota.
+const SWEEP_UNDER_LOAD: Duration = Duration::from_millis(100);
+
+/// After a sweep fails, the writer waits this long before the next.
+const SWEEP_PAUSE: Duration = Duration::from_secs(1);
+
 /// The writer thread's loop: take every waiting job, run them in one transaction, commit, report.
-/// With nothing to do, it deletes delivered rows.
+/// With nothing to do, or every [`SWEEP_UNDER_LOAD`] when not draining, it deletes delivered
+/// rows.
 pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>) {
     // How many callers shared the last commit: the writer expects as many again.
     let mut expected = 1;
+    let mut last_sweep = Instant::now();
+    let mut paused_until = Instant::now();
+    let sweep_failed = Arc::new(AtomicBool::new(false));
     loop {
+        let sweep = || Ok(sweep_job(sweep_failed.clone()));
         // A drain's end shows only in the claims, which write nothing: while delivered rows
         // wait, the writer looks again every idle period rather than only when a job comes.
-        let next = match sweep_due(&shared) {
+        let next = match sweep_due(&shared, paused_until) {
             Sweep::Nothing => jobs.recv().map_err(|_| ()),
             Sweep::Later(idle) => match jobs.recv_timeout(idle) {
                 Err(RecvTimeoutError::Timeout) => continue,
                 other => other.map_err(|_| ()),
             },
+            Sweep::After(_) if last_sweep.elapsed() >= SWEEP_UNDER_LOAD => {
+                last_sweep = Instant::now();
+                sweep()
+            }
             Sweep::After(idle) => match jobs.recv_timeout(idle) {
-                Err(RecvTimeoutError::Timeout) => Ok(sweep_job()),
+                Err(RecvTimeoutError::Timeout) => {
+                    last_sweep = Instant::now();
+                    sweep()
+                }
                 other => other.map_err(|_| ()),
             },
         };
         let Ok(first) = next else { break };
         let (completions, enqueued, result) =
             commit_batch(&mut conn, &shared, first, &jobs, expected);
+        if sweep_failed.swap(false, Ordering::Relaxed) {
+            paused_until = Instant::now() + SWEEP_PAUSE;
+        }
         expected = completions.len();
         let result = result.map_err(Arc::new);
         if let Err(e) = &result {
@@ -349,6 +378,7 @@ fn commit_batch(
     let mut rewinds = false;
     let mut tally = DeliveryTotals::default();
     let mut touched = crate::acked::Touched::Nothing;
+    let removals_before = shared.removals.load(Ordering::SeqCst);
     let mut next = Some(first);
     let mut enqueued = 0;
     let result = (|| {
@@ -396,7 +426,9 @@ fn commit_batch(
                 }
             }
         }
+        let removed = shared.removals.load(Ordering::SeqCst) != removals_before;
         let releasing = rewinds
+            || removed
             || !touched.is_nothing()
             || released.iter().any(|r| !matches!(r, Release::Nothing));
         if !releasing {
@@ -407,10 +439,13 @@ fn commit_batch(
         // and a delivered event is always either in flight or in the delivered ranges.
         let mut in_flight = shared.in_flight();
         tx.commit()?;
+        // Claims made from now on see this commit's deletions.
+        in_flight.removals_committed = shared.removals.load(Ordering::SeqCst);
         if let Err(e) = in_flight.delivered.reload(conn, &touched) {
-            // Keep the events in flight rather than risk handing a delivered one out.
+            // The releases below still happen: an event acknowledged now might be claimed and
+            // sent again (with its eventId, as after a crash), but none is held back for good.
+            // The next sweep that finds its copy wrong re-reads every mark.
             tracing::error!(error = %e, "could not read the delivered marks back");
-            return Ok(());
         }
         if rewinds {
             in_flight.cursor = None;

@@ -657,6 +657,92 @@ fn an_ack_behind_a_clear_in_the_same_commit_counts_nothing() {
 }
 
 #[test]
+fn delivered_rows_are_deleted_under_a_steady_load_too() {
+    let fx = Fixture::new();
+    // The writer is never idle long enough: only the sweep under load can delete.
+    let outbox = Outbox::open(OutboxConfig {
+        sweep_after_idle: Some(Duration::from_secs(3_600)),
+        ..fx.config()
+    })
+    .expect("opens");
+    for i in 0..50 {
+        outbox
+            .enqueue(&fx.event(&format!("K{i}"), Priority::Low))
+            .wait()
+            .expect("durable");
+    }
+    let seqs = outbox
+        .claim(100)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(outbox.ack(seqs).wait().expect("ack"), 50);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut load = 0;
+    while outbox
+        .stats(Page::first(0))
+        .expect("stats")
+        .awaiting_deletion
+        > 0
+    {
+        assert!(std::time::Instant::now() < deadline, "rows never deleted");
+        outbox
+            .enqueue(&fx.event("load", Priority::Low))
+            .wait()
+            .expect("durable");
+        load += 1;
+    }
+    assert_eq!(
+        outbox.stats(Page::first(0)).expect("stats").queue_size,
+        load
+    );
+}
+
+/// Submits a write that signals when it runs and then holds the writer until released.
+fn hold_writer(outbox: &Outbox) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let _held = outbox.write(move |_tx| {
+        let _ = started_tx.send(());
+        let _ = release_rx.recv();
+        Ok::<_, Error>(())
+    });
+    (started, release)
+}
+
+#[test]
+fn a_claim_made_while_a_clear_is_uncommitted_is_not_trusted_by_its_ack() {
+    let fx = Fixture::new();
+    let outbox = without_idle_sweep(&fx, 3, Priority::High);
+    // One batch, held open twice: [hold 1, clear, hold 2, …].
+    let (started_1, release_1) = hold_writer(&outbox);
+    started_1.recv().expect("first hold runs");
+    let cleared = outbox.clear("admin".into(), None);
+    let (started_2, release_2) = hold_writer(&outbox);
+    release_1.send(()).expect("release");
+    started_2.recv().expect("second hold runs, after the clear");
+    // The clear has deleted every row but not committed: a claim still sees them.
+    let seqs: Vec<i64> = outbox
+        .claim(10)
+        .expect("claim")
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs.len(), 3);
+    // Its ack joins the same batch, after the clear.
+    let acked = outbox.ack(seqs);
+    release_2.send(()).expect("release");
+    assert_eq!(cleared.wait().expect("clear"), 3);
+    assert_eq!(acked.wait().expect("ack"), 0);
+    let stats = outbox.stats(Page::first(0)).expect("stats");
+    assert_eq!((stats.queue_size, stats.awaiting_deletion), (1, 0));
+    assert_eq!(stats.by_priority.high, 0);
+}
+
+#[test]
 fn delivered_events_are_not_claimed_again_after_a_restart() {
     let fx = Fixture::new();
     let outbox = without_idle_sweep(&fx, 6, Priority::Low);
