@@ -97,6 +97,8 @@ async fn a_broker_lost_mid_stream_delivers_everything_when_it_returns() {
     let mut config = relay_config(&mock.bootstrap_servers());
     // Messages time out in librdkafka while the broker is away: those attempts do not count.
     config.message_timeout = Duration::from_millis(300);
+    // A window smaller than each batch: the relay drains a backlog, window after window.
+    config.window = 10;
     let relay = Relay::start(fx.outbox.clone(), config).expect("relay");
     let first = fx.enqueue(30, 3);
     until("the first events to drain", || fx.stats().queue_size == 0).await;
@@ -113,6 +115,11 @@ async fn a_broker_lost_mid_stream_delivers_everything_when_it_returns() {
     );
     mock.broker_up(1).expect("up");
     until("the second batch to drain", || fx.stats().queue_size == 0).await;
+    // Once the backlog is drained, the outbox deletes the delivered rows.
+    until("the delivered rows to be deleted", || {
+        fx.stats().awaiting_deletion == 0
+    })
+    .await;
     relay.shutdown().await;
     let all: Vec<String> = first.into_iter().chain(second).collect();
     let brokers = mock.bootstrap_servers();
