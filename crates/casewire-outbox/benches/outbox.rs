@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use casewire_events::{Event, EventId, EventType, Metadata};
+use casewire_events::{Event, EventId};
 use casewire_outbox::{Error, Outbox, OutboxConfig, Page};
-use serde_json::{Map, Value, json};
+use casewire_testkit::guide_event;
+use serde_json::json;
 
 /// How long each throughput phase runs.
 const PHASE: Duration = Duration::from_secs(3);
@@ -47,7 +48,7 @@ fn main() {
 
     let single = {
         let outbox = open(&dir.path().join("single.db"));
-        let template = event(0);
+        let template = guide_event(0);
         rate(|| outbox.enqueue(&fresh(&template)).wait().unwrap(), 1)
     };
     println!("durable enqueue, one event per transaction: {single:.0}/s");
@@ -163,38 +164,6 @@ fn open(path: &Path) -> Outbox {
     .unwrap()
 }
 
-/// A guide-shaped `evidence.uploaded` event spread over 1,000 cases.
-fn event(n: u64) -> Event {
-    let data: Map<String, Value> = json!({
-        "evidenceId": format!("66d4a2b8c9e1234567{n:06}"),
-        "caseId": format!("CASE-2024-{:03}", n % 1_000),
-        "wallet": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-        "reporter": "investigator@fraud.com",
-        "filename": "transaction.png",
-        "fileSize": 245_760,
-        "storageHash": "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3",
-        "riskLevel": "high"
-    })
-    .as_object()
-    .cloned()
-    .unwrap();
-    let metadata = Metadata {
-        source: Some("fraud-evidence-backend".into()),
-        version: Some("1.0.0".into()),
-        environment: Some("production".into()),
-        user_id: Some("investigator@fraud.com".into()),
-        ip_address: Some("192.168.1.100".into()),
-        ..Metadata::default()
-    };
-    Event::new(
-        EventType::EvidenceUploaded,
-        data,
-        metadata,
-        chrono::Utc::now(),
-        &mut rand::rng(),
-    )
-}
-
 /// CPU time used by this process so far, user and system, in seconds.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -267,7 +236,7 @@ fn group_rate(outbox: &Arc<Outbox>, writers: usize) -> f64 {
         .map(|w| {
             let outbox = outbox.clone();
             std::thread::spawn(move || {
-                let template = event(w as u64);
+                let template = guide_event(w);
                 let mut n = 0u64;
                 while start.elapsed() < PHASE {
                     outbox.enqueue(&fresh(&template)).wait().unwrap();
@@ -294,7 +263,7 @@ fn group_task_rate(outbox: &Arc<Outbox>, writers: usize) -> f64 {
             .map(|w| {
                 let outbox = outbox.clone();
                 tokio::spawn(async move {
-                    let template = event(w as u64);
+                    let template = guide_event(w);
                     let mut n = 0u64;
                     while start.elapsed() < PHASE {
                         outbox.enqueue(&fresh(&template)).await.unwrap();
@@ -313,22 +282,12 @@ fn group_task_rate(outbox: &Arc<Outbox>, writers: usize) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Queues `n` events, 10,000 per transaction.
+/// Queues `n` guide-shaped events, built 10,000 at a time so a million never sit in memory.
 fn fill(outbox: &Outbox, n: u64) {
-    let mut done = 0;
-    while done < n {
-        let chunk = (n - done).min(10_000);
-        let events: Vec<Event> = (done..done + chunk).map(event).collect();
-        outbox
-            .write(move |tx| {
-                for e in &events {
-                    tx.enqueue(e)?;
-                }
-                Ok::<_, Error>(())
-            })
-            .wait()
-            .unwrap();
-        done += chunk;
+    let n = n as usize;
+    for start in (0..n).step_by(10_000) {
+        let events: Vec<Event> = (start..n.min(start + 10_000)).map(guide_event).collect();
+        casewire_testkit::fill(outbox, &events);
     }
 }
 

@@ -78,13 +78,15 @@ fn read_block(conn: &Connection, block: i64) -> Result<Option<Bits>, Error> {
         .map(|blob| decode(&blob)))
 }
 
-/// The committed delivered order keys, mirrored in memory for claims and stats.
+/// The delivered order keys as committed: the outbox mirrors them in memory for claims and
+/// stats, and a tool reading an outbox file through a connection of its own (a test looking at
+/// the queue while the outbox is open) uses them to tell queued rows from delivered ones.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Delivered(BTreeMap<i64, Bits>);
+pub struct Delivered(BTreeMap<i64, Bits>);
 
 impl Delivered {
-    /// Reads every block as committed.
-    pub(crate) fn load(conn: &Connection) -> Result<Delivered, Error> {
+    /// Reads every block as `conn` sees it.
+    pub fn load(conn: &Connection) -> Result<Delivered, Error> {
         let mut stmt = conn.prepare_cached("SELECT block, bits FROM outbox_delivered")?;
         let blocks = stmt
             .query_map([], |r| Ok((r.get(0)?, decode(&r.get::<_, Vec<u8>>(1)?))))?
@@ -109,7 +111,8 @@ impl Delivered {
         Ok(())
     }
 
-    pub(crate) fn contains(&self, seq: i64) -> bool {
+    /// Whether the event with order key `seq` was delivered (its row awaits deletion).
+    pub fn contains(&self, seq: i64) -> bool {
         let (block, offset) = split(seq);
         self.0.get(&block).is_some_and(|bits| is_set(bits, offset))
     }
@@ -210,9 +213,6 @@ impl WriteTx<'_> {
         rows.dedup_by_key(|r| r.0);
         let mut by_priority = [(0i64, 0i64); 4];
         let mut marked = 0;
-        let mut write = self.prepare_cached(
-            "INSERT OR REPLACE INTO outbox_delivered (block, bits) VALUES (?1, ?2)",
-        )?;
         for same_block in rows.chunk_by(|a, b| split(a.0).0 == split(b.0).0) {
             let block = split(same_block[0].0).0;
             let mut bits = read_block(self, block)?.unwrap_or_else(|| Box::new([0; WORDS]));
@@ -230,8 +230,7 @@ impl WriteTx<'_> {
                 bucket.1 += len;
             }
             if changed {
-                write.execute(params![block, encode(&bits)])?;
-                self.delivered_touched.borrow_mut().add(block);
+                self.store_block(block, &bits)?;
             }
         }
         if marked == 0 {
@@ -317,14 +316,7 @@ impl WriteTx<'_> {
                 -(sizes.len() as i64),
                 -sizes.iter().sum::<i64>(),
             )?;
-            if bits.iter().all(|&w| w == 0) {
-                self.prepare_cached("DELETE FROM outbox_delivered WHERE block = ?1")?
-                    .execute([block])?;
-            } else {
-                self.prepare_cached("UPDATE outbox_delivered SET bits = ?2 WHERE block = ?1")?
-                    .execute(params![block, encode(&bits)])?;
-            }
-            self.delivered_touched.borrow_mut().add(block);
+            self.store_block(block, &bits)?;
         }
         if !found {
             // Nothing to sweep, yet the writer thought there was: re-read every mark.
@@ -347,16 +339,25 @@ impl WriteTx<'_> {
             "a dead letter was marked delivered; unmarked on replay"
         );
         bits[offset / 64] &= !(1 << (offset % 64));
+        self.store_block(block, &bits)?;
+        self.add_to_counter(DELIVERED_BUCKET, -1, -size)?;
+        self.add_to_counter(priority, 1, size)?;
+        Ok(())
+    }
+
+    /// Writes one block's bitmap back (a block with no bit left is deleted), for the claims'
+    /// copy to re-read after the commit.
+    fn store_block(&self, block: i64, bits: &[u64; WORDS]) -> Result<(), Error> {
         if bits.iter().all(|&w| w == 0) {
             self.prepare_cached("DELETE FROM outbox_delivered WHERE block = ?1")?
                 .execute([block])?;
         } else {
-            self.prepare_cached("UPDATE outbox_delivered SET bits = ?2 WHERE block = ?1")?
-                .execute(params![block, encode(&bits)])?;
+            self.prepare_cached(
+                "INSERT OR REPLACE INTO outbox_delivered (block, bits) VALUES (?1, ?2)",
+            )?
+            .execute(params![block, encode(bits)])?;
         }
         self.delivered_touched.borrow_mut().add(block);
-        self.add_to_counter(DELIVERED_BUCKET, -1, -size)?;
-        self.add_to_counter(priority, 1, size)?;
         Ok(())
     }
 

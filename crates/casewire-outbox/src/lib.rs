@@ -101,7 +101,7 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
-pub use acked::DEFAULT_SWEEP_AFTER_IDLE;
+pub use acked::{DEFAULT_SWEEP_AFTER_IDLE, Delivered};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use legacy::ImportReport;
 pub use queue::{

@@ -57,18 +57,13 @@ impl WriteTx<'_> {
 
     pub(crate) fn insert(&self, event: &PreparedEvent, added_at: i64) -> Result<(), Error> {
         let needed = event.payload.len() as u64;
-        let used: i64 = self
-            .prepare_cached("SELECT SUM(bytes) FROM outbox_counters")?
-            .query_row([], |r| r.get(0))?;
-        let mut used = u64::try_from(used).unwrap_or(0);
+        let mut used = self.quota_used()?;
         // Delivered rows awaiting deletion make room before anything is refused.
         while used + needed > self.shared.quota_bytes && self.delivered_bytes()? > 0 {
-            let before = self.delivered_bytes()?;
             if self.sweep(crate::acked::SWEEP_CHUNK)? == 0 {
                 break;
             }
-            used =
-                used.saturating_sub(u64::try_from(before - self.delivered_bytes()?).unwrap_or(0));
+            used = self.quota_used()?;
         }
         if used + needed > self.shared.quota_bytes {
             if self.shared.rejected_full.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -111,6 +106,14 @@ impl WriteTx<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Bytes the quota counts now: every counter bucket.
+    fn quota_used(&self) -> Result<u64, Error> {
+        let used: i64 = self
+            .prepare_cached("SELECT SUM(bytes) FROM outbox_counters")?
+            .query_row([], |r| r.get(0))?;
+        Ok(u64::try_from(used).unwrap_or(0))
     }
 
     fn audit(&self, actor: &str, action: &str, count: usize, detail: &str) -> Result<(), Error> {

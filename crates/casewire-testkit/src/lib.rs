@@ -172,31 +172,17 @@ impl Drop for Tansu {
 
 /// Every event queued in the outbox file `db`, in order, read by a connection of its own (so
 /// reading claims nothing and can be repeated while the outbox is open). Rows of delivered
-/// events awaiting deletion (their bit set in `outbox_delivered`, one bitmap of 4,096 order
-/// keys per row) are not queued.
+/// events awaiting deletion are not queued.
 pub fn queued_events(db: &Path) -> Vec<Event> {
     let db = rusqlite::Connection::open(db).expect("open the outbox file");
-    let mut blocks = db
-        .prepare("SELECT block, bits FROM outbox_delivered")
-        .expect("query");
-    let delivered: std::collections::HashMap<i64, Vec<u8>> = blocks
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("rows")
-        .map(|row| row.expect("row"))
-        .collect();
-    let is_delivered = |seq: i64| {
-        let (block, offset) = (seq.div_euclid(4_096), seq.rem_euclid(4_096) as usize);
-        delivered
-            .get(&block)
-            .is_some_and(|bits| bits[offset / 8] & (1 << (offset % 8)) != 0)
-    };
+    let delivered = casewire_outbox::Delivered::load(&db).expect("delivered marks");
     let mut stmt = db
         .prepare("SELECT seq, payload FROM outbox_events ORDER BY seq")
         .expect("query");
     stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
         .expect("rows")
         .map(|row| row.expect("row"))
-        .filter(|(seq, _)| !is_delivered(*seq))
+        .filter(|(seq, _)| !delivered.contains(*seq))
         .map(|(_, payload)| Event::from_json(&payload).expect("parses"))
         .collect()
 }

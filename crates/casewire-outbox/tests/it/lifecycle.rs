@@ -765,6 +765,18 @@ fn delivered_events_are_not_claimed_again_after_a_restart() {
     assert_eq!((stats.queue_size, stats.awaiting_deletion), (2, 4));
     let listed: Vec<i64> = stats.events.iter().map(|e| e.seq).collect();
     assert_eq!(listed, vec![seqs[2], seqs[5]]);
+    // A connection of its own (the testkit's) tells the same queued rows apart.
+    let outside: Vec<String> = casewire_testkit::queued_events(&fx.db_path())
+        .iter()
+        .map(|e| e.event_id.to_string())
+        .collect();
+    assert_eq!(
+        outside,
+        vec![
+            claim.events[2].event_id.clone(),
+            claim.events[5].event_id.clone()
+        ]
+    );
 }
 
 #[test]
