@@ -8,11 +8,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use casewire_events::{Event, EventType, Metadata};
 use casewire_outbox::{Outbox, OutboxConfig, Page};
 use casewire_relay::{Relay, RelayConfig};
 use rdkafka::mocking::MockCluster;
-use serde_json::json;
 use support::{PATIENCE, Tmpfs, TopicReader};
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
@@ -49,16 +47,7 @@ fn acknowledgements_refused_by_a_full_disk_are_written_once_space_returns() {
         Arc::new(Outbox::open(OutboxConfig::file(fs.path().join("outbox.db"))).expect("outbox"));
     let ids: Vec<String> = (0..50)
         .map(|n| {
-            let event = Event::new(
-                EventType::CaseUpdated,
-                json!({"caseId": format!("CASE-{}", n % 5), "n": n})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                Metadata::default(),
-                chrono::Utc::now(),
-                &mut rand::rng(),
-            );
+            let event = casewire_testkit::case_event(&format!("CASE-{}", n % 5), n, "disk-full");
             outbox.enqueue(&event).wait().expect("durable");
             event.event_id.to_string()
         })

@@ -67,13 +67,7 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,librdkafka=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    casewire_testkit::test_logging();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

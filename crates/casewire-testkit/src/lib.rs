@@ -58,6 +58,18 @@ pub fn case_event(case: &str, n: usize, source: &str) -> Event {
     )
 }
 
+/// Shows logs in a failing test's output (info, librdkafka's warnings; `RUST_LOG` tunes them).
+/// Safe to call from every test: only the first call installs the subscriber.
+pub fn test_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,librdkafka=warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 /// Queues `events` durably, 5,000 per transaction.
 pub fn fill(outbox: &Outbox, events: &[Event]) {
     for chunk in events.chunks(5_000) {

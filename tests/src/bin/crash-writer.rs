@@ -12,9 +12,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use casewire_events::{Event, EventType, Metadata};
 use casewire_outbox::{Error, Outbox, OutboxConfig};
-use serde_json::json;
 
 const WRITERS: usize = 4;
 
@@ -41,19 +39,9 @@ fn main() -> anyhow::Result<()> {
         .map(|w| {
             let outbox = outbox.clone();
             std::thread::spawn(move || -> anyhow::Result<()> {
-                let mut rng = rand::rng();
                 for n in 0..count {
                     let case = format!("CASE-{w}-{}", n % 7);
-                    let event = Event::new(
-                        EventType::CaseUpdated,
-                        json!({"caseId": case, "n": n})
-                            .as_object()
-                            .cloned()
-                            .unwrap_or_default(),
-                        Metadata::default(),
-                        chrono::Utc::now(),
-                        &mut rng,
-                    );
+                    let event = casewire_testkit::case_event(&case, n as usize, "crash-writer");
                     let id = event.event_id.to_string();
                     let result = outbox
                         .write(move |tx| {

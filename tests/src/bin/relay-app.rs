@@ -13,10 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use casewire_events::{Event, EventType, Metadata};
 use casewire_outbox::{Outbox, OutboxConfig, Page, RetryPolicy};
 use casewire_relay::{Relay, RelayConfig};
-use serde_json::json;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -53,18 +51,8 @@ async fn main() -> anyhow::Result<()> {
             ..RelayConfig::new(brokers.as_str())
         },
     )?;
-    let mut rng = rand::rng();
     for n in 0..enqueue {
-        let event = Event::new(
-            EventType::CaseUpdated,
-            json!({"caseId": format!("CASE-{}", n % 9), "n": n})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            Metadata::default(),
-            chrono::Utc::now(),
-            &mut rng,
-        );
+        let event = casewire_testkit::case_event(&format!("CASE-{}", n % 9), n, "relay-app");
         outbox.enqueue(&event).await?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "durable {}", event.event_id)?;

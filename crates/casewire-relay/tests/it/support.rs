@@ -25,14 +25,7 @@ pub(crate) struct Fixture {
 
 impl Fixture {
     pub(crate) fn new() -> Fixture {
-        // Logs show in a failing test's output (RUST_LOG tunes them).
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info,librdkafka=warn".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        casewire_testkit::test_logging();
         let dir = tempfile::tempdir().expect("temp dir");
         let outbox = Arc::new(Outbox::open(outbox_config(&dir)).expect("outbox"));
         Fixture { _dir: dir, outbox }
