@@ -51,12 +51,7 @@ fn queued_events_survive_restart_and_are_claimed_in_commit_order() {
 fn acknowledged_events_leave_the_queue_for_good() {
     let fx = Fixture::new();
     let outbox = fx.open();
-    for i in 0..3 {
-        outbox
-            .enqueue(&fx.event(&format!("K{i}"), Priority::Low))
-            .wait()
-            .expect("durable");
-    }
+    fx.queue(&outbox, 3, Priority::Low);
     let claim = outbox.claim(2).expect("claim");
     let removed = outbox
         .ack(claim.events.iter().map(|e| e.seq).collect())
@@ -363,12 +358,7 @@ fn discarding_dead_letters_is_explicit_and_audited() {
 fn clearing_the_queue_reports_the_count_and_leaves_an_alert() {
     let fx = Fixture::new();
     let outbox = fx.open();
-    for i in 0..5 {
-        outbox
-            .enqueue(&fx.event(&format!("K{i}"), Priority::Medium))
-            .wait()
-            .expect("durable");
-    }
+    fx.queue(&outbox, 5, Priority::Medium);
     outbox.claim(2).expect("claim");
     assert_eq!(
         outbox
@@ -588,12 +578,7 @@ fn await_swept(outbox: &Outbox) {
 fn delivered_rows_wait_while_a_backlog_drains() {
     let fx = Fixture::new();
     let outbox = fx.open();
-    for i in 0..10 {
-        outbox
-            .enqueue(&fx.event(&format!("K{i}"), Priority::Medium))
-            .wait()
-            .expect("durable");
-    }
+    fx.queue(&outbox, 10, Priority::Medium);
     // A full window: a backlog is draining.
     let first = outbox.claim(5).expect("claim");
     let seqs: Vec<i64> = first.events.iter().map(|e| e.seq).collect();
@@ -624,12 +609,7 @@ fn without_idle_sweep(fx: &Fixture, n: usize, priority: Priority) -> Outbox {
         ..fx.config()
     })
     .expect("opens");
-    for i in 0..n {
-        outbox
-            .enqueue(&fx.event(&format!("K{i}"), priority))
-            .wait()
-            .expect("durable");
-    }
+    fx.queue(&outbox, n, priority);
     outbox
 }
 
@@ -665,12 +645,7 @@ fn delivered_rows_are_deleted_under_a_steady_load_too() {
         ..fx.config()
     })
     .expect("opens");
-    for i in 0..50 {
-        outbox
-            .enqueue(&fx.event(&format!("K{i}"), Priority::Low))
-            .wait()
-            .expect("durable");
-    }
+    fx.queue(&outbox, 50, Priority::Low);
     let seqs = outbox
         .claim(100)
         .expect("claim")

@@ -50,6 +50,16 @@ impl Fixture {
         Outbox::open(self.config()).expect("outbox opens")
     }
 
+    /// Queues `n` events of keys K0, K1… durably, one transaction each.
+    pub(crate) fn queue(&self, outbox: &Outbox, n: usize, priority: Priority) {
+        for i in 0..n {
+            outbox
+                .enqueue(&self.event(&format!("K{i}"), priority))
+                .wait()
+                .expect("durable");
+        }
+    }
+
     /// A valid `case.updated` event whose partition key is `case`.
     pub(crate) fn event(&self, case: &str, priority: Priority) -> Event {
         let mut rng = self.rng.lock().expect("rng");
