@@ -188,8 +188,8 @@ impl Default for AuthPolicy {
 
 /// Users and tokens, stored in the outbox's database and written through its transactions.
 pub struct Auth {
-    outbox: Arc<Outbox>,
-    clock: Arc<dyn Clock>,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) clock: Arc<dyn Clock>,
     policy: AuthPolicy,
     /// A hash of a random password, verified when the username is unknown.
     decoy_hash: String,
@@ -204,7 +204,7 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_password(password: &str) -> Result<String, CoreError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, CoreError> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| CoreError::Crypto(e.to_string()))?;
@@ -214,17 +214,17 @@ fn hash_password(password: &str) -> Result<String, CoreError> {
         .map_err(|e| CoreError::Crypto(e.to_string()))
 }
 
-fn verify_password(password: &str, stored: &str) -> bool {
+pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
         .map(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
         .unwrap_or(false)
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn validate_username(username: &str) -> Result<String, CoreError> {
+pub(crate) fn validate_username(username: &str) -> Result<String, CoreError> {
     let name = username.trim().to_lowercase();
     let ok = (1..=64).contains(&name.len())
         && name
@@ -237,6 +237,21 @@ fn validate_username(username: &str) -> Result<String, CoreError> {
             "username {username:?} must be 1 to 64 letters, digits or . _ @ - +"
         )))
     }
+}
+
+/// Passwords have at least 12 characters and at most 1,024 bytes (Argon2id hashes them whole).
+pub(crate) fn validate_password(password: &str) -> Result<(), CoreError> {
+    if password.chars().count() < 12 {
+        return Err(CoreError::Invalid(
+            "password must have at least 12 characters".into(),
+        ));
+    }
+    if password.len() > 1024 {
+        return Err(CoreError::Invalid(
+            "password must be at most 1024 bytes".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Auth {
@@ -256,11 +271,7 @@ impl Auth {
     /// Adds a user. Passwords shorter than 12 characters are refused.
     pub fn add_user(&self, username: &str, role: Role, password: &str) -> Result<User, CoreError> {
         let username = validate_username(username)?;
-        if password.chars().count() < 12 {
-            return Err(CoreError::Invalid(
-                "password must have at least 12 characters".into(),
-            ));
-        }
+        validate_password(password)?;
         let hash = hash_password(password)?;
         let now = self.clock.now_ms();
         self.outbox

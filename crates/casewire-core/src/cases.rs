@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use casewire_events::{Event, EventType};
-use casewire_outbox::{Clock, Outbox, WriteTx};
+use casewire_outbox::{Clock, DeliveryState, Outbox, WriteTx};
 use chrono::Datelike;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -83,6 +83,61 @@ pub struct TimelineEntry {
     /// The event's data.
     #[schema(value_type = Object)]
     pub data: Value,
+    /// Where the event is on its way to headquarters (Kafka).
+    pub delivery: Delivery,
+}
+
+/// Where a timeline event is on its way to Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStage {
+    /// Waiting on this machine: no broker reachable, or waiting out a retry delay.
+    Waiting,
+    /// Handed to Kafka, awaiting its acknowledgement.
+    Sending,
+    /// Acknowledged by Kafka.
+    Delivered,
+    /// Given up on after its retries; an admin can replay it.
+    DeadLettered,
+    /// Dropped from the queue by an admin's clear before it was known to be delivered.
+    Cleared,
+}
+
+/// A timeline event's delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The stage.
+    pub state: DeliveryStage,
+    /// Counted failed attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, while it is not delivered.
+    pub last_error: Option<String>,
+    /// When it is next tried, while waiting; RFC 3339.
+    pub next_attempt_at: Option<String>,
+    /// When Kafka acknowledged it, if that was recorded; RFC 3339.
+    pub delivered_at: Option<String>,
+    /// Why it was dead-lettered.
+    pub reason: Option<String>,
+}
+
+impl Delivery {
+    fn at(state: DeliveryStage) -> Delivery {
+        Delivery {
+            state,
+            attempts: 0,
+            last_error: None,
+            next_attempt_at: None,
+            delivered_at: None,
+            reason: None,
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Cases in the outbox's database.
@@ -328,42 +383,154 @@ impl Cases {
             })
     }
 
-    /// Everything that happened to a case, in order.
+    /// Everything that happened to a case, in order, each event with its delivery.
     pub fn timeline(&self, case_id: &str) -> Result<Vec<TimelineEntry>, CoreError> {
         let case_id = case_id.to_owned();
-        self.outbox.read(|tx| {
+        let rows = self.outbox.read(|tx| {
             load(tx, &case_id)?;
             let mut stmt = tx.prepare(
-                "SELECT event_id, event_type, actor, at, data FROM case_events
-                      WHERE case_id = ?1 ORDER BY id",
+                "SELECT event_id, event_type, actor, at, data, delivered_at, cleared_at
+                   FROM case_events WHERE case_id = ?1 ORDER BY id",
             )?;
             let rows = stmt.query_map([&case_id], |r| {
-                Ok(TimelineEntry {
-                    event_id: r.get(0)?,
-                    event_type: r.get(1)?,
-                    actor: r.get(2)?,
-                    at: r.get(3)?,
-                    data: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
-                })
+                Ok((
+                    TimelineEntry {
+                        event_id: r.get(0)?,
+                        event_type: r.get(1)?,
+                        actor: r.get(2)?,
+                        at: r.get(3)?,
+                        data: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+                        delivery: Delivery::at(DeliveryStage::Delivered),
+                    },
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<i64>>(6)?.is_some(),
+                ))
             })?;
             Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        })?;
+        let ids: Vec<String> = rows.iter().map(|(e, _, _)| e.event_id.clone()).collect();
+        let states = self.outbox.delivery_states(&ids)?;
+        Ok(rows
+            .into_iter()
+            .map(|(mut entry, delivered_at, cleared)| {
+                entry.delivery = match states.get(&entry.event_id) {
+                    Some(DeliveryState::Waiting {
+                        attempts,
+                        next_attempt_at,
+                        last_error,
+                    }) => Delivery {
+                        attempts: *attempts,
+                        next_attempt_at: Some(next_attempt_at.clone()),
+                        last_error: last_error.clone(),
+                        ..Delivery::at(DeliveryStage::Waiting)
+                    },
+                    Some(DeliveryState::Sending {
+                        attempts,
+                        last_error,
+                    }) => Delivery {
+                        attempts: *attempts,
+                        last_error: last_error.clone(),
+                        ..Delivery::at(DeliveryStage::Sending)
+                    },
+                    Some(DeliveryState::DeadLettered {
+                        reason, attempts, ..
+                    }) => Delivery {
+                        attempts: *attempts,
+                        reason: Some(reason.clone()),
+                        ..Delivery::at(DeliveryStage::DeadLettered)
+                    },
+                    None if cleared => Delivery::at(DeliveryStage::Cleared),
+                    // Marked delivered, or its row deleted after delivery.
+                    Some(DeliveryState::Delivered) | None => Delivery {
+                        delivered_at: delivered_at.map(rfc3339),
+                        ..Delivery::at(DeliveryStage::Delivered)
+                    },
+                };
+                entry
+            })
+            .collect())
+    }
+
+    /// Clears the event queue ([`casewire_outbox::Outbox::clear`]) and, in the same commit,
+    /// marks the timeline events it drops before Kafka had them, so no timeline claims they
+    /// were delivered.
+    pub fn clear_queue(&self, actor: String, ip_address: Option<String>) -> Result<u64, CoreError> {
+        let now = self.clock.now_ms();
+        self.outbox
+            .write(move |tx| {
+                let dropped: Vec<(i64, String)> = {
+                    let mut stmt = tx.prepare(
+                        "SELECT o.seq, o.event_id FROM outbox_events o
+                           JOIN case_events c ON c.seq = o.seq",
+                    )?;
+                    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                let mut mark =
+                    tx.prepare("UPDATE case_events SET cleared_at = ?2 WHERE event_id = ?1")?;
+                for (seq, event_id) in dropped {
+                    if !tx.is_acknowledged(seq)? {
+                        mark.execute(params![event_id, now])?;
+                    }
+                }
+                drop(mark);
+                Ok::<_, CoreError>(tx.clear_queue(&actor, ip_address)?)
+            })
+            .wait()
+    }
+
+    /// Records that Kafka acknowledged the events with order keys `seqs` at `at_ms`, for the
+    /// timelines that hold them. Called as the relay reports deliveries, before the outbox
+    /// deletes the rows; a timeline event it misses still shows as delivered, without a time.
+    pub fn record_deliveries(&self, seqs: Vec<i64>, at_ms: i64) -> Result<usize, CoreError> {
+        self.outbox
+            .write(move |tx| {
+                // rarray() takes an Rc, which cannot cross into the writer: built here.
+                let seqs = std::rc::Rc::new(
+                    seqs.into_iter()
+                        .map(rusqlite::types::Value::Integer)
+                        .collect::<Vec<_>>(),
+                );
+                Ok::<_, CoreError>(tx.execute(
+                    "UPDATE case_events SET delivered_at = ?1
+                      WHERE seq IN rarray(?2) AND delivered_at IS NULL",
+                    params![at_ms, seqs],
+                )?)
+            })
+            .wait()
+    }
+}
+
+/// Enqueues `event` and, when its data names a case that exists (`caseId`), adds it to that
+/// case's timeline too: evidence added to a case shows in the case's history.
+pub(crate) fn enqueue_in_timeline(tx: &WriteTx<'_>, event: &Event) -> Result<(), CoreError> {
+    let case_id = event.data.get("caseId").and_then(Value::as_str);
+    let exists = match case_id {
+        Some(id) => tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM cases WHERE case_id = ?1)")?
+            .query_row([id], |r| r.get::<_, bool>(0))?,
+        None => false,
+    };
+    match case_id {
+        Some(id) if exists => record(tx, id, event),
+        _ => Ok(tx.enqueue(event)?),
     }
 }
 
 /// Enqueues a case's event and adds it to the case's timeline.
 fn record(tx: &WriteTx<'_>, case_id: &str, event: &Event) -> Result<(), CoreError> {
-    tx.enqueue(event)?;
+    let seq = tx.enqueue_returning_seq(event)?;
     tx.execute(
-        "INSERT INTO case_events (case_id, event_id, event_type, actor, at, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO case_events (case_id, event_id, event_type, actor, at, data, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             case_id,
             event.event_id.as_str(),
             event.event_type.as_str(),
             event.metadata.user_id.clone().unwrap_or_default(),
             event.timestamp.timestamp_millis(),
-            Value::Object(event.data.clone()).to_string()
+            Value::Object(event.data.clone()).to_string(),
+            seq,
         ],
     )?;
     Ok(())

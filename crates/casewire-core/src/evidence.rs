@@ -341,7 +341,7 @@ impl EvidenceStore {
                         record.uploaded_at
                     ],
                 )?;
-                tx.enqueue(&event)?;
+                crate::cases::enqueue_in_timeline(tx, &event)?;
                 Ok::<_, CoreError>(())
             })
             .wait()?;
@@ -489,7 +489,9 @@ impl EvidenceStore {
         }
         self.outbox
             .write(move |tx| {
-                events.iter().try_for_each(|e| tx.enqueue(e))?;
+                events
+                    .iter()
+                    .try_for_each(|e| crate::cases::enqueue_in_timeline(tx, e))?;
                 Ok::<_, CoreError>(())
             })
             .wait()?;
@@ -517,7 +519,7 @@ impl EvidenceStore {
             from,
         );
         self.outbox
-            .write(move |tx| Ok::<_, CoreError>(tx.enqueue(&event)?))
+            .write(move |tx| crate::cases::enqueue_in_timeline(tx, &event))
             .wait()?;
         Ok((evidence, file))
     }
@@ -553,7 +555,7 @@ impl EvidenceStore {
                 {
                     return Err(CoreError::Gone(format!("evidence {id} was deleted")));
                 }
-                tx.enqueue(&event)?;
+                crate::cases::enqueue_in_timeline(tx, &event)?;
                 Ok(())
             })
             .wait()?;
@@ -639,7 +641,7 @@ impl EvidenceStore {
                         row.tx_hash, row.evidence_id
                     )));
                 }
-                tx.enqueue(&event)?;
+                crate::cases::enqueue_in_timeline(tx, &event)?;
                 Ok(())
             })
             .wait()?;

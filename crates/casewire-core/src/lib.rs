@@ -1,4 +1,4 @@
-//! The Casewire domain. So far: local users, Argon2id passwords, bearer tokens and the permission
+//! The Casewire domain and the backend's wiring ([`App`], with its [`settings`]): local users, Argon2id passwords, bearer tokens and the permission
 //! table ([`auth`]), evidence files and their anchors ([`evidence`]), cases ([`cases`]) and the
 //! fraud-response policy of the RL routes ([`rl`]), and `Idempotency-Key` records
 //! ([`idempotency`]).
@@ -8,19 +8,25 @@
 //! has its own version, in `core_schema`, beside the outbox's (which uses `user_version`).
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod auth;
 pub mod cases;
 pub mod evidence;
 pub mod idempotency;
 pub mod rl;
+pub mod settings;
+pub mod users;
 
 use casewire_outbox::Outbox;
 
+pub use app::{App, JsonFileStore, RelayStatus, SettingsStore};
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
-pub use cases::{Case, CaseStatus, Cases, TimelineEntry};
+pub use cases::{Case, CaseStatus, Cases, Delivery, DeliveryStage, TimelineEntry};
 pub use evidence::{Anchor, Evidence, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification};
 pub use idempotency::{Begin, Idempotency, StoredResponse};
 pub use rl::{Feedback, Policy, Prediction, PredictionRequest};
+pub use settings::{Applies, SettingView, Settings, Source};
+pub use users::{UserChange, UserRecord};
 
 /// `metadata.source` of the events the domain creates.
 pub const SOURCE: &str = "casewire";
@@ -100,6 +106,20 @@ pub enum CoreError {
     /// A query failed.
     #[error("storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A setting or the configuration file is wrong; the message names which and why.
+    #[error("{0}")]
+    Config(String),
+    /// The first user exists already: setting up is over.
+    #[error("Casewire is set up already: sign in instead")]
+    SetupDone,
+    /// The one-time setup code was missing or wrong.
+    #[error(
+        "the setup code is missing or wrong: use the code casewire serve printed when it started"
+    )]
+    SetupCodeInvalid,
+    /// The relay could not start.
+    #[error(transparent)]
+    Relay(#[from] casewire_relay::RelayError),
 }
 
 /// The domain's migrations, in order; `core_schema` records how many have run.
@@ -235,6 +255,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, key)
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+"#,
+    r#"
+    -- When Kafka acknowledged a timeline's event, recorded as the relay reports deliveries, so
+    -- the timeline can say "delivered at" after the outbox has deleted the row.
+    -- seq is the event's order key in the outbox, the key delivery reports name it by.
+    ALTER TABLE case_events ADD COLUMN seq INTEGER;
+    ALTER TABLE case_events ADD COLUMN delivered_at INTEGER;
+    -- When an admin's clear dropped the event from the queue before Kafka had it.
+    ALTER TABLE case_events ADD COLUMN cleared_at INTEGER;
+    CREATE INDEX case_events_by_seq ON case_events (seq) WHERE seq IS NOT NULL;
 "#,
 ];
 

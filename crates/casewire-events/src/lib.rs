@@ -1,7 +1,8 @@
 //! The Casewire event model: what an event is, before anything stores or sends it.
 //!
 //! An [`Event`] serialises exactly to the guide's schema (`eventId`, `eventType`, `timestamp`,
-//! `priority`, `data`, `metadata`). Each of the 18 [`EventType`]s has a default [`Priority`] and a
+//! `priority`, `data`, `metadata`). Each of the 20 [`EventType`]s (the guide's 18 and
+//! two for user administration) has a default [`Priority`] and a
 //! `data` schema ([`required_fields`]); [`Event::validate`] checks both and the size cap.
 //! [`Event::partition_key`] and [`Event::headers`] define the Kafka message around the document.
 //!

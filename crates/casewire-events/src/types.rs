@@ -84,8 +84,9 @@ impl FromStr for Priority {
 
 macro_rules! event_types {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, $priority:ident; )*) => {
-        /// The 18 event types: the guide's 17 named types, and `system.info`, the low-priority
-        /// "system info" of the guide's priority table.
+        /// The 20 event types: the guide's 17 named types, `system.info` (the low-priority
+        /// "system info" of the guide's priority table), and Casewire's two additions for user
+        /// administration, `user.created` and `user.updated`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
         pub enum EventType {
@@ -141,6 +142,10 @@ event_types! {
     UserLogin => "user.login", Low;
     /// A request was refused for want of authentication or permission.
     UserUnauthorizedAccess => "user.unauthorized_access", Critical;
+    /// Casewire's addition to the guide's list: a user account was created.
+    UserCreated => "user.created", Medium;
+    /// Casewire's addition: a user's role, state (enabled or disabled) or password changed.
+    UserUpdated => "user.updated", Medium;
     /// Something needs an operator's attention.
     SystemAlert => "system.alert", High;
     /// Something failed inside the system.

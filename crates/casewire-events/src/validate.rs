@@ -75,6 +75,8 @@ pub fn required_fields(event_type: EventType) -> &'static [(&'static str, FieldK
         EventType::RlModelUpdated => &[("modelVersion", Text)],
         EventType::UserLogin => &[("userId", Text)],
         EventType::UserUnauthorizedAccess => &[("path", Text), ("method", Text)],
+        EventType::UserCreated => &[("username", Text), ("role", Text)],
+        EventType::UserUpdated => &[("username", Text), ("change", Text)],
         EventType::SystemAlert | EventType::SystemError | EventType::SystemInfo => {
             &[("message", Text)]
         }

@@ -105,8 +105,8 @@ pub use acked::{DEFAULT_SWEEP_AFTER_IDLE, Delivered};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use legacy::ImportReport;
 pub use queue::{
-    BrokerStatus, Claim, ClaimedEvent, DeadLetter, FailKind, FailOutcome, Failure, Page,
-    PriorityCounts, QueueStats, QueuedEvent,
+    BrokerStatus, Claim, ClaimedEvent, DeadLetter, DeliveryState, FailKind, FailOutcome, Failure,
+    Page, PriorityCounts, QueueFilter, QueueStats, QueuedEvent,
 };
 pub use retry::{DEFAULT_MAX_RETRIES, DEFAULT_RETRY_INTERVAL, RetryPolicy};
 pub use writer::{DeliveryTotals, Pending, PendingFuture, WriteTx};

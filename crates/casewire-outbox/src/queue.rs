@@ -51,6 +51,15 @@ impl WriteTx<'_> {
         self.enqueue_prepared(&PreparedEvent::new(event, &self.shared.limits)?)
     }
 
+    /// [`WriteTx::enqueue`], returning the event's order key, the key the relay's delivery
+    /// reports name it by.
+    pub fn enqueue_returning_seq(&self, event: &Event) -> Result<i64, Error> {
+        self.enqueue(event)?;
+        // The event's row is the last one this connection inserted: the counters' triggers
+        // only update, and a sweep to make room runs before the insert.
+        Ok(self.last_insert_rowid())
+    }
+
     pub(crate) fn enqueue_prepared(&self, event: &PreparedEvent) -> Result<(), Error> {
         self.insert(event, self.shared.clock.now_ms())
     }
@@ -114,6 +123,46 @@ impl WriteTx<'_> {
             .prepare_cached("SELECT SUM(bytes) FROM outbox_counters")?
             .query_row([], |r| r.get(0))?;
         Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    /// [`Outbox::clear`] inside this transaction, so a caller can record in its own tables,
+    /// in the same commit, which events the clear drops.
+    pub fn clear_queue(&self, actor: &str, ip_address: Option<String>) -> Result<u64, Error> {
+        // Delivered rows awaiting deletion go too, but were not queued.
+        let cleared: i64 = self
+            .prepare_cached("SELECT SUM(events) FROM outbox_counters WHERE bucket < ?1")?
+            .query_row([DEAD_BUCKET], |r| r.get(0))?;
+        let cleared = usize::try_from(cleared).unwrap_or(0);
+        self.note_removal();
+        self.execute("DELETE FROM outbox_events", [])?;
+        self.forget_delivered()?;
+        self.execute(
+            "UPDATE outbox_counters SET events = 0, bytes = 0 WHERE bucket <> ?1",
+            [DEAD_BUCKET],
+        )?;
+        *self.released.borrow_mut() = crate::writer::Release::All;
+        self.rewinds.set(true);
+        self.audit(actor, "clear", cleared, "")?;
+        let mut data = Map::new();
+        data.insert(
+            "message".into(),
+            format!("event queue cleared by {actor}: {cleared} events dropped").into(),
+        );
+        data.insert("clearedCount".into(), Value::from(cleared));
+        data.insert("clearedBy".into(), actor.into());
+        let mut alert = self
+            .shared
+            .system_event(EventType::SystemAlert, Priority::Critical, data);
+        alert.metadata.user_id = Some(actor.to_owned());
+        alert.metadata.ip_address = ip_address;
+        self.enqueue(&alert)?;
+        tracing::warn!(cleared, %actor, "event queue cleared");
+        Ok(cleared as u64)
+    }
+
+    /// Whether the event with order key `seq` is acknowledged (its row awaits deletion).
+    pub fn is_acknowledged(&self, seq: i64) -> Result<bool, Error> {
+        self.is_delivered(seq)
     }
 
     fn audit(&self, actor: &str, action: &str, count: usize, detail: &str) -> Result<(), Error> {
@@ -251,6 +300,52 @@ pub struct QueuedEvent {
     pub partition_key: String,
     /// The last delivery error, if any.
     pub last_error: Option<String>,
+}
+
+/// Which queued events a listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueFilter {
+    /// Only this type, e.g. `evidence.uploaded`.
+    pub event_type: Option<String>,
+    /// Only this priority.
+    pub priority: Option<Priority>,
+}
+
+/// Where an event the outbox holds is on its way to Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting on this machine for a broker, or for its next attempt.
+    Waiting {
+        /// Counted failed attempts.
+        attempts: u32,
+        /// When it is next due, RFC 3339.
+        #[serde(rename = "nextAttemptAt")]
+        next_attempt_at: String,
+        /// The last delivery error, if any.
+        #[serde(rename = "lastError")]
+        last_error: Option<String>,
+    },
+    /// Handed to Kafka, awaiting its acknowledgement.
+    Sending {
+        /// Counted failed attempts.
+        attempts: u32,
+        /// The last delivery error, if any.
+        #[serde(rename = "lastError")]
+        last_error: Option<String>,
+    },
+    /// Acknowledged by Kafka.
+    Delivered,
+    /// Given up on: in the dead letters.
+    DeadLettered {
+        /// Why.
+        reason: String,
+        /// Counted failed attempts.
+        attempts: u32,
+        /// When, RFC 3339.
+        #[serde(rename = "deadAt")]
+        dead_at: String,
+    },
 }
 
 /// Queued events by priority.
@@ -571,6 +666,122 @@ impl Outbox {
         Ok(events)
     }
 
+    /// A page of queued events in order, only those of `filter`'s type and priority when it
+    /// names them. The filter is applied while scanning, so a page always holds `page.limit`
+    /// matching events when there are that many.
+    pub fn list_queued_matching(
+        &self,
+        page: Page,
+        filter: &QueueFilter,
+    ) -> Result<Vec<QueuedEvent>, Error> {
+        if filter.event_type.is_none() && filter.priority.is_none() {
+            return self.list_queued(page);
+        }
+        let marks = self.shared.in_flight();
+        let reader = lock(&self.reader);
+        let mut events = Vec::with_capacity(page.limit.min(1_000));
+        if page.limit == 0 {
+            return Ok(events);
+        }
+        scan_queued(
+            &reader,
+            &marks.delivered,
+            page.after,
+            "event_id, event_type, priority, attempts, added_at, next_attempt_at, partition_key,
+             last_error",
+            |r| {
+                let event_type: String = r.get(2)?;
+                let priority = priority_of(r.get(3)?);
+                if filter
+                    .event_type
+                    .as_deref()
+                    .is_some_and(|t| t != event_type)
+                    || filter.priority.is_some_and(|p| p != priority)
+                {
+                    return Ok(true);
+                }
+                events.push(QueuedEvent {
+                    seq: r.get(0)?,
+                    event_id: r.get(1)?,
+                    event_type,
+                    priority,
+                    retry_count: r.get(4)?,
+                    added_at: rfc3339(r.get(5)?),
+                    next_attempt_at: rfc3339(r.get(6)?),
+                    partition_key: r.get(7)?,
+                    last_error: r.get(8)?,
+                });
+                Ok(events.len() < page.limit)
+            },
+        )?;
+        Ok(events)
+    }
+
+    /// The JSON document of a queued or dead-lettered event, as it will be (or would have
+    /// been) sent; `None` once it is delivered or gone.
+    pub fn event_document(&self, event_id: &str) -> Result<Option<Value>, Error> {
+        let reader = lock(&self.reader);
+        let payload: Option<Vec<u8>> = reader
+            .prepare_cached(
+                "SELECT payload FROM outbox_events WHERE event_id = ?1
+                 UNION ALL SELECT payload FROM dead_letters WHERE event_id = ?1 LIMIT 1",
+            )?
+            .query_row([event_id], |r| r.get(0))
+            .optional()?;
+        Ok(payload.and_then(|p| serde_json::from_slice(&p).ok()))
+    }
+
+    /// Where each of `event_ids` is on its way to Kafka, for those the outbox still holds (a
+    /// queued, in-flight or delivered-but-not-deleted row, or a dead letter). An id left out
+    /// was delivered and its row deleted, or was dropped by a clear (which a caller that must
+    /// tell the two apart records itself, through [`WriteTx::clear_queue`]).
+    pub fn delivery_states(
+        &self,
+        event_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, DeliveryState>, Error> {
+        let marks = self.shared.in_flight();
+        let reader = lock(&self.reader);
+        let mut states = std::collections::HashMap::with_capacity(event_ids.len());
+        let mut queued = reader.prepare_cached(
+            "SELECT seq, attempts, next_attempt_at, last_error FROM outbox_events WHERE event_id = ?1",
+        )?;
+        let mut dead = reader.prepare_cached(
+            "SELECT reason, attempts, dead_at FROM dead_letters WHERE event_id = ?1",
+        )?;
+        for id in event_ids {
+            let row: Option<(i64, u32, i64, Option<String>)> = queued
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?;
+            let state = match row {
+                Some((seq, _, _, _)) if marks.delivered.contains(seq) => DeliveryState::Delivered,
+                Some((seq, attempts, _, last_error)) if marks.events.contains_key(&seq) => {
+                    DeliveryState::Sending {
+                        attempts,
+                        last_error,
+                    }
+                }
+                Some((_, attempts, next, last_error)) => DeliveryState::Waiting {
+                    attempts,
+                    next_attempt_at: rfc3339(next),
+                    last_error,
+                },
+                None => match dead
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?)))
+                    .optional()?
+                {
+                    Some((reason, attempts, at)) => DeliveryState::DeadLettered {
+                        reason,
+                        attempts,
+                        dead_at: rfc3339(at),
+                    },
+                    None => continue,
+                },
+            };
+            states.insert(id.clone(), state);
+        }
+        Ok(states)
+    }
+
     /// A page of dead letters in original order.
     pub fn dead_letters(&self, page: Page) -> Result<Vec<DeadLetter>, Error> {
         let reader = lock(&self.reader);
@@ -693,39 +904,9 @@ impl Outbox {
     /// critical `system.alert` saying so in the same transaction, its metadata naming `actor`
     /// and the address they asked from. Returns the guide's `clearedCount`.
     pub fn clear(&self, actor: String, ip_address: Option<String>) -> Pending<u64> {
-        self.write(move |tx| {
-            // Delivered rows awaiting deletion go too, but were not queued.
-            let cleared: i64 = tx
-                .prepare_cached("SELECT SUM(events) FROM outbox_counters WHERE bucket < ?1")?
-                .query_row([DEAD_BUCKET], |r| r.get(0))?;
-            let cleared = usize::try_from(cleared).unwrap_or(0);
-            tx.note_removal();
-            tx.execute("DELETE FROM outbox_events", [])?;
-            tx.forget_delivered()?;
-            tx.execute(
-                "UPDATE outbox_counters SET events = 0, bytes = 0 WHERE bucket <> ?1",
-                [DEAD_BUCKET],
-            )?;
-            *tx.released.borrow_mut() = crate::writer::Release::All;
-            tx.rewinds.set(true);
-            tx.audit(&actor, "clear", cleared, "")?;
-            let mut data = Map::new();
-            data.insert(
-                "message".into(),
-                format!("event queue cleared by {actor}: {cleared} events dropped").into(),
-            );
-            data.insert("clearedCount".into(), Value::from(cleared));
-            data.insert("clearedBy".into(), actor.clone().into());
-            let mut alert =
-                tx.shared
-                    .system_event(EventType::SystemAlert, Priority::Critical, data);
-            alert.metadata.user_id = Some(actor.clone());
-            alert.metadata.ip_address = ip_address;
-            tx.enqueue(&alert)?;
-            tracing::warn!(cleared, %actor, "event queue cleared");
-            Ok(cleared as u64)
-        })
+        self.write(move |tx| tx.clear_queue(&actor, ip_address))
     }
+
     /// Makes every queued event that is waiting out a retry delay due now (the guide's
     /// "retry now"), records who did it, and returns how many were waiting. Attempt counts are
     /// kept: retrying early does not reset the road to the dead letters.

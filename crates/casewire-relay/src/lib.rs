@@ -26,7 +26,7 @@ mod config;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use casewire_outbox::{BrokerStatus, ClaimedEvent, FailKind, FailOutcome, Failure, Outbox};
@@ -78,6 +78,23 @@ pub struct RelayCounters {
     pub dead_lettered: AtomicU64,
     /// Whether a broker is reachable now.
     pub reachable: AtomicBool,
+    /// When Kafka last acknowledged an event, Unix ms (0: not since the start).
+    pub last_delivery_ms: AtomicI64,
+    /// The last error librdkafka or a delivery reported (authentication refused, a topic not
+    /// authorised, …), cleared when a delivery succeeds. Never holds a secret: librdkafka's
+    /// reasons name brokers and mechanisms, not passwords.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl RelayCounters {
+    /// The last error reported, if no delivery succeeded since.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    fn set_last_error(&self, reason: Option<String>) {
+        *lock(&self.last_error) = reason;
+    }
 }
 
 /// Most events claimed and handed to librdkafka between two looks at the delivery reports.
@@ -129,7 +146,14 @@ impl ClientContext for RelayContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if classify::code_of(&error) == Some(RDKafkaErrorCode::AllBrokersDown) {
+        let code = classify::code_of(&error);
+        if code != Some(RDKafkaErrorCode::AllBrokersDown) {
+            // An outage is told by reachability; anything else (a refused authentication, a
+            // bad certificate) is what an admin needs to read.
+            self.counters
+                .set_last_error(Some(format!("{error}: {reason}")));
+        }
+        if code == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.set_reachable(false);
             tracing::warn!("Kafka unreachable: {reason}");
         } else {
@@ -274,6 +298,11 @@ impl Relay {
         &self.counters
     }
 
+    /// The same counters, to keep reading after the relay is moved (into a lock, say).
+    pub fn shared_counters(&self) -> Arc<RelayCounters> {
+        self.counters.clone()
+    }
+
     /// Stops claiming, waits (up to the configured shutdown timeout) for the delivery reports of
     /// events in flight, and commits their outcomes. Undelivered events stay queued.
     pub async fn shutdown(self) {
@@ -282,6 +311,14 @@ impl Relay {
             tracing::error!(error = %e, "relay task failed");
         }
     }
+}
+
+/// Now, Unix ms, from the system clock: a delivery time shown to people, not a schedule.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Locks a mutex, recovering it from a panicked holder: the lists behind it stay valid.
@@ -606,6 +643,10 @@ impl Loop {
         if !delivered.is_empty() {
             let n = delivered.len() as u64;
             self.counters.published.fetch_add(n, Ordering::Relaxed);
+            self.counters
+                .last_delivery_ms
+                .store(now_ms(), Ordering::Relaxed);
+            self.counters.set_last_error(None);
             if self.was_reachable {
                 self.recovering += n;
             }
@@ -636,6 +677,9 @@ impl Loop {
             .filter(|f| f.kind != FailKind::Unreachable)
             .count() as u64;
         self.counters.failed.fetch_add(counted, Ordering::Relaxed);
+        if let Some(f) = failures.iter().find(|f| f.kind != FailKind::Unreachable) {
+            self.counters.set_last_error(Some(f.reason.clone()));
+        }
         for f in failures.iter().filter(|f| f.kind != FailKind::Unreachable) {
             tracing::warn!(seq = f.seq, kind = ?f.kind, reason = %f.reason, "Kafka publish failed");
         }

@@ -86,6 +86,9 @@ impl From<CoreError> for ApiError {
             CoreError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),
             CoreError::NotFound(_) => (S::NOT_FOUND, "not_found"),
             CoreError::Gone(_) => (S::GONE, "gone"),
+            CoreError::SetupDone => (S::CONFLICT, "setup_done"),
+            CoreError::SetupCodeInvalid => (S::FORBIDDEN, "setup_code_invalid"),
+            CoreError::Config(_) => (S::BAD_REQUEST, "invalid_setting"),
             CoreError::Outbox(o) => return ApiError::from(o),
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),
         };

@@ -22,6 +22,8 @@ mod metrics;
 mod openapi;
 mod routes;
 mod schema;
+mod ui;
+mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,11 +33,12 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use casewire_core::{Auth, Cases, EvidenceStore, Idempotency, Policy};
+use casewire_core::{App, Auth, Cases, EvidenceStore, Idempotency, Policy};
 use casewire_outbox::{Clock, Outbox};
 
 pub use error::ApiError;
 pub use metrics::RequestMetrics;
+pub use ui::CONTENT_SECURITY_POLICY;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
@@ -62,6 +65,49 @@ pub struct ServerState {
     pub allowed_origins: Vec<String>,
     /// A relay was started: `/readyz` fails while it is not running.
     pub relay_configured: bool,
+    /// The whole backend, when the server runs one (settings, the relay's status); `None` in
+    /// tests that build the parts by hand.
+    pub app: Option<Arc<App>>,
+    /// Who may create the first user.
+    pub setup: Setup,
+    /// The desktop's files picked in a dialog or dropped on the window; `None` headless.
+    pub local_files: Option<Arc<dyn LocalFiles>>,
+}
+
+/// Who may create the first user while there is none.
+#[derive(Debug, Clone)]
+pub enum Setup {
+    /// Whoever reaches the API: the desktop's, which no other program can reach.
+    Open,
+    /// Only a client that sends this one-time code, printed by `casewire serve` at start, so
+    /// no other local program can claim the first account of a server on a port.
+    Code(String),
+}
+
+impl Setup {
+    /// A fresh random code, eight letters and digits in two groups (`K7QF-M2XD`), without the
+    /// ones people confuse (0/O, 1/I/L).
+    pub fn random_code() -> Setup {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+        let mut rng = rand::rng();
+        let mut code: String = (0..8)
+            .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+            .collect();
+        code.insert(4, '-');
+        Setup::Code(code)
+    }
+}
+
+/// Files on the desktop's disk that the person chose, behind opaque handles: the page names a
+/// handle, never a path, and only files picked in a dialog or dropped on the window have one.
+pub trait LocalFiles: Send + Sync {
+    /// The path and file name behind a handle given for reading.
+    fn source(&self, handle: &str) -> Option<(std::path::PathBuf, String)>;
+    /// The path behind a handle given by a save dialog.
+    fn target(&self, handle: &str) -> Option<std::path::PathBuf>;
+    /// Reports how much of the file behind `handle` has been read.
+    fn progress(&self, handle: &str, bytes: u64, total: u64);
 }
 
 impl ServerState {
@@ -86,7 +132,27 @@ impl ServerState {
             allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
             allowed_origins: hosts.iter().map(|h| format!("http://{h}:{port}")).collect(),
             relay_configured: false,
+            app: None,
+            setup: Setup::random_code(),
+            local_files: None,
         }
+    }
+
+    /// State for `app` served on loopback `port` (see [`ServerState::loopback`]).
+    pub fn for_app(app: Arc<App>, port: u16) -> ServerState {
+        let mut state = ServerState::loopback(
+            app.outbox.clone(),
+            app.auth.clone(),
+            app.clock.clone(),
+            app.evidence.clone(),
+            port,
+        );
+        state.cases = app.cases.clone();
+        state.policy = app.policy.clone();
+        state.idempotency = app.idempotency.clone();
+        state.relay_configured = app.relay_status().running;
+        state.app = Some(app);
+        state
     }
 }
 
@@ -105,6 +171,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
     ));
     router
+        .fallback(ui::serve)
         .layer(axum::Extension(document))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(middleware::from_fn_with_state(

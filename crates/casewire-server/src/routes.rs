@@ -62,6 +62,19 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(escalate_case))
         .routes(routes!(close_case))
         .routes(routes!(case_timeline))
+        .routes(routes!(crate::users::setup_status, crate::users::set_up))
+        .routes(routes!(crate::users::me))
+        .routes(routes!(crate::users::change_password))
+        .routes(routes!(crate::users::list_users, crate::users::create_user))
+        .routes(routes!(crate::users::update_user))
+        .routes(routes!(crate::users::reset_password))
+        .routes(routes!(
+            crate::users::get_settings,
+            crate::users::put_settings
+        ))
+        .routes(routes!(crate::users::sync))
+        .routes(routes!(crate::users::queued_events))
+        .routes(routes!(crate::users::event_document))
         .routes(routes!(crate::metrics::metrics))
         .routes(routes!(crate::openapi::document))
 }
@@ -105,6 +118,18 @@ pub(crate) struct Ctx {
     known: Option<User>,
 }
 
+impl Ctx {
+    /// Where the request came from.
+    pub(crate) fn info(&self) -> &RequestInfo {
+        &self.info
+    }
+
+    /// The bearer token sent, if any.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}
+
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
     type Rejection = ApiError;
 
@@ -131,7 +156,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
 
 /// The caller, if their token holds `permission`; otherwise 401 or 403, and the refusal is
 /// recorded as a `user.unauthorized_access` event.
-async fn require(
+pub(crate) async fn require(
     state: &Arc<ServerState>,
     ctx: &Ctx,
     permission: Permission,
@@ -292,10 +317,8 @@ async fn queue_stats(
 #[utoipa::path(post, path = "/api/queue/clear", tag = "queue", responses((status = 200, body = ClearResponse)))]
 async fn queue_clear(State(state): St, ctx: Ctx) -> Result<Json<ClearResponse>, ApiError> {
     let user = require(&state, &ctx, Permission::SystemConfig).await?;
-    let cleared = state
-        .outbox
-        .clear(user.username, ctx.info.ip_address.clone())
-        .await?;
+    let (cases, ip) = (state.cases.clone(), ctx.info.ip_address.clone());
+    let cleared = blocking(move || cases.clear_queue(user.username, ip)).await?;
     Ok(ClearResponse::new(
         "Queue cleared successfully".into(),
         cleared,
@@ -317,9 +340,9 @@ async fn queue_retry(State(state): St, ctx: Ctx) -> Result<Json<RetryResponse>, 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TestEvent {
-    /// One of the 18 event types, e.g. `system.info`.
+    /// One of the 20 event types, e.g. `system.info`.
     #[schema(
-        pattern = r"^(evidence\.(uploaded|verified|anchored|downloaded|deleted)|case\.(created|updated|assigned|escalated|closed)|rl\.(prediction\.made|feedback\.received|model\.updated)|user\.(login|unauthorized_access)|system\.(alert|error|info))$"
+        pattern = r"^(evidence\.(uploaded|verified|anchored|downloaded|deleted)|case\.(created|updated|assigned|escalated|closed)|rl\.(prediction\.made|feedback\.received|model\.updated)|user\.(login|unauthorized_access|created|updated)|system\.(alert|error|info))$"
     )]
     event_type: String,
     /// The event's data: must hold the type's required fields.

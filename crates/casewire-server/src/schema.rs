@@ -210,7 +210,8 @@ pub(crate) struct ErrorBody {
     /// A stable code: `invalid_request`, `unauthenticated`, `forbidden`, `not_found`, `gone`,
     /// `conflict`, `too_large`, `unsupported_media_type`, `login_throttled`, `queue_full`,
     /// `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
-    /// `idempotency_outcome_unknown`, `internal`.
+    /// `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
+    /// `settings_unavailable`, `local_files_unavailable`, `internal`.
     pub(crate) code: String,
     /// For people.
     pub(crate) message: String,
@@ -294,7 +295,12 @@ impl Modify for Common {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let public = matches!(
                 path.as_str(),
-                "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/api/auth/login"
+                "/healthz"
+                    | "/readyz"
+                    | "/metrics"
+                    | "/api/openapi.json"
+                    | "/api/auth/login"
+                    | "/api/setup"
             );
             for operation in [
                 &mut item.get,
@@ -331,4 +337,103 @@ impl Modify for Common {
             }
         }
     }
+}
+
+envelope!(
+    /// Whether the app still needs its first user.
+    SetupStatusResponse {
+        /// No user exists yet: the app asks for the first superadmin.
+        needs_setup: bool,
+        /// The one-time code `casewire serve` printed at start must come with it (never in
+        /// the desktop, whose API no other program can reach).
+        setup_code_required: bool,
+    }
+);
+envelope!(
+    /// The signed-in user.
+    MeResponse {
+        /// Who the token belongs to.
+        user: User,
+    }
+);
+envelope!(
+    /// Every user.
+    UsersResponse {
+        /// By name.
+        users: Vec<casewire_core::UserRecord>,
+    }
+);
+envelope!(
+    /// One user.
+    UserResponse {
+        /// The account.
+        user: casewire_core::UserRecord,
+    }
+);
+envelope!(
+    /// The settings, with where each value comes from.
+    SettingsResponse {
+        /// In the settings screen's order.
+        settings: Vec<casewire_core::SettingView>,
+    }
+);
+envelope!(
+    /// How delivery to headquarters (Kafka) is going, for the sync badge.
+    SyncResponse {
+        /// The badge's state and counts.
+        sync: SyncStatus,
+    }
+);
+envelope!(
+    /// A page of queued events.
+    QueuedEventsResponse {
+        /// In order.
+        events: Vec<casewire_outbox::QueuedEvent>,
+        /// Cursor for the next page, if there is more.
+        next_cursor: Option<i64>,
+    }
+);
+envelope!(
+    /// One queued or dead-lettered event's document.
+    EventDocumentResponse {
+        /// The event as it is sent to Kafka.
+        #[schema(value_type = Object)]
+        event: serde_json::Value,
+    }
+);
+
+/// The sync badge's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SyncState {
+    /// Nothing waits: everything reached Kafka.
+    Synced,
+    /// A broker is reachable and events are on their way.
+    Sending,
+    /// No broker reachable: events wait on this machine.
+    Offline,
+    /// The relay reports an error an admin must look at (say, credentials refused).
+    Error,
+    /// No Kafka brokers are configured: events wait on this machine.
+    NotConfigured,
+}
+
+/// How delivery is going.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SyncStatus {
+    /// The badge's state.
+    pub(crate) state: SyncState,
+    /// Events waiting to be delivered (including those being sent).
+    pub(crate) waiting: u64,
+    /// Events handed to Kafka and awaiting acknowledgement.
+    pub(crate) in_flight: u64,
+    /// Events given up on, until an admin replays them.
+    pub(crate) dead_letters: u64,
+    /// A broker answered recently.
+    pub(crate) broker_connected: bool,
+    /// When Kafka last acknowledged an event, RFC 3339.
+    pub(crate) last_delivery_at: Option<String>,
+    /// What the relay last reported going wrong, while it is not resolved.
+    pub(crate) last_error: Option<String>,
 }

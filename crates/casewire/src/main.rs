@@ -5,21 +5,16 @@
 //! the relay's `KAFKA_*` settings, then from a configuration file ([`settings`]), which also
 //! takes librdkafka properties. Without `KAFKA_BROKERS` events are queued and not relayed.
 
-mod settings;
-
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
-use casewire_core::{Auth, AuthPolicy, EvidenceStore, Role};
-use casewire_outbox::{Outbox, OutboxConfig, Page, RetryPolicy, SystemClock};
-use casewire_relay::{Relay, RelayConfig};
-use casewire_server::ServerState;
+use anyhow::Context;
+use casewire_core::{App, JsonFileStore, Role, Settings};
+use casewire_outbox::Page;
+use casewire_server::{ServerState, Setup};
 use clap::{Parser, Subcommand};
-use settings::Settings;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Print the HTTP API's OpenAPI document (what `GET /api/openapi.json` serves).
+    Openapi,
     /// Import the guide's pending_events.json into the queue (once; the file is renamed).
     Import {
         /// The queue file.
@@ -119,28 +116,6 @@ fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn open_outbox(dir: &std::path::Path, settings: &Settings) -> anyhow::Result<Arc<Outbox>> {
-    let persist = match settings.get("QUEUE_PERSIST").as_deref() {
-        Some("false") => false,
-        Some("true") | None => true,
-        Some(other) => bail!("QUEUE_PERSIST={other:?} must be true or false"),
-    };
-    let retry = RetryPolicy::from_interval(
-        Duration::from_millis(settings.number("RETRY_INTERVAL", 10_000)?),
-        u32::try_from(settings.number("MAX_RETRIES", 10)?).context("MAX_RETRIES is too large")?,
-    );
-    let mut config = if persist {
-        OutboxConfig::file(dir.join("outbox.db"))
-    } else {
-        OutboxConfig::memory()
-    };
-    config.retry = retry;
-    config.legacy_queue_file = Some(dir.join("pending_events.json"));
-    let outbox = Arc::new(Outbox::open(config)?);
-    casewire_core::migrate(&outbox)?;
-    Ok(outbox)
-}
-
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     let mut out = std::io::stdout().lock();
@@ -160,20 +135,27 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let dir = data_dir(&cli)?;
-    let settings = Settings::load(cli.config.as_deref(), &dir)?;
-    let outbox = open_outbox(&dir, &settings)?;
+    let settings = Settings::load(|k| std::env::var(k).ok(), cli.config.as_deref(), &dir)?;
+    // The settings screen's values for a headless server: settings.json in the data directory.
+    let app = Arc::new(App::open(
+        &dir,
+        settings,
+        Arc::new(JsonFileStore::in_dir(&dir)),
+    )?);
+    let outbox = app.outbox.clone();
     match cli.command {
         Command::Serve { listen } => {
             let listen = match listen {
                 Some(listen) => listen,
-                None => settings
+                None => app
+                    .settings()
                     .get("CASEWIRE_LISTEN")
                     .as_deref()
                     .unwrap_or("127.0.0.1:5050")
                     .parse()
                     .context("CASEWIRE_LISTEN must be an address such as 127.0.0.1:5050")?,
             };
-            serve(outbox, dir, listen, settings).await
+            serve(app, listen).await
         }
         Command::User {
             command:
@@ -189,8 +171,7 @@ async fn main() -> anyhow::Result<()> {
                 .read_to_string(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let auth = Auth::new(outbox, Arc::new(SystemClock), AuthPolicy::default());
-            let user = auth.add_user(&username, role, password)?;
+            let user = app.auth.add_user(&username, role, password)?;
             print_json(&user)
         }
         Command::Queue {
@@ -215,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 ),
             }
         }
+        Command::Openapi => print_json(&casewire_server::openapi(&ServerState::for_app(app, 0))),
         Command::Import { file } => {
             let report = outbox.import_legacy(&file)?;
             print_json(&serde_json::json!({
@@ -227,50 +209,29 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(
-    outbox: Arc<Outbox>,
-    data_dir: PathBuf,
-    listen: SocketAddr,
-    settings: Settings,
-) -> anyhow::Result<()> {
-    let relay = if settings.get("KAFKA_BROKERS").is_some() {
-        let config = RelayConfig::from_settings(|k| settings.get(k), settings.librdkafka.clone())?;
-        Some(Relay::start(outbox.clone(), config)?)
-    } else {
-        tracing::warn!("KAFKA_BROKERS is not set: events are queued locally and not relayed");
-        None
-    };
-    let auth = Arc::new(Auth::new(
-        outbox.clone(),
-        Arc::new(SystemClock),
-        AuthPolicy::default(),
-    ));
+async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
+    app.start_relay().await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
-    let max_bytes = settings.number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
-    let evidence = Arc::new(EvidenceStore::open(
-        outbox.clone(),
-        Arc::new(SystemClock),
-        &data_dir,
-        max_bytes,
-    )?);
-    let mut state = ServerState::loopback(
-        outbox.clone(),
-        auth,
-        Arc::new(SystemClock),
-        evidence,
-        local.port(),
-    );
-    state.relay_configured = relay.is_some();
+    let mut state = ServerState::for_app(app.clone(), local.port());
+    state.setup = Setup::random_code();
+    if let Setup::Code(code) = &state.setup {
+        let auth = app.auth.clone();
+        if tokio::task::spawn_blocking(move || auth.needs_setup()).await?? {
+            // Printed, never logged to a file: whoever reads this terminal may create the
+            // first superadmin, in the browser at the address below.
+            tracing::warn!(
+                "no user yet: open http://{local}/ to create the first superadmin; setup code: {code}"
+            );
+        }
+    }
     let state = Arc::new(state);
     tracing::info!("casewire listening on http://{local}");
     casewire_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped accepting requests; stopping the relay");
-    if let Some(relay) = relay {
-        relay.shutdown().await;
-    }
+    app.shutdown().await;
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! Integration tests of the domain on a real SQLite outbox.
 
+mod app;
 mod auth;
 mod cases;
 mod evidence;
 mod rl;
+mod settings;
 mod support;

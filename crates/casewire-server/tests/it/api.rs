@@ -635,6 +635,19 @@ async fn the_openapi_document_covers_every_route() {
         "GET /api/evidence/{id}/anchor",
         "POST /api/rl/predict",
         "POST /api/rl/feedback",
+        "GET /api/setup",
+        "POST /api/setup",
+        "GET /api/auth/me",
+        "POST /api/auth/password",
+        "GET /api/users",
+        "POST /api/users",
+        "PATCH /api/users/{id}",
+        "POST /api/users/{id}/password",
+        "GET /api/settings",
+        "PUT /api/settings",
+        "GET /api/sync",
+        "GET /api/queue/events",
+        "GET /api/queue/events/{event_id}",
     ];
     expected.sort_unstable();
     assert_eq!(operations, expected);

@@ -3,4 +3,6 @@
 mod api;
 mod publishing;
 mod refusals;
+mod screens;
 mod support;
+mod users;

@@ -103,6 +103,41 @@ fn json_routes() -> Vec<(
             Some("admin"),
             json!({"eventIds": ["e"]}),
         ),
+        (
+            Method::POST,
+            "/api/auth/password",
+            "investigator",
+            None,
+            json!({"currentPassword": "a", "newPassword": "b"}),
+        ),
+        (
+            Method::POST,
+            "/api/users",
+            "root",
+            Some("admin"),
+            json!({"username": "u", "role": "user", "password": "p"}),
+        ),
+        (
+            Method::PATCH,
+            "/api/users/1",
+            "root",
+            Some("admin"),
+            json!({"disabled": true}),
+        ),
+        (
+            Method::POST,
+            "/api/users/1/password",
+            "root",
+            Some("admin"),
+            json!({"password": "p"}),
+        ),
+        (
+            Method::PUT,
+            "/api/settings",
+            "root",
+            Some("admin"),
+            json!({"values": {}}),
+        ),
     ]
 }
 
@@ -159,6 +194,17 @@ fn bodiless_routes() -> Vec<(Method, &'static str, &'static str, Option<&'static
         (Method::POST, "/api/queue/retry", "admin", Some("analyst")),
         (Method::POST, "/api/queue/clear", "root", Some("admin")),
         (Method::POST, "/api/auth/logout", "investigator", None),
+        (Method::GET, "/api/auth/me", "investigator", None),
+        (Method::GET, "/api/users", "investigator", None),
+        (Method::GET, "/api/sync", "investigator", None),
+        (Method::GET, "/api/settings", "admin", Some("analyst")),
+        (Method::GET, "/api/queue/events", "admin", Some("analyst")),
+        (
+            Method::GET,
+            "/api/queue/events/evt_1_00",
+            "admin",
+            Some("analyst"),
+        ),
     ]
 }
 

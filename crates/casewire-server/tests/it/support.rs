@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use casewire_core::{Auth, AuthPolicy, Role};
+use casewire_core::{App, Auth, AuthPolicy, JsonFileStore, Role, Settings};
 use casewire_events::{Event, EventType};
 use casewire_outbox::{Outbox, OutboxConfig, Page, SystemClock};
 use casewire_server::ServerState;
@@ -22,8 +22,24 @@ pub(crate) async fn server() -> Server {
     server_with(|_| {}).await
 }
 
+/// The users every test server starts with, all with [`PASSWORD`].
+pub(crate) const USERS: &[(&str, Role)] = &[
+    ("investigator", Role::User),
+    ("analyst", Role::Analyst),
+    ("admin", Role::Admin),
+    ("root", Role::Superadmin),
+];
+
 /// A server whose state `configure` adjusts before it starts.
 pub(crate) async fn server_with(configure: impl FnOnce(&mut ServerState)) -> Server {
+    server_with_users(USERS, configure).await
+}
+
+/// A server with only `users`, whose state `configure` adjusts before it starts.
+pub(crate) async fn server_with_users(
+    users: &[(&str, Role)],
+    configure: impl FnOnce(&mut ServerState),
+) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox =
         Arc::new(Outbox::open(OutboxConfig::file(dir.path().join("outbox.db"))).expect("outbox"));
@@ -33,13 +49,8 @@ pub(crate) async fn server_with(configure: impl FnOnce(&mut ServerState)) -> Ser
         Arc::new(SystemClock),
         AuthPolicy::default(),
     ));
-    for (name, role) in [
-        ("investigator", Role::User),
-        ("analyst", Role::Analyst),
-        ("admin", Role::Admin),
-        ("root", Role::Superadmin),
-    ] {
-        auth.add_user(name, role, PASSWORD).expect("user");
+    for (name, role) in users {
+        auth.add_user(name, *role, PASSWORD).expect("user");
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -57,10 +68,48 @@ pub(crate) async fn server_with(configure: impl FnOnce(&mut ServerState)) -> Ser
     let mut state =
         ServerState::loopback(outbox.clone(), auth, Arc::new(SystemClock), evidence, port);
     configure(&mut state);
-    let state = Arc::new(state);
+    start(dir, listener, state).await
+}
+
+/// A server running a whole [`App`] in a fresh data directory, with `environment` as the
+/// environment's settings and the users of [`USERS`].
+pub(crate) async fn app_server(environment: &[(&str, &str)]) -> (Server, Arc<App>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env: std::collections::HashMap<String, String> = environment
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let settings = Settings::load(|k| env.get(k).cloned(), None, dir.path()).expect("settings");
+    let app = Arc::new(
+        App::open(
+            dir.path(),
+            settings,
+            Arc::new(JsonFileStore::in_dir(dir.path())),
+        )
+        .expect("app"),
+    );
+    app.start_relay().await.expect("relay");
+    for (name, role) in USERS {
+        app.auth.add_user(name, *role, PASSWORD).expect("user");
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let state = ServerState::for_app(app.clone(), port);
+    (start(dir, listener, state).await, app)
+}
+
+async fn start(
+    dir: tempfile::TempDir,
+    listener: tokio::net::TcpListener,
+    state: ServerState,
+) -> Server {
+    let port = listener.local_addr().expect("addr").port();
+    let outbox = state.outbox.clone();
     tokio::spawn(casewire_server::serve(
         listener,
-        state,
+        Arc::new(state),
         std::future::pending(),
     ));
     Server {
@@ -87,6 +136,21 @@ impl Server {
 
     pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        (response.status(), response.json().await.expect("json body"))
+    }
+
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

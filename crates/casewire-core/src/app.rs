@@ -1,0 +1,342 @@
+//! [`App`]: the whole backend of one Casewire, wired once for `casewire serve` and for the
+//! desktop alike: the outbox (opened, checked, migrated), the domain on top of it, the relay
+//! to Kafka, and the settings that shape them.
+//!
+//! The relay can be restarted with new settings while the app runs: the old relay stops
+//! gracefully (the reports of events in flight are committed, the rest stay queued), then the
+//! new one starts and carries on from the outbox. Nothing queued is lost or sent twice by a
+//! restart, because the outbox, not the relay, holds the queue.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use casewire_outbox::{Clock, Outbox, OutboxConfig, RetryPolicy, SystemClock};
+use casewire_relay::{Relay, RelayConfig, RelayCounters};
+
+use crate::settings::{SettingView, Settings, spec_of};
+use crate::{Auth, AuthPolicy, Cases, CoreError, EvidenceStore, Idempotency, Policy};
+
+/// Where the settings screen's values are kept between runs. The desktop keeps them in its
+/// store (secrets in the OS keyring); `casewire serve` in a JSON file in the data directory.
+pub trait SettingsStore: Send + Sync {
+    /// The values saved so far, secrets included.
+    fn load(&self) -> Result<BTreeMap<String, String>, CoreError>;
+    /// Replaces the saved values with `values`.
+    fn save(&self, values: &BTreeMap<String, String>) -> Result<(), CoreError>;
+    /// Whether it can keep a secret (the SASL password) somewhere safer than a plain file.
+    fn keeps_secrets(&self) -> bool;
+}
+
+/// `casewire serve`'s settings store: `settings.json` in the data directory, written
+/// atomically (a temporary file renamed over it). It keeps no secrets: those belong in the
+/// environment or the configuration file of a server.
+pub struct JsonFileStore {
+    path: PathBuf,
+}
+
+impl JsonFileStore {
+    /// The store at `data_dir/settings.json`.
+    pub fn in_dir(data_dir: &Path) -> JsonFileStore {
+        JsonFileStore {
+            path: data_dir.join("settings.json"),
+        }
+    }
+}
+
+impl SettingsStore for JsonFileStore {
+    fn load(&self) -> Result<BTreeMap<String, String>, CoreError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                CoreError::Config(format!(
+                    "the settings file {} is not valid ({e}); fix or remove it",
+                    self.path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(CoreError::Storage(format!(
+                "reading {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    fn save(&self, values: &BTreeMap<String, String>) -> Result<(), CoreError> {
+        let storage =
+            |e: std::io::Error| CoreError::Storage(format!("writing {}: {e}", self.path.display()));
+        let text = serde_json::to_vec_pretty(values)
+            .map_err(|e| CoreError::Storage(format!("encoding settings: {e}")))?;
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, text).map_err(storage)?;
+        std::fs::rename(&tmp, &self.path).map_err(storage)
+    }
+
+    fn keeps_secrets(&self) -> bool {
+        false
+    }
+}
+
+/// How the relay is doing, for the sync badge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayStatus {
+    /// A relay is configured (brokers are set) and running.
+    pub running: bool,
+    /// When Kafka last acknowledged an event, Unix ms.
+    pub last_delivery_ms: Option<i64>,
+    /// The last error reported since the last delivery.
+    pub last_error: Option<String>,
+}
+
+struct RunningRelay {
+    relay: Relay,
+    counters: Arc<RelayCounters>,
+}
+
+/// The backend: outbox, domain, relay and settings.
+pub struct App {
+    /// The outbox, and the database behind it.
+    pub outbox: Arc<Outbox>,
+    /// Users and tokens.
+    pub auth: Arc<Auth>,
+    /// Cases.
+    pub cases: Arc<Cases>,
+    /// Evidence files.
+    pub evidence: Arc<EvidenceStore>,
+    /// The RL routes' policy.
+    pub policy: Arc<Policy>,
+    /// `Idempotency-Key` records.
+    pub idempotency: Arc<Idempotency>,
+    /// The clock everything runs on.
+    pub clock: Arc<dyn Clock>,
+    data_dir: PathBuf,
+    settings: RwLock<Settings>,
+    store: Arc<dyn SettingsStore>,
+    relay: tokio::sync::Mutex<Option<RunningRelay>>,
+    counters: RwLock<Option<Arc<RelayCounters>>>,
+}
+
+impl App {
+    /// Opens the backend in `data_dir` with `settings` (environment and file) and the desktop
+    /// layer read from `store`. Does not start the relay: [`App::start_relay`] does.
+    pub fn open(
+        data_dir: &Path,
+        settings: Settings,
+        store: Arc<dyn SettingsStore>,
+    ) -> Result<App, CoreError> {
+        let settings = settings.with_desktop(store.load()?);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let persist = match settings.get("QUEUE_PERSIST").as_deref() {
+            Some("false") => false,
+            Some("true") | None => true,
+            Some(other) => {
+                return Err(CoreError::Config(format!(
+                    "QUEUE_PERSIST={other:?} must be true or false"
+                )));
+            }
+        };
+        let mut config = if persist {
+            OutboxConfig::file(data_dir.join("outbox.db"))
+        } else {
+            OutboxConfig::memory()
+        };
+        config.retry = RetryPolicy::from_interval(
+            Duration::from_millis(settings.number("RETRY_INTERVAL", 10_000)?),
+            u32::try_from(settings.number("MAX_RETRIES", 10)?)
+                .map_err(|_| CoreError::Config("MAX_RETRIES is too large".into()))?,
+        );
+        config.quota_bytes = settings.number("CASEWIRE_QUEUE_QUOTA_BYTES", config.quota_bytes)?;
+        config.legacy_queue_file = Some(data_dir.join("pending_events.json"));
+        let outbox = Arc::new(Outbox::open(config)?);
+        crate::migrate(&outbox)?;
+        let max_bytes = settings.number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
+        let evidence = Arc::new(EvidenceStore::open(
+            outbox.clone(),
+            clock.clone(),
+            data_dir,
+            max_bytes,
+        )?);
+        Ok(App {
+            auth: Arc::new(Auth::new(
+                outbox.clone(),
+                clock.clone(),
+                AuthPolicy::default(),
+            )),
+            cases: Arc::new(Cases::new(outbox.clone(), clock.clone())),
+            policy: Arc::new(Policy::new(outbox.clone(), clock.clone())),
+            idempotency: Arc::new(Idempotency::new(outbox.clone(), clock.clone())),
+            evidence,
+            outbox,
+            clock,
+            data_dir: data_dir.to_owned(),
+            settings: RwLock::new(settings),
+            store,
+            relay: tokio::sync::Mutex::new(None),
+            counters: RwLock::new(None),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The settings in effect.
+    pub fn settings(&self) -> Settings {
+        read(&self.settings).clone()
+    }
+
+    /// Every setting as the settings screen shows it. Secrets are editable only where the
+    /// store can keep them.
+    pub fn describe_settings(&self) -> Vec<SettingView> {
+        let mut views = read(&self.settings).describe();
+        if !self.store.keeps_secrets() {
+            for view in views.iter_mut().filter(|v| v.secret) {
+                view.editable = false;
+            }
+        }
+        views
+    }
+
+    /// Starts the relay when `KAFKA_BROKERS` is set; stops the one running first, if any.
+    /// Must be called from inside a tokio runtime.
+    pub async fn start_relay(&self) -> Result<bool, CoreError> {
+        let settings = self.settings();
+        let mut running = self.relay.lock().await;
+        if let Some(old) = running.take() {
+            tracing::info!("stopping the relay to apply new settings");
+            old.relay.shutdown().await;
+        }
+        *write(&self.counters) = None;
+        if settings.get("KAFKA_BROKERS").is_none() {
+            tracing::warn!("KAFKA_BROKERS is not set: events are queued locally and not relayed");
+            return Ok(false);
+        }
+        let config = relay_config(&settings)?;
+        let relay = Relay::start(self.outbox.clone(), config)?;
+        tokio::spawn(record_deliveries(
+            relay.subscribe_deliveries(),
+            self.cases.clone(),
+            self.clock.clone(),
+        ));
+        let counters = relay.shared_counters();
+        *write(&self.counters) = Some(counters.clone());
+        *running = Some(RunningRelay { relay, counters });
+        Ok(true)
+    }
+
+    /// Whether a relay is running, and what it last reported.
+    pub fn relay_status(&self) -> RelayStatus {
+        match read(&self.counters).as_ref() {
+            Some(c) => {
+                let last = c
+                    .last_delivery_ms
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                RelayStatus {
+                    running: true,
+                    last_delivery_ms: (last > 0).then_some(last),
+                    last_error: c.last_error(),
+                }
+            }
+            None => RelayStatus {
+                running: false,
+                last_delivery_ms: None,
+                last_error: None,
+            },
+        }
+    }
+
+    /// Applies the settings screen's `changes` (`None`: back to the default), checked first:
+    /// a refused change leaves everything as it was. Saved in the store, then in effect; a
+    /// change to the relay's settings restarts the relay.
+    pub async fn change_settings(
+        &self,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<Vec<SettingView>, CoreError> {
+        let current = self.settings();
+        for key in changes.keys() {
+            if spec_of(key).is_some_and(|s| s.secret) && !self.store.keeps_secrets() {
+                return Err(CoreError::Invalid(format!(
+                    "{key} can be set for casewire serve only in the environment or the configuration file"
+                )));
+            }
+        }
+        let next = current.changed(&changes)?;
+        let relay_changed = casewire_relay::SETTINGS
+            .iter()
+            .any(|k| current.get(k) != next.get(k));
+        if relay_changed && next.get("KAFKA_BROKERS").is_some() {
+            relay_config(&next)?;
+        }
+        self.store.save(next.desktop())?;
+        *write(&self.settings) = next;
+        if relay_changed {
+            self.start_relay().await?;
+        }
+        Ok(self.describe_settings())
+    }
+
+    /// Stops the relay gracefully: events in flight are settled, the rest stay queued.
+    pub async fn shutdown(&self) {
+        if let Some(running) = self.relay.lock().await.take() {
+            drop(running.counters);
+            running.relay.shutdown().await;
+        }
+        *write(&self.counters) = None;
+    }
+}
+
+/// Writes the relay's delivery reports into the case timelines, a batch at most every 250 ms
+/// so a drained backlog costs a handful of commits, until the relay stops.
+async fn record_deliveries(
+    mut deliveries: tokio::sync::broadcast::Receiver<Arc<[i64]>>,
+    cases: Arc<Cases>,
+    clock: Arc<dyn Clock>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let mut seqs: Vec<i64> = match deliveries.recv().await {
+            Ok(burst) => burst.to_vec(),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "timeline delivery times missed a few bursts");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let batch_until = tokio::time::Instant::now() + Duration::from_millis(250);
+        let mut closed = false;
+        while let Ok(next) = tokio::time::timeout_at(batch_until, deliveries.recv()).await {
+            match next {
+                Ok(burst) => seqs.extend_from_slice(&burst),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let (cases, at) = (cases.clone(), clock.now_ms());
+        let written = tokio::task::spawn_blocking(move || cases.record_deliveries(seqs, at)).await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(error = %e, "could not record delivery times in the case timelines");
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+fn relay_config(settings: &Settings) -> Result<RelayConfig, CoreError> {
+    RelayConfig::from_settings(|k| settings.get(k), settings.librdkafka.clone())
+        .map_err(|e| CoreError::Invalid(e.to_string()))
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
