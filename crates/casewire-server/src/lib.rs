@@ -18,10 +18,12 @@
 
 mod error;
 mod idempotency;
+mod local;
 mod metrics;
 mod openapi;
 mod routes;
 mod schema;
+pub mod scheme;
 mod ui;
 mod users;
 
@@ -72,6 +74,10 @@ pub struct ServerState {
     pub setup: Setup,
     /// The desktop's files picked in a dialog or dropped on the window; `None` headless.
     pub local_files: Option<Arc<dyn LocalFiles>>,
+    /// Origins of pages allowed to call the API across origins (CORS): the desktop's page,
+    /// whose origin (`tauri://localhost`) differs from its API scheme's. Empty headless,
+    /// where the UI is served from the API's own origin.
+    pub cors_origins: Vec<String>,
 }
 
 /// Who may create the first user while there is none.
@@ -135,7 +141,26 @@ impl ServerState {
             app: None,
             setup: Setup::random_code(),
             local_files: None,
+            cors_origins: Vec::new(),
         }
+    }
+
+    /// State for `app` in the desktop: the API is reached only through the window's custom
+    /// scheme (hosts `localhost` and `casewire.localhost`), from the page's origins
+    /// (`tauri://localhost`, and `http://tauri.localhost` on Windows), which CORS lets through.
+    /// No other program can reach it, so the first user needs no setup code.
+    pub fn desktop(app: Arc<App>, local_files: Arc<dyn LocalFiles>) -> ServerState {
+        let mut state = ServerState::for_app(app, 0);
+        let origins = vec![
+            "tauri://localhost".to_owned(),
+            "http://tauri.localhost".to_owned(),
+        ];
+        state.allowed_hosts = vec!["localhost".into(), "casewire.localhost".into()];
+        state.allowed_origins = origins.clone();
+        state.cors_origins = origins;
+        state.setup = Setup::Open;
+        state.local_files = Some(local_files);
+        state
     }
 
     /// State for `app` served on loopback `port` (see [`ServerState::loopback`]).
@@ -170,6 +195,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
     let document = openapi::Document(Arc::new(
         serde_json::to_string(&document).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
     ));
+    let cors = cors(&state.cors_origins);
     router
         .fallback(ui::serve)
         .layer(axum::Extension(document))
@@ -183,7 +209,34 @@ pub fn router(state: Arc<ServerState>) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(cors)
         .with_state(state)
+}
+
+/// CORS for `origins`: the headers the UI sends, listed (a `*` would not cover
+/// `Authorization`). With no origins, no cross-origin request is allowed.
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    let origins: Vec<axum::http::HeaderValue> =
+        origins.iter().filter_map(|o| o.parse().ok()).collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            axum::http::header::CONTENT_DISPOSITION,
+            HeaderName::from_static("idempotent-replayed"),
+        ])
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in

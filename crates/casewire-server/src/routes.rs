@@ -75,6 +75,8 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(crate::users::sync))
         .routes(routes!(crate::users::queued_events))
         .routes(routes!(crate::users::event_document))
+        .routes(routes!(crate::local::add_local_evidence))
+        .routes(routes!(crate::local::save_evidence))
         .routes(routes!(crate::metrics::metrics))
         .routes(routes!(crate::openapi::document))
 }

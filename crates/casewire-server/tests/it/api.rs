@@ -648,6 +648,8 @@ async fn the_openapi_document_covers_every_route() {
         "GET /api/sync",
         "GET /api/queue/events",
         "GET /api/queue/events/{event_id}",
+        "POST /api/evidence/local",
+        "POST /api/evidence/{id}/save",
     ];
     expected.sort_unstable();
     assert_eq!(operations, expected);

@@ -132,6 +132,20 @@ fn json_routes() -> Vec<(
             json!({"password": "p"}),
         ),
         (
+            Method::POST,
+            "/api/evidence/local",
+            "investigator",
+            None,
+            json!({"handle": "h", "caseId": "c", "wallet": "0x", "reporter": "r"}),
+        ),
+        (
+            Method::POST,
+            "/api/evidence/0123/save",
+            "investigator",
+            None,
+            json!({"handle": "h"}),
+        ),
+        (
             Method::PUT,
             "/api/settings",
             "root",
