@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, stat, writeFile, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PASSWORD, apiCall, launch, setupSuperadmin, startServer, uiOrigin } from './lib.mjs';
+import { checkA11y, shoot } from './shots.mjs';
+
+const WALLET = '0x' + '5f3c'.repeat(10);
+
+async function seed(server) {
+  const token = await setupSuperadmin(server);
+  await apiCall(server, 'POST', '/api/users', { token, body: { username: 'ivy', role: 'analyst', password: PASSWORD } });
+  const { case: c } = await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Investment fraud, fake exchange', description: 'Three victims; deposits routed through one wallet.' } });
+  await apiCall(server, 'POST', `/api/cases/${c.caseId}/assign`, { token, body: { assignee: 'ivy' } });
+  await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Phishing kit, bank impersonation' } });
+  const upload = async (name, text) => {
+    const form = new FormData();
+    form.append('caseId', c.caseId);
+    form.append('wallet', WALLET);
+    form.append('reporter', 'root');
+    form.append('riskLevel', 'high');
+    form.append('evidenceFile', new Blob([text], { type: 'text/plain' }), name);
+    const res = await fetch(`${server.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
+    assert.equal(res.status, 201, await res.clone().text());
+    return (await res.json()).evidence;
+  };
+  const good = await upload('bank-statement.txt', 'Statement, account 12-34-56, November 2026\n');
+  const bad = await upload('wallet-screenshot.txt', 'Screenshot of the exchange dashboard (as text)\n');
+  await apiCall(server, 'POST', `/api/evidence/${good.evidenceId}/anchor`, {
+    token,
+    body: { txHash: '0x' + '9a'.repeat(32), blockNumber: 19_876_543, contractAddress: '0x' + '00c0ffee'.repeat(5) },
+  });
+  await apiCall(server, 'POST', '/api/queue/test-event', { token, body: { eventType: 'system.info', data: { message: 'screens' } } });
+  // Tamper with the second file on disk so its verification raises the alarm.
+  await tamper(server.dataDir, bad.storageHash);
+  return { caseId: c.caseId, good, bad };
+}
+
+async function tamper(dir, hash) {
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath ?? entry.path, entry.name);
+    if (entry.isFile() && entry.name.includes(hash)) {
+      await chmod(path, 0o644);
+      await writeFile(path, 'changed after it was recorded\n');
+      return;
+    }
+  }
+  throw new Error(`no stored file for ${hash} under ${dir}`);
+}
+
+test('every screen in both themes: no serious or critical axe violation, and a screenshot', { timeout: 200_000 }, async () => {
+  const server = await startServer({ name: 'screens' });
+  const ui = await uiOrigin(server);
+  const browser = await launch();
+  try {
+    const { caseId, good, bad } = await seed(server);
+    const page = await browser.context.newPage();
+    await page.goto(`${ui.url}/#/cases`);
+    await page.getByLabel('Username').fill('root');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Cases', level: 1 }).waitFor();
+
+    const screens = [
+      { name: 'cases', hash: '#/cases', ready: () => page.getByRole('link', { name: caseId }).waitFor() },
+      { name: 'case-new-dialog', hash: '#/cases', ready: async () => { await page.getByRole('link', { name: caseId }).waitFor(); await page.keyboard.press('n'); await page.getByRole('dialog', { name: 'Open a new case' }).waitFor(); } },
+      { name: 'case', hash: `#/cases/${caseId}`, ready: () => page.locator('table.timeline [data-delivery]').first().waitFor() },
+      { name: 'case-escalate-dialog', hash: `#/cases/${caseId}`, ready: async () => { await page.getByRole('button', { name: 'Escalate' }).click(); await page.getByRole('dialog', { name: 'Escalate to an authority' }).waitFor(); } },
+      { name: 'evidence-search', hash: `#/evidence?case=${caseId}`, ready: () => page.getByRole('link', { name: 'bank-statement.txt' }).waitFor() },
+      { name: 'evidence-verified', hash: `#/evidence/${good.evidenceId}`, ready: async () => { await page.getByRole('button', { name: 'Verify hash' }).click(); await page.locator('[data-verified="true"]').waitFor(); } },
+      { name: 'evidence-mismatch', hash: `#/evidence/${bad.evidenceId}`, ready: async () => { await page.getByRole('button', { name: 'Verify hash' }).click(); await page.locator('[data-verified="false"]').waitFor(); } },
+      { name: 'evidence-add-dialog', hash: `#/cases/${caseId}`, ready: async () => { await page.getByRole('button', { name: 'Add evidence' }).click(); await page.getByRole('dialog', { name: 'Add evidence' }).waitFor(); } },
+      { name: 'wallet', hash: `#/wallet/${WALLET}`, ready: async () => { await page.getByRole('button', { name: 'Check wallet' }).click(); await page.locator('[data-action]').waitFor(); } },
+      { name: 'queue', hash: '#/queue', ready: () => page.locator('.chart canvas').waitFor() },
+      { name: 'queue-clear-dialog', hash: '#/queue', ready: async () => { await page.locator('[data-testid="queued-events"]').waitFor(); await page.getByRole('button', { name: 'Clear queue…' }).click(); await page.getByRole('dialog', { name: 'Clear the queue?' }).waitFor(); } },
+      { name: 'users', hash: '#/users', ready: () => page.locator('tr[data-username="ivy"]').waitFor() },
+      { name: 'settings', hash: '#/settings', ready: () => page.locator('tr[data-setting="MAX_RETRIES"]').waitFor() },
+      { name: 'account', hash: '#/account', ready: () => page.getByRole('heading', { name: 'Change password' }).waitFor() },
+      { name: 'shortcuts', hash: '#/cases', ready: async () => { await page.getByRole('link', { name: caseId }).waitFor(); await page.keyboard.press('?'); await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor(); } },
+    ];
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      for (const screen of screens) {
+        await page.goto(`${ui.url}/${screen.hash}`);
+        await page.locator('main h1').first().waitFor();
+        await screen.ready();
+        await checkA11y(page, `${screen.name}-${scheme}`);
+        await shoot(page, screen.name, scheme);
+        await page.keyboard.press('Escape');
+      }
+    }
+    // What an analyst (not an admin) sees behind the sync badge.
+    const analyst = await browser.context.newPage();
+    await analyst.goto(`${ui.url}/#/queue`);
+    await analyst.getByLabel('Username').fill('ivy');
+    await analyst.getByLabel('Password').fill(PASSWORD);
+    await analyst.getByRole('button', { name: 'Sign in' }).click();
+    await analyst.getByText('Only admins can manage the queue.', { exact: false }).waitFor();
+    assert.equal(await analyst.getByRole('link', { name: 'Users' }).count(), 0);
+    for (const scheme of ['light', 'dark']) {
+      await analyst.emulateMedia({ colorScheme: scheme });
+      await analyst.locator('dd').first().waitFor();
+      await checkA11y(analyst, `queue-analyst-${scheme}`);
+      await shoot(analyst, 'queue-analyst', scheme);
+    }
+    assert.deepEqual(browser.problems, []);
+  } finally {
+    await browser.close();
+    await ui.close();
+    await server.stop();
+  }
+});
