@@ -112,6 +112,7 @@ pub const KNOWN: &[Spec] = &[
     ),
     spec("CASEWIRE_IDLE_LOCK_MINUTES", true, Applies::Now, Some("15")),
     spec("CASEWIRE_THEME", true, Applies::Now, Some("system")),
+    spec("CASEWIRE_CLOSE_TO_TRAY", true, Applies::Now, Some("true")),
     spec("QUEUE_PERSIST", false, Applies::NextStart, Some("true")),
     spec(
         "CASEWIRE_LISTEN",

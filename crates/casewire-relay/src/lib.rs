@@ -146,10 +146,22 @@ impl ClientContext for RelayContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        use RDKafkaErrorCode as C;
         let code = classify::code_of(&error);
-        if code != Some(RDKafkaErrorCode::AllBrokersDown) {
-            // An outage is told by reachability; anything else (a refused authentication, a
-            // bad certificate) is what an admin needs to read.
+        let outage = matches!(
+            code,
+            Some(
+                C::AllBrokersDown
+                    | C::BrokerTransportFailure
+                    | C::Resolve
+                    | C::MessageTimedOut
+                    | C::OperationTimedOut
+                    | C::RequestTimedOut
+            )
+        );
+        if !outage {
+            // An outage (nothing listening, no network) is told by reachability; anything else
+            // (a refused authentication, a bad certificate) is what an admin needs to read.
             self.counters
                 .set_last_error(Some(format!("{error}: {reason}")));
         }

@@ -30,7 +30,7 @@ mod users;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+pub use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::{self, Next};

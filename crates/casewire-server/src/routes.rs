@@ -349,7 +349,7 @@ struct TestEvent {
     event_type: String,
     /// The event's data: must hold the type's required fields.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     data: Map<String, Value>,
 }
 

@@ -211,7 +211,8 @@ pub(crate) struct ErrorBody {
     /// `conflict`, `too_large`, `unsupported_media_type`, `login_throttled`, `queue_full`,
     /// `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
     /// `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
-    /// `settings_unavailable`, `local_files_unavailable`, `internal`.
+    /// `settings_unavailable`, `local_files_unavailable`, `unknown_file_handle`,
+    /// `answer_too_large`, `starting`, `internal`.
     pub(crate) code: String,
     /// For people.
     pub(crate) message: String,
@@ -354,8 +355,20 @@ envelope!(
     MeResponse {
         /// Who the token belongs to.
         user: User,
+        /// How the UI should behave for everyone on this machine.
+        preferences: Preferences,
     }
 );
+
+/// The settings the UI applies itself.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Preferences {
+    /// `system`, `light` or `dark`.
+    pub(crate) theme: String,
+    /// Minutes without input after which the session locks.
+    pub(crate) idle_lock_minutes: u64,
+}
 envelope!(
     /// Every user.
     UsersResponse {
@@ -397,7 +410,7 @@ envelope!(
     /// One queued or dead-lettered event's document.
     EventDocumentResponse {
         /// The event as it is sent to Kafka.
-        #[schema(value_type = Object)]
+        #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
         event: serde_json::Value,
     }
 );

@@ -54,3 +54,22 @@ pub async fn respond(router: Router, request: Request<Vec<u8>>) -> Response<Vec<
         }
     }
 }
+
+/// The answer while no backend is there to answer (the app is starting or quitting).
+pub fn unavailable() -> Response<Vec<u8>> {
+    let body = serde_json::json!({
+        "success": false,
+        "error": {
+            "code": "starting",
+            "message": "Casewire is starting or quitting; try again in a moment",
+        },
+        "timestamp": crate::routes::now(),
+    });
+    let mut response = Response::new(body.to_string().into_bytes());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

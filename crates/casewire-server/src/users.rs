@@ -85,7 +85,16 @@ pub(crate) async fn set_up(
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", responses((status = 200, body = MeResponse)))]
 pub(crate) async fn me(State(state): St, ctx: Ctx) -> Result<Json<MeResponse>, ApiError> {
     let user = require(&state, &ctx, Permission::Investigate).await?;
-    Ok(MeResponse::new(user))
+    let settings = state.app.as_ref().map(|a| a.settings()).unwrap_or_default();
+    let preferences = Preferences {
+        theme: settings
+            .get("CASEWIRE_THEME")
+            .unwrap_or_else(|| "system".into()),
+        idle_lock_minutes: settings
+            .number("CASEWIRE_IDLE_LOCK_MINUTES", 15)
+            .unwrap_or(15),
+    };
+    Ok(MeResponse::new(user, preferences))
 }
 
 /// A change of one's own password.
@@ -264,7 +273,7 @@ pub(crate) async fn get_settings(
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct SettingsChange {
     /// Setting name → new value, or `null` to return to the default.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, Option<String>>)]
     values: BTreeMap<String, Option<String>>,
 }
 

@@ -216,7 +216,10 @@ async fn evidence_is_read_from_a_picked_file_by_handle_and_saved_to_a_chosen_pat
     let evidence = &body["evidence"];
     assert_eq!(evidence["filename"], "ledger export.csv");
     assert_eq!(evidence["fileSize"], content.len());
-    assert_eq!(evidence["storageHash"], hex::encode(Sha256::digest(&content)));
+    assert_eq!(
+        evidence["storageHash"],
+        hex::encode(Sha256::digest(&content))
+    );
     assert_eq!(evidence["contentType"], "text/csv");
     let progress = d.files.progress.lock().expect("lock").clone();
     assert!(progress.len() >= 2, "{progress:?}");
