@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use casewire_core::{CoreError, Permission, Role, UserChange};
@@ -186,7 +186,18 @@ pub(crate) async fn create_user(
 #[allow(dead_code)]
 pub(crate) struct UserId {
     /// The user's id.
+    #[param(minimum = 1, maximum = 9007199254740991_i64)]
     id: i64,
+}
+
+/// A user id from the path, refused in the error envelope when it is not a whole number.
+fn user_id(path: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    path.map(|Path(id)| id).map_err(|e| {
+        ApiError::invalid(format!(
+            "the user id must be a whole number: {}",
+            e.body_text()
+        ))
+    })
 }
 
 /// A change to an account.
@@ -207,10 +218,11 @@ pub(crate) struct AccountChange {
 pub(crate) async fn update_user(
     State(state): St,
     ctx: Ctx,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     body: Result<Json<AccountChange>, JsonRejection>,
 ) -> Result<Json<UserResponse>, ApiError> {
     let by = require(&state, &ctx, Permission::SystemConfig).await?;
+    let id = user_id(id)?;
     let Json(change) = body?;
     let change = UserChange {
         role: change.role.as_deref().map(str::parse).transpose()?,
@@ -236,10 +248,11 @@ pub(crate) struct PasswordReset {
 pub(crate) async fn reset_password(
     State(state): St,
     ctx: Ctx,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     body: Result<Json<PasswordReset>, JsonRejection>,
 ) -> Result<Json<DoneResponse>, ApiError> {
     let by = require(&state, &ctx, Permission::SystemConfig).await?;
+    let id = user_id(id)?;
     let Json(reset) = body?;
     let (auth, info) = (state.auth.clone(), ctx.info().clone());
     blocking(move || auth.reset_password(&by, &info, id, &reset.password)).await?;
