@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, readdirSync, readlinkSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
@@ -74,7 +74,14 @@ let port;
 async function startDriver() {
   port = await freePort();
   const nativePort = await freePort();
-  driver = spawn(DRIVER, ['--port', String(port), '--native-port', String(nativePort)], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  // In a process group of its own, with its output in a log: WebKitWebDriver, its child, must
+  // go with it at the end and must not hold this process's output open.
+  const log = openSync(join(data, 'tauri-driver.log'), 'a');
+  driver = spawn(DRIVER, ['--port', String(port), '--native-port', String(nativePort)], {
+    env,
+    stdio: ['ignore', log, log],
+    detached: true,
+  });
   await until('tauri-driver listens', async () => {
     const r = await fetch(`http://127.0.0.1:${port}/status`).catch(() => null);
     return r !== null;
@@ -92,7 +99,11 @@ async function launch() {
 }
 
 after(async () => {
-  driver?.kill('SIGKILL');
+  if (driver) {
+    try {
+      process.kill(-driver.pid, 'SIGKILL');
+    } catch {}
+  }
   try {
     execFileSync('pkill', ['-KILL', '-f', APP]);
   } catch {}
