@@ -636,34 +636,7 @@ impl Outbox {
 
     /// A page of queued events in order.
     pub fn list_queued(&self, page: Page) -> Result<Vec<QueuedEvent>, Error> {
-        let marks = self.shared.in_flight();
-        let reader = lock(&self.reader);
-        let mut events = Vec::with_capacity(page.limit.min(1_000));
-        if page.limit == 0 {
-            return Ok(events);
-        }
-        scan_queued(
-            &reader,
-            &marks.delivered,
-            page.after,
-            "event_id, event_type, priority, attempts, added_at, next_attempt_at, partition_key,
-             last_error",
-            |r| {
-                events.push(QueuedEvent {
-                    seq: r.get(0)?,
-                    event_id: r.get(1)?,
-                    event_type: r.get(2)?,
-                    priority: priority_of(r.get(3)?),
-                    retry_count: r.get(4)?,
-                    added_at: rfc3339(r.get(5)?),
-                    next_attempt_at: rfc3339(r.get(6)?),
-                    partition_key: r.get(7)?,
-                    last_error: r.get(8)?,
-                });
-                Ok(events.len() < page.limit)
-            },
-        )?;
-        Ok(events)
+        self.list_queued_matching(page, &QueueFilter::default())
     }
 
     /// A page of queued events in order, only those of `filter`'s type and priority when it
@@ -674,9 +647,6 @@ impl Outbox {
         page: Page,
         filter: &QueueFilter,
     ) -> Result<Vec<QueuedEvent>, Error> {
-        if filter.event_type.is_none() && filter.priority.is_none() {
-            return self.list_queued(page);
-        }
         let marks = self.shared.in_flight();
         let reader = lock(&self.reader);
         let mut events = Vec::with_capacity(page.limit.min(1_000));
