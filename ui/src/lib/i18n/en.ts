@@ -517,7 +517,7 @@ export const t = {
     verify: 'Verify hash',
     verifying: 'Recomputing the hash…',
     verifyOk: 'The file is intact: its hash matches the one recorded.',
-    verifyMismatch: 'ALARM: the file has changed. Its hash no longer matches the one recorded. A critical alert has been sent.',
+    verifyMismatch: 'ALARM: the file has changed. Its hash no longer matches the one recorded. A critical alert is recorded and goes to headquarters with the next delivery.',
     verifyUnreadable: 'ALARM: the file could not be read, so its hash could not be checked.',
     mismatchMarked: 'The characters that differ from the recorded hash are marked.',
     storedHash: 'Recorded hash',
