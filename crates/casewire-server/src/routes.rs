@@ -204,7 +204,12 @@ async fn healthz() -> Json<Health> {
 async fn readyz(State(state): St) -> Response {
     match state.outbox.stats(Page::first(0)) {
         Ok(stats) => {
-            let relay = match (state.relay_configured, stats.kafka_available) {
+            // The app's relay comes and goes with the settings: asked now, not copied at start.
+            let configured = state
+                .app
+                .as_ref()
+                .map_or(state.relay_configured, |app| app.relay_status().running);
+            let relay = match (configured, stats.kafka_available) {
                 (false, _) => "not configured",
                 (true, true) => "running",
                 (true, false) => "not running",
