@@ -25,7 +25,7 @@ pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
 pub use cases::{Case, CaseStatus, Cases, Delivery, DeliveryStage, TimelineEntry};
 pub use evidence::{Anchor, Evidence, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification};
 pub use idempotency::{Begin, Idempotency, StoredResponse};
-pub use notices::{Notice, NoticeWatch, QueueLook};
+pub use notices::{Notice, NoticeWatch, QueueLook, SyncState};
 pub use rl::{Feedback, Policy, Prediction, PredictionRequest};
 pub use settings::{Applies, SettingView, Settings, Source};
 pub use users::{UserChange, UserRecord};

@@ -4,6 +4,8 @@
 //! - A backlog delivered after an outage: "N events delivered".
 //! - An event dead-lettered: it will not reach headquarters unless an admin replays it.
 //! - The queue past 80 % of its quota: soon new work will be refused.
+//!
+//! And what the sync badge and the tray icon show at every look: [`SyncState`].
 
 /// One look at the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,6 +88,44 @@ impl NoticeWatch {
     }
 }
 
+/// How delivery to Kafka is going, as the sync badge and the tray icon show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    /// Nothing waits: everything reached Kafka.
+    Synced,
+    /// A broker is reachable and events are on their way.
+    Sending,
+    /// No broker reachable: events wait on this machine.
+    Offline,
+    /// The relay reports an error an admin must look at (say, credentials refused) while
+    /// events wait.
+    Error,
+    /// No Kafka brokers are configured: events wait on this machine.
+    NotConfigured,
+}
+
+impl SyncState {
+    /// The state for a look at the queue, whether a relay runs, and whether it reports an
+    /// error (an outage is not one: it is told by the broker being unreachable).
+    ///
+    /// An error counts only while events wait: the relay clears it at the next delivery, and a
+    /// stale one (an idle connection dropped, say) must not paint an empty queue red.
+    pub fn of(look: QueueLook, relay_running: bool, relay_error: bool) -> SyncState {
+        match (
+            relay_running,
+            look.waiting,
+            relay_error,
+            look.broker_connected,
+        ) {
+            (false, _, _, _) => SyncState::NotConfigured,
+            (true, 0, _, _) => SyncState::Synced,
+            (true, _, true, _) => SyncState::Error,
+            (true, _, false, false) => SyncState::Offline,
+            (true, _, false, true) => SyncState::Sending,
+        }
+    }
+}
+
 fn percent(look: QueueLook) -> u64 {
     (look.bytes.saturating_mul(100))
         .checked_div(look.quota_bytes)
@@ -102,6 +142,31 @@ mod tests {
             broker_connected: connected,
             quota_bytes: 1000,
             ..QueueLook::default()
+        }
+    }
+
+    #[test]
+    fn the_sync_state_names_what_holds_the_waiting_events_back() {
+        use SyncState::*;
+        let cases = [
+            // (waiting, connected, relay running, relay error) → state
+            ((0, true, true, false), Synced),
+            ((3, true, true, false), Sending),
+            ((3, false, true, false), Offline),
+            ((3, true, true, true), Error),
+            ((3, false, true, true), Error),
+            // A stale error with nothing waiting is not shown.
+            ((0, true, true, true), Synced),
+            // Without a relay nothing leaves, queue or not.
+            ((3, false, false, false), NotConfigured),
+            ((0, false, false, true), NotConfigured),
+        ];
+        for ((waiting, connected, running, error), expected) in cases {
+            assert_eq!(
+                SyncState::of(look(waiting, connected), running, error),
+                expected,
+                "{waiting} waiting, connected {connected}, running {running}, error {error}"
+            );
         }
     }
 

@@ -360,12 +360,35 @@ envelope!(
     }
 );
 
+/// The UI's colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Theme {
+    /// As the operating system says (`prefers-color-scheme`).
+    System,
+    /// Light.
+    Light,
+    /// Dark.
+    Dark,
+}
+
+impl Theme {
+    /// The theme a `CASEWIRE_THEME` value names (the settings refuse any other value).
+    pub(crate) fn named(value: Option<&str>) -> Theme {
+        match value {
+            Some("light") => Theme::Light,
+            Some("dark") => Theme::Dark,
+            _ => Theme::System,
+        }
+    }
+}
+
 /// The settings the UI applies itself.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Preferences {
-    /// `system`, `light` or `dark`.
-    pub(crate) theme: String,
+    /// Light or dark, or as the operating system says.
+    pub(crate) theme: Theme,
     /// Minutes without input after which the session locks.
     pub(crate) idle_lock_minutes: u64,
 }
@@ -429,6 +452,18 @@ pub(crate) enum SyncState {
     Error,
     /// No Kafka brokers are configured: events wait on this machine.
     NotConfigured,
+}
+
+impl From<casewire_core::SyncState> for SyncState {
+    fn from(state: casewire_core::SyncState) -> SyncState {
+        match state {
+            casewire_core::SyncState::Synced => SyncState::Synced,
+            casewire_core::SyncState::Sending => SyncState::Sending,
+            casewire_core::SyncState::Offline => SyncState::Offline,
+            casewire_core::SyncState::Error => SyncState::Error,
+            casewire_core::SyncState::NotConfigured => SyncState::NotConfigured,
+        }
+    }
 }
 
 /// How delivery is going.

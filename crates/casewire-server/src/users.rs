@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use casewire_core::{CoreError, Permission, Role, UserChange};
+use casewire_core::{CoreError, Permission, QueueLook, Role, UserChange};
 use casewire_events::Priority;
 use casewire_outbox::{Page, QueueFilter};
 use chrono::SecondsFormat;
@@ -87,9 +87,7 @@ pub(crate) async fn me(State(state): St, ctx: Ctx) -> Result<Json<MeResponse>, A
     let user = require(&state, &ctx, Permission::Investigate).await?;
     let settings = state.app.as_ref().map(|a| a.settings()).unwrap_or_default();
     let preferences = Preferences {
-        theme: settings
-            .get("CASEWIRE_THEME")
-            .unwrap_or_else(|| "system".into()),
+        theme: Theme::named(settings.get("CASEWIRE_THEME").as_deref()),
         idle_lock_minutes: settings
             .number("CASEWIRE_IDLE_LOCK_MINUTES", 15)
             .unwrap_or(15),
@@ -323,17 +321,12 @@ pub(crate) async fn sync(State(state): St, ctx: Ctx) -> Result<Json<SyncResponse
     let relay = state.app.as_ref().map(|a| a.relay_status());
     let running = relay.as_ref().map_or(stats.kafka_available, |r| r.running);
     let last_error = relay.as_ref().and_then(|r| r.last_error.clone());
-    let state_now = if !running {
-        SyncState::NotConfigured
-    } else if last_error.is_some() && stats.queue_size > 0 {
-        SyncState::Error
-    } else if !stats.kafka_connected && stats.queue_size > 0 {
-        SyncState::Offline
-    } else if stats.queue_size > 0 {
-        SyncState::Sending
-    } else {
-        SyncState::Synced
+    let look = QueueLook {
+        waiting: stats.queue_size,
+        broker_connected: stats.kafka_connected,
+        ..QueueLook::default()
     };
+    let state_now = casewire_core::SyncState::of(look, running, last_error.is_some()).into();
     Ok(SyncResponse::new(SyncStatus {
         state: state_now,
         waiting: stats.queue_size,

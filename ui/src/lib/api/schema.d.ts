@@ -1219,8 +1219,8 @@ export interface components {
              * @description Minutes without input after which the session locks.
              */
             idleLockMinutes: number;
-            /** @description `system`, `light` or `dark`. */
-            theme: string;
+            /** @description Light or dark, or as the operating system says. */
+            theme: components["schemas"]["Theme"];
         };
         /**
          * @description How urgently an event should reach Kafka, and how quickly a failed delivery is retried.
@@ -1525,6 +1525,11 @@ export interface components {
             /** @description When the answer was made, RFC 3339 with milliseconds. */
             timestamp: string;
         };
+        /**
+         * @description The UI's colours.
+         * @enum {string}
+         */
+        Theme: "system" | "light" | "dark";
         /** @description One entry of a case's timeline. */
         TimelineEntry: {
             /** @description Who did it. */
