@@ -1,15 +1,17 @@
-//! The tray icon and the OS notifications: the tray's menu says how many events wait and
-//! offers Open, Retry now and Quit; a notification is shown only when the state changes (the
+//! The tray icon and the OS notifications: the tray's icon shows the sync state (a dot: synced,
+//! sending, offline, error; the state is `casewire_core::SyncState`, the badge's), its menu says
+//! how many events wait and offers Open, Retry now and Quit; a notification is shown only when the state changes (the
 //! decisions are `casewire_core::NoticeWatch`'s). Without a tray host or a notification daemon
 //! (a bare X server, no D-Bus session) each is logged and skipped; the app runs on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use casewire_core::{App, Notice, NoticeWatch, QueueLook};
+use casewire_core::{App, Notice, NoticeWatch, QueueLook, SyncState};
 use casewire_outbox::Page;
+use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
-use tauri::tray::TrayIconBuilder;
+use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager};
 use tauri_plugin_notification::NotificationExt;
 
@@ -18,8 +20,8 @@ const LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// Builds the tray and starts following the queue for it and for notifications.
 pub(crate) fn start(app: &AppHandle, backend: Arc<App>) {
-    let waiting = match build(app) {
-        Ok(item) => Some(item),
+    let tray = match build(app) {
+        Ok(tray) => Some(tray),
         Err(e) => {
             tracing::warn!(error = %e, "no tray icon (no tray on this desktop?); the window stays the way in");
             None
@@ -41,12 +43,17 @@ pub(crate) fn start(app: &AppHandle, backend: Arc<App>) {
                     bytes: stats.bytes,
                     quota_bytes: stats.quota_bytes,
                 };
-                let text = waiting_text(look, backend.relay_status().running);
-                if let Some(item) = &waiting
+                let relay = backend.relay_status();
+                let state = SyncState::of(look, relay.running, relay.last_error.is_some());
+                let text = waiting_text(look.waiting, state);
+                if let Some(tray) = &tray
                     && text != shown
                 {
-                    if let Err(e) = item.set_text(&text) {
+                    if let Err(e) = tray.waiting.set_text(&text) {
                         tracing::debug!(error = %e, "tray text not updated");
+                    }
+                    if let Err(e) = tray.icon.set_icon(Some(icon(state))) {
+                        tracing::debug!(error = %e, "tray icon not updated");
                     }
                     shown = text;
                 }
@@ -59,19 +66,44 @@ pub(crate) fn start(app: &AppHandle, backend: Arc<App>) {
     });
 }
 
-fn waiting_text(look: QueueLook, relay: bool) -> String {
-    match (look.waiting, relay, look.broker_connected) {
-        (0, _, _) => "All events delivered".to_owned(),
-        (1, false, _) => "1 event waiting (no Kafka configured)".to_owned(),
-        (n, false, _) => format!("{n} events waiting (no Kafka configured)"),
-        (1, true, false) => "Offline · 1 event waiting".to_owned(),
-        (n, true, false) => format!("Offline · {n} events waiting"),
-        (1, true, true) => "Sending 1 event".to_owned(),
-        (n, true, true) => format!("Sending {n} events"),
+/// The menu's first line: the state and how many events it holds back.
+fn waiting_text(waiting: u64, state: SyncState) -> String {
+    let events = |n: u64| match n {
+        1 => "1 event".to_owned(),
+        n => format!("{n} events"),
+    };
+    match state {
+        SyncState::Synced => "All events delivered".to_owned(),
+        SyncState::NotConfigured if waiting == 0 => "No Kafka configured".to_owned(),
+        SyncState::NotConfigured => format!("{} waiting (no Kafka configured)", events(waiting)),
+        SyncState::Offline => format!("Offline · {} waiting", events(waiting)),
+        SyncState::Sending => format!("Sending {}", events(waiting)),
+        SyncState::Error => format!("Error · {} waiting: see the queue screen", events(waiting)),
     }
 }
 
-fn build(app: &AppHandle) -> tauri::Result<MenuItem<tauri::Wry>> {
+/// The tray icon of a state: the app's icon with a dot, green when synced, blue while sending,
+/// grey while events wait for a broker, red on an error.
+fn icon(state: SyncState) -> Image<'static> {
+    let png: &[u8] = match state {
+        SyncState::Synced => include_bytes!("../../icons/tray/synced.png"),
+        SyncState::Sending => include_bytes!("../../icons/tray/sending.png"),
+        SyncState::Offline | SyncState::NotConfigured => {
+            include_bytes!("../../icons/tray/offline.png")
+        }
+        SyncState::Error => include_bytes!("../../icons/tray/error.png"),
+    };
+    // The PNGs are the repository's own; one that does not decode is a build mistake.
+    Image::from_bytes(png).expect("the tray icons are valid PNGs")
+}
+
+/// The parts of the tray that follow the queue.
+struct Tray {
+    icon: TrayIcon,
+    waiting: MenuItem<tauri::Wry>,
+}
+
+fn build(app: &AppHandle) -> tauri::Result<Tray> {
     let waiting = MenuItem::with_id(app, "waiting", "Looking at the queue…", false, None::<&str>)?;
     let open = MenuItem::with_id(app, "open", "Open Casewire", true, None::<&str>)?;
     let retry = MenuItem::with_id(app, "retry", "Retry now", true, None::<&str>)?;
@@ -109,8 +141,10 @@ fn build(app: &AppHandle) -> tauri::Result<MenuItem<tauri::Wry>> {
     if let Some(icon) = app.default_window_icon() {
         tray = tray.icon(icon.clone());
     }
-    tray.build(app)?;
-    Ok(waiting)
+    Ok(Tray {
+        icon: tray.build(app)?,
+        waiting,
+    })
 }
 
 fn notify(app: &AppHandle, notice: Notice) {
