@@ -1,216 +1,82 @@
 // The real desktop window, driven through tauri-driver and WebKitWebDriver under Xvfb (run by
-// scripts/desktop-e2e inside dbus-run-session and xvfb-run): first run, sign-in, evidence added
-// from a file picked in the real GTK open dialog (typed into it with xdotool), the case and the
-// sync badge updated, no TCP port open by any of the app's processes, and a SIGKILL of the app
-// followed by a relaunch that shows everything acknowledged before the kill.
-//
-// Env: CASEWIRE_DESKTOP_BIN (the app), TAURI_DRIVER (tauri-driver), SHOTS (screenshot folder).
-import { test, after } from 'node:test';
+// scripts/desktop-e2e inside dbus-run-session and xvfb-run, with gnome-keyring and the dunst
+// notification daemon on that session bus). In order, one app data folder throughout:
+//  - launched alone, the app holds no TCP socket;
+//  - first run, a case, evidence from a file picked in the real GTK open dialog (typed into it
+//    with xdotool), the timeline and badge saying "waiting", still no TCP socket of its own;
+//  - a SIGKILL and a relaunch that shows everything acknowledged before the kill;
+//  - the evidence saved to a path chosen in the real save dialog, byte for byte;
+//  - Kafka brokers set on the settings screen: the relay starts in the running app, the waiting
+//    events are delivered, the badge and the tray say so, and a notification tells it once;
+//  - the SASL password typed on the settings screen lands in the OS keyring, not in the file;
+//  - closing the window keeps the app in the tray (told once), a second launch brings the
+//    window back and exits, and the tray's Quit ends the app.
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, readdirSync, readlinkSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir, homedir } from 'node:os';
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { remote } from 'webdriverio';
+import {
+  APP,
+  Driver,
+  appEnv,
+  appProcesses,
+  busNameOwned,
+  button,
+  chooseInDialog,
+  closeWindow,
+  firstRun,
+  killApps,
+  notificationsShown,
+  ownSockets,
+  screenshot,
+  signIn,
+  startTansu,
+  tcpSocketsOf,
+  text,
+  trayClick,
+  trayMenu,
+  until,
+  visibleWindows,
+} from './harness.mjs';
 
-const APP = process.env.CASEWIRE_DESKTOP_BIN ?? join(homedir(), '.cache/casewire/target/debug/casewire-desktop');
-const DRIVER = process.env.TAURI_DRIVER ?? join(homedir(), '.cache/casewire/bin/tauri-driver');
-const SHOTS = process.env.SHOTS ?? join(import.meta.dirname, '../../ui/e2e/screenshots');
 const PASSWORD = 'correct horse battery staple';
-const PATIENCE = 30_000;
-
-mkdirSync(SHOTS, { recursive: true });
 const data = mkdtempSync(join(tmpdir(), 'casewire-desktop-'));
-// A folder whose name shares no prefix with its neighbours, so the open dialog's inline
-// completion of a typed path can only complete it to itself.
+// A folder whose name shares no prefix with its neighbours, so the dialogs' inline completion
+// of a typed path can only complete it to itself.
 const evidenceDir = join(tmpdir(), `q${randomBytes(6).toString('hex')}`);
 mkdirSync(evidenceDir);
 const evidencePath = join(evidenceDir, 'wallet-ledger.csv');
 const evidence = 'date,wallet,amount\n2026-11-30,0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed,4.2\n';
 writeFileSync(evidencePath, evidence);
 const sha256 = createHash('sha256').update(evidence).digest('hex');
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves when `predicate()` holds; fails with `what` after PATIENCE. */
-async function until(what, predicate, ms = PATIENCE) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await predicate();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`timed out waiting until ${what} (last: ${last})`);
-}
-
-const env = {
-  ...process.env,
-  CASEWIRE_DATA_DIR: data,
-  // WebKitGTK takes navigator.language from the locale; a bare "C" is not a language tag.
-  LANG: process.env.LANG && !/^(C|POSIX)(\.|$)/.test(process.env.LANG) ? process.env.LANG : 'en_US.UTF-8',
-  NO_AT_BRIDGE: '1',
-  WEBKIT_DISABLE_COMPOSITING_MODE: '1',
-};
-delete env.KAFKA_BROKERS;
+const env = appEnv(data);
 
 let driver;
-let port;
-async function startDriver() {
-  port = await freePort();
-  const nativePort = await freePort();
-  // In a process group of its own, with its output in a log: WebKitWebDriver, its child, must
-  // go with it at the end and must not hold this process's output open.
-  const log = openSync(join(data, 'tauri-driver.log'), 'a');
-  driver = spawn(DRIVER, ['--port', String(port), '--native-port', String(nativePort)], {
-    env,
-    stdio: ['ignore', log, log],
-    detached: true,
-  });
-  await until('tauri-driver listens', async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/status`).catch(() => null);
-    return r !== null;
-  });
-}
+let dunst;
+let tansu;
+let browser;
+let caseId;
 
-async function launch() {
-  return remote({
-    hostname: '127.0.0.1',
-    port,
-    logLevel: 'warn',
-    connectionRetryCount: 0,
-    capabilities: { 'tauri:options': { application: APP } },
-  });
-}
-
-after(async () => {
-  if (driver) {
-    try {
-      process.kill(-driver.pid, 'SIGKILL');
-    } catch {}
-  }
-  try {
-    execFileSync('pkill', ['-KILL', '-f', APP]);
-  } catch {}
+before(async () => {
+  // The notification daemon the app's notifications go to, on this test's session bus.
+  dunst = spawn('dunst', [], { env, stdio: 'ignore' });
+  await until('dunst serves notifications', () => busNameOwned('org.freedesktop.Notifications'));
 });
 
-/** The app's process and its children (WebKit's web and network processes). */
-function appProcesses() {
-  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  const parent = new Map();
-  const exe = new Map();
-  for (const pid of all) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      parent.set(pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      exe.set(pid, readlinkSync(`/proc/${pid}/exe`));
-    } catch {}
-  }
-  const roots = [...exe].filter(([, path]) => path === APP).map(([pid]) => pid);
-  const family = new Set(roots);
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const [pid, ppid] of parent) {
-      if (family.has(ppid) && !family.has(pid)) {
-        family.add(pid);
-        grew = true;
-      }
-    }
-  }
-  return { roots, family: [...family] };
-}
+after(async () => {
+  await browser?.deleteSession().catch(() => {});
+  driver?.stop();
+  killApps();
+  dunst?.kill('SIGKILL');
+  tansu?.stop();
+});
 
-/** TCP sockets (v4 and v6, any state) whose inodes the processes hold open. */
-function tcpSocketsOf(pids) {
-  const inodes = new Set();
-  for (const pid of pids) {
-    try {
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        const m = /^socket:\[(\d+)\]$/.exec(target);
-        if (m) inodes.add(m[1]);
-      }
-    } catch {}
-  }
-  const found = [];
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length > 9 && inodes.has(cols[9])) found.push({ table, local: cols[1], remote: cols[2], state: cols[3] });
-    }
-  }
-  return found;
+async function main() {
+  return (await browser.$('main')).getText();
 }
-
-function screenshot(name) {
-  try {
-    execFileSync('import', ['-window', 'root', join(SHOTS, `desktop-${name}.png`)]);
-  } catch (e) {
-    console.warn(`screenshot ${name} failed: ${e.message}`);
-  }
-}
-
-async function text(browser, selector) {
-  const el = await browser.$(selector);
-  await el.waitForDisplayed({ timeout: PATIENCE });
-  return el.getText();
-}
-
-async function button(browser, label) {
-  const el = await browser.$(`//button[normalize-space(.)="${label}"]`);
-  await el.waitForClickable({ timeout: PATIENCE });
-  return el;
-}
-
-/** Types `path` into the GTK open dialog titled `title`, as a person would. */
-function chooseInDialog(title, path) {
-  const id = execFileSync('xdotool', ['search', '--sync', '--onlyvisible', '--name', title], { timeout: PATIENCE })
-    .toString()
-    .trim()
-    .split('\n')[0];
-  // No window manager under Xvfb: the keyboard goes to the window under the pointer.
-  execFileSync('xdotool', ['mousemove', '--window', id, '40', '40']);
-  execFileSync('xdotool', ['key', '--clearmodifiers', 'ctrl+l']);
-  execFileSync('xdotool', ['type', '--delay', '40', path]);
-  if (process.env.DEBUG_SOCKETS) screenshot('dialog-typed');
-  // GTK checks a typed path asynchronously and offers no event to wait for from outside: the
-  // one bounded pause of these tests, before Return opens it.
-  execFileSync('xdotool', ['sleep', '0.8', 'key', 'Return']);
-}
-
-/** The port WebKitWebDriver told the app's WebKit to serve automation on, if any. */
-function automationPort(pid) {
-  const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-  const server = environ.find((v) => v.startsWith('WEBKIT_INSPECTOR_SERVER='));
-  return server ? Number(server.split(':').pop()) : null;
-}
-
-/** The app's TCP sockets but the automation port WebDriver asked for. */
-function ownSockets() {
-  const { roots, family } = appProcesses();
-  const skip = roots.map(automationPort).filter((p) => p !== null);
-  if (process.env.DEBUG_SOCKETS) console.log('automation ports', skip, tcpSocketsOf(family));
-  const port = (address) => parseInt(address.split(':')[1], 16);
-  return tcpSocketsOf(family).filter((s) => !skip.includes(port(s.local)) && !skip.includes(port(s.remote)));
-}
-
-let caseId;
 
 test('launched by itself, the app starts its backend and opens no TCP socket at all', async () => {
   const app = spawn(APP, [], { env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -228,16 +94,18 @@ test('launched by itself, the app starts its backend and opens no TCP socket at 
 });
 
 test('an investigator sets up the app, opens a case, adds evidence from a file and sees it waiting', async () => {
-  await startDriver();
-  const browser = await launch();
+  driver = await Driver.start(env, data);
+  browser = await driver.launch();
   try {
-    await investigate(browser);
+    await investigate();
   } finally {
+    // The app is gone (killed below, or the test failed): end its session for the next launch.
     await browser.deleteSession().catch(() => {});
+    browser = null;
   }
 });
 
-async function investigate(browser) {
+async function investigate() {
   const heading = await text(browser, 'h1');
   assert.match(heading, /Set up Casewire/);
   screenshot('first-run');
@@ -247,19 +115,11 @@ async function investigate(browser) {
   assert.equal(appProcesses().roots.length, 1, 'one app process');
   assert.deepEqual(ownSockets(), [], 'the desktop opens no TCP socket of its own');
 
-  await (await browser.$('input[name=username]')).setValue('chief');
-  await (await browser.$('input[name=password]')).setValue(PASSWORD);
-  await (await browser.$('input[name=confirm]')).setValue(PASSWORD);
-  await (await button(browser, 'Create superadmin and sign in')).click();
-  await until('the cases screen shows', async () => /Cases/.test(await text(browser, 'h1')));
-
+  await firstRun(browser, 'chief', PASSWORD);
   await (await button(browser, 'New case')).click();
   await (await browser.$('input[name=title]')).setValue('Exchange drained overnight');
   await (await button(browser, 'Open case')).click();
-  caseId = await until('the case opens', async () => {
-    const m = /CASE-\d{4}-\d{3}/.exec(await (await browser.$('main')).getText());
-    return m?.[0];
-  });
+  caseId = await until('the case opens', async () => /CASE-\d{4}-\d{3}/.exec(await main())?.[0]);
 
   await (await button(browser, 'Add evidence')).click();
   await (await button(browser, 'Choose files…')).click();
@@ -268,16 +128,19 @@ async function investigate(browser) {
   await (await browser.$('dialog[open] input[name=wallet]')).setValue('0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed');
   await (await browser.$('dialog[open] input[name=reporter]')).setValue('desk officer');
   await (await button(browser, 'Add to case')).click();
-  await until('the evidence shows with its full SHA-256', async () => (await (await browser.$('main')).getText()).includes(sha256));
+  await until('the evidence shows with its full SHA-256', async () => (await main()).includes(sha256));
 
-  // The timeline and the badge say the events wait on this laptop (no Kafka configured).
-  const page = await (await browser.$('body')).getText();
-  assert.match(page, /Waiting on this laptop/);
+  // The timeline, the badge and the tray say the events wait on this laptop (no Kafka yet).
+  assert.match(await (await browser.$('body')).getText(), /Waiting on this laptop/);
   const badge = await until('the badge counts the waiting events', async () => {
     const t = await (await browser.$('header')).getText();
     return /waiting/i.test(t) && t;
   });
   assert.match(badge, /\d+ waiting/i);
+  const waiting = Number(/(\d+) waiting/i.exec(badge)[1]);
+  await until('the tray menu counts them too', () =>
+    trayMenu()?.items.some((i) => i.label === `${waiting} events waiting (no Kafka configured)` && !i.enabled),
+  );
   screenshot('case-with-evidence');
   assert.deepEqual(ownSockets(), [], 'still no TCP socket of its own after the work');
 
@@ -288,21 +151,108 @@ async function investigate(browser) {
 
 test('after a SIGKILL the relaunched app signs in and shows everything acknowledged before it', async () => {
   assert.ok(caseId, 'the first scenario opened a case');
-  const browser = await launch();
-  await until('the sign-in screen shows', async () => /Sign in/.test(await text(browser, 'h1')));
-  await (await browser.$('input[name=username]')).setValue('chief');
-  await (await browser.$('input[name=password]')).setValue(PASSWORD);
-  await (await browser.$('button[type=submit]')).click();
-  await until('the case is listed', async () => (await (await browser.$('main')).getText()).includes(caseId));
-  await (await browser.$(`=${caseId}`)).click().catch(async () => {
-    await browser.execute((id) => {
-      location.hash = `#/cases/${id}`;
-    }, caseId);
-  });
-  await until('the evidence survived with its hash', async () => (await (await browser.$('main')).getText()).includes(sha256));
-  const timeline = await (await browser.$('main')).getText();
+  browser = await driver.launch();
+  await signIn(browser, 'chief', PASSWORD);
+  await until('the case is listed', async () => (await main()).includes(caseId));
+  await browser.execute((id) => (location.hash = `#/cases/${id}`), caseId);
+  await until('the evidence survived with its hash', async () => (await main()).includes(sha256));
+  const timeline = await main();
   assert.match(timeline, /Evidence added/);
   assert.match(timeline, /Case opened/);
   screenshot('after-relaunch');
-  await browser.deleteSession();
+});
+
+test('evidence is saved to the path chosen in the save dialog, byte for byte', async () => {
+  await (await browser.$('=wallet-ledger.csv')).click();
+  await (await button(browser, 'Download')).click();
+  const target = join(evidenceDir, 'copy-for-the-prosecutor.csv');
+  chooseInDialog('Save evidence', target);
+  await until('the file is written', () => existsSync(target) && readFileSync(target, 'utf8') === evidence);
+  await until('the page says where it went', async () => (await (await browser.$('body')).getText()).includes('copy-for-the-prosecutor.csv'));
+});
+
+test('brokers set on the settings screen start the relay in the running app and the waiting events are delivered', async () => {
+  tansu = await startTansu(data);
+  await browser.execute(() => (location.hash = '#/settings'));
+  const row = await browser.$('tr[data-setting=KAFKA_BROKERS]');
+  await row.waitForDisplayed({ timeout: 30_000 });
+  await (await row.$('input')).setValue(tansu.brokers);
+  await (await row.$('button[type=submit]')).click();
+  await until('the screen says it is saved', async () => (await (await browser.$('body')).getText()).includes('KAFKA_BROKERS saved.'));
+  assert.equal(await (await row.$('input')).getValue(), tansu.brokers);
+
+  await until('the badge says everything is synced', async () => /Synced/.test(await (await browser.$('header')).getText()), 60_000);
+  await browser.execute((id) => (location.hash = `#/cases/${id}`), caseId);
+  await until('the timeline says each event was delivered', async () => {
+    const t = await main();
+    return /Delivered/.test(t) && !/Waiting on this laptop/.test(t);
+  });
+  await until('the tray says so', () => trayMenu()?.items.some((i) => i.label === 'All events delivered'));
+  // The relaunch found a backlog and no broker; its delivery is told once.
+  const told = await until('a notification tells the backlog was delivered', () =>
+    notificationsShown().find((n) => n.summary === 'Back online'),
+  );
+  assert.match(told.body, /^\d+ events? delivered to headquarters$/);
+  screenshot('delivered');
+});
+
+test('the SASL password typed on the settings screen is kept in the OS keyring and never in the settings file', async () => {
+  const secret = `pw-${randomBytes(8).toString('hex')}`;
+  await browser.execute(() => (location.hash = '#/settings'));
+  const row = await browser.$('tr[data-setting=KAFKA_SASL_PASSWORD]');
+  await row.waitForDisplayed({ timeout: 30_000 });
+  await (await row.$('input')).setValue(secret);
+  await (await row.$('button[type=submit]')).click();
+  await until('the screen says a password is set', async () => (await row.getText()).includes('Set (hidden)'));
+  assert.equal(await (await row.$('input')).getValue(), '', 'the screen never shows it back');
+
+  const kept = execFileSync('secret-tool', ['lookup', 'service', 'org.casewire.desktop', 'username', 'KAFKA_SASL_PASSWORD']).toString();
+  assert.equal(kept, secret, 'the keyring holds the password');
+  const file = readFileSync(join(data, 'desktop-settings.json'), 'utf8');
+  assert.ok(file.includes(tansu.brokers), 'the settings file holds the other settings');
+  assert.ok(!file.includes(secret), 'the settings file never holds the password');
+  assert.ok(!readFileSync(join(data, 'tauri-driver.log'), 'utf8').includes(secret), 'the logs never hold it');
+
+  // Unset again, so the relay talks to the broker without SASL as before.
+  await (await row.$('button=Back to default')).click();
+  await until('the screen says it is unset', async () => (await row.getText()).includes('Not set'));
+  await until('the keyring entry is gone', () => {
+    try {
+      execFileSync('secret-tool', ['lookup', 'service', 'org.casewire.desktop', 'username', 'KAFKA_SASL_PASSWORD']);
+      return false;
+    } catch {
+      return true; // secret-tool exits 1 when nothing matches
+    }
+  });
+});
+
+test('closing the window keeps the app in the tray, a second launch brings it back, and Quit from the tray ends it', async () => {
+  const [window] = visibleWindows();
+  assert.ok(window, 'the window is on screen');
+  closeWindow(window);
+  await until('the window is hidden', () => visibleWindows().length === 0);
+  assert.equal(appProcesses().roots.length, 1, 'the app keeps running');
+  const told = await until('a notification says the app keeps sending', () =>
+    notificationsShown().find((n) => n.summary === 'Casewire is still sending'),
+  );
+  assert.match(told.body, /Quit from the tray icon/);
+
+  // A second launch hands over to the first and exits; the window comes back.
+  const second = spawn(APP, [], { env, stdio: 'ignore' });
+  const code = await new Promise((resolve) => second.on('exit', resolve));
+  assert.equal(code, 0, 'the second launch exits cleanly');
+  await until('the window is back on screen', () => visibleWindows().length === 1);
+  assert.equal(appProcesses().roots.length, 1, 'still one app');
+
+  // Closed again, it is not told a second time; the tray's Open brings it back.
+  closeWindow(visibleWindows()[0]);
+  await until('the window is hidden again', () => visibleWindows().length === 0);
+  trayClick('Open Casewire');
+  await until('the tray opened it', () => visibleWindows().length === 1);
+  assert.equal(notificationsShown().filter((n) => n.summary === 'Casewire is still sending').length, 1, 'told once');
+
+  trayClick('Quit');
+  await until('the app has quit', async () => appProcesses().roots.length === 0, 20_000);
+  await browser.deleteSession().catch(() => {});
+  browser = null;
 });
