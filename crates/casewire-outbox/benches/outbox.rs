@@ -282,13 +282,8 @@ fn group_task_rate(outbox: &Arc<Outbox>, writers: usize) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Queues `n` guide-shaped events, built 10,000 at a time so a million never sit in memory.
 fn fill(outbox: &Outbox, n: u64) {
-    let n = n as usize;
-    for start in (0..n).step_by(10_000) {
-        let events: Vec<Event> = (start..n.min(start + 10_000)).map(guide_event).collect();
-        casewire_testkit::fill(outbox, &events);
-    }
+    casewire_testkit::fill_guide(outbox, n as usize);
 }
 
 fn measure_child(db: &Path) -> (f64, f64) {

@@ -84,6 +84,15 @@ pub fn fill(outbox: &Outbox, events: &[Event]) {
     }
 }
 
+/// Queues `n` guide-shaped events ([`guide_event`]), built 10,000 at a time so a million never
+/// sit in memory.
+pub fn fill_guide(outbox: &Outbox, n: usize) {
+    for start in (0..n).step_by(10_000) {
+        let events: Vec<Event> = (start..n.min(start + 10_000)).map(guide_event).collect();
+        fill(outbox, &events);
+    }
+}
+
 /// Where `scripts/bootstrap` puts the tansu broker; `TANSU_BIN` overrides.
 pub fn tansu_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("TANSU_BIN") {
