@@ -6,6 +6,7 @@
 //    with xdotool), the timeline and badge saying "waiting", still no TCP socket of its own;
 //  - a SIGKILL and a relaunch that shows everything acknowledged before the kill;
 //  - the evidence saved to a path chosen in the real save dialog, byte for byte;
+//  - a file dragged from another application's window and dropped on the case, added;
 //  - Kafka brokers set on the settings screen: the relay starts in the running app, the waiting
 //    events are delivered, the badge and the tray say so, and a notification tells it once;
 //  - the SASL password typed on the settings screen lands in the OS keyring, not in the file;
@@ -27,6 +28,7 @@ import {
   button,
   chooseInDialog,
   closeWindow,
+  dropFileOn,
   firstRun,
   killApps,
   notificationsShown,
@@ -169,6 +171,22 @@ test('evidence is saved to the path chosen in the save dialog, byte for byte', a
   chooseInDialog('Save evidence', target);
   await until('the file is written', () => existsSync(target) && readFileSync(target, 'utf8') === evidence);
   await until('the page says where it went', async () => (await (await browser.$('body')).getText()).includes('copy-for-the-prosecutor.csv'));
+});
+
+test('a file dragged from another application and dropped on the window is added to the case', async () => {
+  const dropped = join(evidenceDir, 'exchange-statement.txt');
+  const content = `statement of ${randomBytes(8).toString('hex')}\n`;
+  writeFileSync(dropped, content);
+  await browser.execute((id) => (location.hash = `#/cases/${id}`), caseId);
+  await until('the case shows', async () => (await main()).includes(sha256));
+  await dropFileOn(visibleWindows()[0], dropped);
+  await until('the add dialog lists the dropped file', async () => /exchange-statement\.txt/.test(await (await browser.$('dialog[open]')).getText()));
+  await (await browser.$('dialog[open] input[name=wallet]')).setValue('0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed');
+  await (await browser.$('dialog[open] input[name=reporter]')).setValue('desk officer');
+  await (await button(browser, 'Add to case')).click();
+  const hash = createHash('sha256').update(content).digest('hex');
+  await until('the dropped file shows with its full SHA-256', async () => (await main()).includes(hash));
+  screenshot('dropped');
 });
 
 test('brokers set on the settings screen start the relay in the running app and the waiting events are delivered', async () => {

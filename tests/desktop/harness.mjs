@@ -1,6 +1,7 @@
 // What the desktop's tests and benchmarks share: the app's environment, tauri-driver and
-// WebDriver sessions, the app's processes and their sockets, screenshots of the X display, and
-// the GTK file dialogs typed into with xdotool.
+// WebDriver sessions, the app's processes, their sockets and memory, screenshots of the X
+// display, the GTK file dialogs typed into with xdotool, a file dragged onto the window, the
+// tray's menu over D-Bus, the notification daemon's history, and a tansu broker.
 //
 // Env: CASEWIRE_DESKTOP_BIN (the app), TAURI_DRIVER (tauri-driver), SHOTS (screenshot folder).
 import { spawn, execFileSync } from 'node:child_process';
@@ -351,4 +352,35 @@ export async function startTansu(logDir) {
   });
   await until('tansu listens', () => listening(port));
   return { brokers: `127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+}
+
+/**
+ * Drags the file at `path` from another application's window (drag-source.py, GTK) and drops
+ * it on the X window `target`, with the pointer, as a person drags from a file manager.
+ */
+export async function dropFileOn(target, path) {
+  const source = spawn('/usr/bin/python3', [join(import.meta.dirname, 'drag-source.py'), path, '1300', '860'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const said = [];
+  source.stdout.on('data', (chunk) => said.push(...chunk.toString().split('\n').filter(Boolean)));
+  const xdotool = (...args) => execFileSync('xdotool', args.map(String));
+  try {
+    await until('the other application is on screen', () => said.includes('ready'));
+    const id = execFileSync('xdotool', ['search', '--sync', '--onlyvisible', '--name', '^drag source$'], { timeout: PATIENCE })
+      .toString()
+      .trim()
+      .split('\n')[0];
+    xdotool('mousemove', '--window', id, 60, 40);
+    xdotool('mousedown', 1);
+    // GTK starts a drag once the pressed pointer has moved past its threshold.
+    for (const dx of [8, 16, 24, 32]) xdotool('mousemove', '--window', id, 60 - dx, 40 - dx);
+    await until('the drag began', () => said.includes('drag-begin'));
+    for (const [x, y] of [[900, 600], [700, 500], [640, 420], [600, 400]]) xdotool('mousemove', '--window', target, x, y);
+    xdotool('mouseup', 1);
+    await until('the drop is over', () => said.includes('drag-end'));
+    if (said.includes('drag-failed')) throw new Error(`the window refused the drop (${said.join(', ')})`);
+  } finally {
+    source.kill();
+  }
 }
