@@ -11,7 +11,8 @@
 //    events are delivered, the badge and the tray say so, and a notification tells it once;
 //  - the SASL password typed on the settings screen lands in the OS keyring, not in the file;
 //  - closing the window keeps the app in the tray (told once), a second launch brings the
-//    window back and exits, and the tray's Quit ends the app.
+//    window back and exits, and the tray's Quit ends the app;
+//  - with the session bus gone, the app starts and works all the same.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -273,4 +274,29 @@ test('closing the window keeps the app in the tray, a second launch brings it ba
   await until('the app has quit', async () => appProcesses().roots.length === 0, 20_000);
   await browser.deleteSession().catch(() => {});
   browser = null;
+});
+
+test('without a working D-Bus session the app still starts and works: no tray, keyring or notifications', async () => {
+  // A session bus that is gone (a stale address, as after the desktop session ended).
+  const alone = mkdtempSync(join(tmpdir(), 'casewire-desktop-nobus-'));
+  const noBus = appEnv(alone, { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/nonexistent/casewire-test-bus' });
+  const lonely = await Driver.start(noBus, alone);
+  let window;
+  try {
+    window = await lonely.launch();
+    await until('the first-run screen shows', async () => /Set up Casewire/.test(await text(window, 'h1')));
+    await firstRun(window, 'chief', PASSWORD);
+    await (await button(window, 'New case')).click();
+    await (await window.$('input[name=title]')).setValue('Offline laptop, no desktop session');
+    await (await button(window, 'Open case')).click();
+    await until('the case opens', async () => /CASE-\d{4}-\d{3}/.test(await (await window.$('main')).getText()));
+    // Closing the window still hides it (the notification that would say so has nowhere to go).
+    closeWindow(visibleWindows()[0]);
+    await until('the window is hidden', () => visibleWindows().length === 0);
+    assert.equal(appProcesses().roots.length, 1, 'the app runs on');
+  } finally {
+    await window?.deleteSession().catch(() => {});
+    lonely.stop();
+    killApps();
+  }
 });
