@@ -100,14 +100,12 @@ fn main() -> anyhow::Result<()> {
         ])
         .setup(move |app| {
             if let Err(e) = start(app, &dir, settings) {
+                // Said here, in a dialog that runs its own loop: tauri-plugin-dialog's waits on
+                // the event loop, which does not run yet, and an error returned from `setup`
+                // is a panic. Then the app ends with the code of a failure.
                 tracing::error!("Casewire cannot start: {e:#}");
-                use tauri_plugin_dialog::DialogExt;
-                app.dialog()
-                    .message(format!("Casewire cannot start.\n\n{e:#}"))
-                    .title("Casewire")
-                    .kind(tauri_plugin_dialog::MessageDialogKind::Error)
-                    .blocking_show();
-                return Err(e.into());
+                tell_cannot_start(&format!("{e:#}"));
+                app.handle().exit(1);
             }
             Ok(())
         })
@@ -212,6 +210,37 @@ fn tell_once_about_the_tray(app: &tauri::AppHandle, dir: &std::path::Path) {
     }
     if let Err(e) = std::fs::write(&told, b"") {
         tracing::debug!(error = %e, "could not remember having told about the tray");
+    }
+}
+
+/// Tells the person, in a dialog of its own, why Casewire cannot start (a database from a newer
+/// version, a data folder it may not write…), then returns once it is dismissed.
+fn tell_cannot_start(reason: &str) {
+    let text = format!("Casewire cannot start.\n\n{reason}");
+    // On Linux with GTK's own dialog on this, GTK's thread: rfd would start a GTK thread of its
+    // own, which a GTK already running here does not allow.
+    #[cfg(target_os = "linux")]
+    {
+        use gtk::prelude::{DialogExt, GtkWindowExt};
+        let dialog = gtk::MessageDialog::new(
+            None::<&gtk::Window>,
+            gtk::DialogFlags::MODAL,
+            gtk::MessageType::Error,
+            gtk::ButtonsType::Ok,
+            &text,
+        );
+        dialog.set_title("Casewire");
+        dialog.run();
+        dialog.close();
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        rfd::MessageDialog::new()
+            .set_level(rfd::MessageLevel::Error)
+            .set_title("Casewire")
+            .set_description(text)
+            .set_buttons(rfd::MessageButtons::Ok)
+            .show();
     }
 }
 
