@@ -126,7 +126,7 @@ async function investigate() {
 
   await (await button(browser, 'Add evidence')).click();
   await (await button(browser, 'Choose files…')).click();
-  chooseInDialog('Add evidence', evidencePath);
+  await chooseInDialog('Add evidence', evidencePath);
   await until('the picked file is listed', async () => /wallet-ledger\.csv/.test(await (await browser.$('dialog[open]')).getText()));
   await (await browser.$('dialog[open] input[name=wallet]')).setValue('0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed');
   await (await browser.$('dialog[open] input[name=reporter]')).setValue('desk officer');
@@ -169,7 +169,7 @@ test('evidence is saved to the path chosen in the save dialog, byte for byte', a
   await (await browser.$('=wallet-ledger.csv')).click();
   await (await button(browser, 'Download')).click();
   const target = join(evidenceDir, 'copy-for-the-prosecutor.csv');
-  chooseInDialog('Save evidence', target);
+  await chooseInDialog('Save evidence', target);
   await until('the file is written', () => existsSync(target) && readFileSync(target, 'utf8') === evidence);
   await until('the page says where it went', async () => (await (await browser.$('body')).getText()).includes('copy-for-the-prosecutor.csv'));
 });

@@ -235,20 +235,40 @@ export async function button(browser, label) {
   return el;
 }
 
-/** Types `path` into the GTK file dialog titled `title`, as a person would. */
-export function chooseInDialog(title, path) {
+/** Whether the X window `id` is on screen. */
+function onScreen(id) {
+  try {
+    return execFileSync('xdotool', ['search', '--onlyvisible', '--name', '.']).toString().split('\n').includes(id);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Types `path` into the GTK file dialog titled `title`, as a person would, and waits for the
+ * dialog to close on it. GTK checks a typed path asynchronously and offers no event to wait for
+ * from outside, so Return comes after a bounded pause; on a busy machine the dialog may still
+ * be completing the path then and stay open, and the path is typed again (at most three times).
+ */
+export async function chooseInDialog(title, path) {
   const id = execFileSync('xdotool', ['search', '--sync', '--onlyvisible', '--name', title], { timeout: PATIENCE })
     .toString()
     .trim()
     .split('\n')[0];
-  // No window manager under Xvfb: the keyboard goes to the window under the pointer.
-  execFileSync('xdotool', ['mousemove', '--window', id, '40', '40']);
-  // The location entry (the name entry of a save dialog), its text selected, so typing replaces it.
-  execFileSync('xdotool', ['key', '--clearmodifiers', 'ctrl+l', 'ctrl+a']);
-  execFileSync('xdotool', ['type', '--delay', '40', path]);
-  // GTK checks a typed path asynchronously and offers no event to wait for from outside: the
-  // one bounded pause of these tests, before Return opens it.
-  execFileSync('xdotool', ['sleep', '0.8', 'key', 'Return']);
+  for (let attempt = 1; ; attempt++) {
+    // No window manager under Xvfb: the keyboard goes to the window under the pointer.
+    execFileSync('xdotool', ['mousemove', '--window', id, '40', '40']);
+    // The location entry (the name entry of a save dialog), its text selected, so typing replaces it.
+    execFileSync('xdotool', ['key', '--clearmodifiers', 'ctrl+l', 'ctrl+a']);
+    execFileSync('xdotool', ['type', '--delay', '40', path]);
+    execFileSync('xdotool', ['sleep', '0.8', 'key', 'Return']);
+    try {
+      await until(`the "${title}" dialog closes`, () => !onScreen(id), 5_000);
+      return;
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
 }
 
 /** Creates the first superadmin on the first-run screen and waits for the cases screen. */
