@@ -10,6 +10,7 @@ import { createServer, Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { remote } from 'webdriverio';
+import { until as wait } from '../wait.mjs';
 
 export const APP = process.env.CASEWIRE_DESKTOP_BIN ?? join(homedir(), '.cache/casewire/target/debug/casewire-desktop');
 export const DRIVER = process.env.TAURI_DRIVER ?? join(homedir(), '.cache/casewire/bin/tauri-driver');
@@ -41,20 +42,9 @@ export function listening(port) {
   });
 }
 
-/** Resolves when `predicate()` holds; fails with `what` after `ms`. */
-export async function until(what, predicate, ms = PATIENCE) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await predicate();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`timed out waiting until ${what} (last: ${last})`);
+/** Resolves when `predicate()` holds; fails with `what` after `ms` (polling every 150 ms). */
+export function until(what, predicate, ms = PATIENCE) {
+  return wait(what, predicate, ms, 150);
 }
 
 /** The app's environment with its data in `data`, plus `extra` (a null value unsets a variable). */

@@ -6,6 +6,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { until } from '../../tests/wait.mjs';
 
 export const UI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const SHOTS = join(UI_DIR, 'e2e', 'screenshots');
@@ -37,21 +38,7 @@ export async function freePort() {
   });
 }
 
-/** Resolves when `predicate()` is truthy; rejects with `what` after `ms`. Polls, never sleeps blindly. */
-export async function until(what, predicate, ms = 20_000, every = 100) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      last = await predicate();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last})`);
-}
+export { until };
 
 function collect(child, name, logs) {
   const lines = [];
