@@ -140,10 +140,16 @@ async function investigate() {
     return /waiting/i.test(t) && t;
   });
   assert.match(badge, /\d+ waiting/i);
-  const waiting = Number(/(\d+) waiting/i.exec(badge)[1]);
-  await until('the tray menu counts them too', () =>
-    trayMenu()?.items.some((i) => i.label === `${waiting} events waiting (no Kafka configured)` && !i.enabled),
-  );
+  // The tray looks at the queue every 2 s and the badge polls on its own: they agree once both
+  // have looked since the last event was queued.
+  let shown;
+  await until('the tray menu counts them as the badge does', async () => {
+    const waiting = Number(/(\d+) waiting/i.exec(await (await browser.$('header')).getText())?.[1]);
+    shown = trayMenu()?.items.map((i) => i.label);
+    return trayMenu()?.items.some((i) => i.label === `${waiting} events waiting (no Kafka configured)` && !i.enabled);
+  }).catch((e) => {
+    throw new Error(`${e.message}; the tray said ${JSON.stringify(shown)}`);
+  });
   screenshot('case-with-evidence');
   assert.deepEqual(ownSockets(), [], 'still no TCP socket of its own after the work');
 
