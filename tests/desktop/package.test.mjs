@@ -10,7 +10,7 @@
 //  - the package removed: the programs go, the user's data stays.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -68,7 +68,10 @@ test(`version ${OLD_VERSION} installed with apt-get shows its first screen and a
   apt('install', '-y', '-qq', OLD);
   assert.equal(installedVersion(), OLD_VERSION);
   assert.equal(execFileSync('casewire', ['--version']).toString().trim(), `casewire ${OLD_VERSION}`);
-  assert.ok(existsSync('/usr/lib/systemd/system/casewire.service'), 'the service unit is installed');
+  // The service unit is installed, valid, and names the installed command.
+  const verify = spawnSync('systemd-analyze', ['verify', '/usr/lib/systemd/system/casewire.service'], { encoding: 'utf8' });
+  assert.equal(verify.status, 0, `systemd-analyze: ${verify.stderr}`);
+  assert.doesNotMatch(verify.stderr, /casewire\.service/, `systemd-analyze: ${verify.stderr}`);
 
   driver = await Driver.start(env, home);
   browser = await driver.launch();
