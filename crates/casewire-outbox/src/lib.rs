@@ -88,7 +88,7 @@ mod writer;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -201,8 +201,11 @@ pub enum Error {
     /// A caller's closure panicked; its savepoint was rolled back.
     #[error("a write closure panicked; its work was rolled back")]
     CallerPanicked,
-    /// The writer thread is gone (the outbox is shutting down).
-    #[error("the outbox writer has stopped")]
+    /// The writer thread is gone: the outbox is shutting down or was closed
+    /// ([`Outbox::close`]). Nothing of the refused write exists.
+    #[error(
+        "the outbox is closed (Casewire is stopping or installing an update); nothing was written"
+    )]
     WriterStopped,
 }
 
@@ -350,6 +353,8 @@ pub(crate) struct Shared {
     pub(crate) removals: AtomicU64,
     /// Committed delivery outcomes since open.
     pub(crate) totals: Mutex<DeliveryTotals>,
+    /// Set by [`Outbox::close`]'s job as it runs: the writer stops after that batch.
+    pub(crate) closing: AtomicBool,
 }
 
 impl Shared {
@@ -396,7 +401,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Outbox {
     shared: Arc<Shared>,
     jobs: Option<Sender<writer::Job>>,
-    writer: Option<JoinHandle<()>>,
+    /// Taken by whichever of [`Outbox::close`] and `drop` comes first.
+    writer: Mutex<Option<JoinHandle<()>>>,
     reader: Mutex<Connection>,
     report: OpenReport,
     /// Held for the outbox's lifetime so a second process cannot open the same file.
@@ -433,6 +439,7 @@ impl Outbox {
             commits: AtomicU64::new(0),
             removals: AtomicU64::new(0),
             totals: Mutex::new(DeliveryTotals::default()),
+            closing: AtomicBool::new(false),
         });
         let mut report = OpenReport::default();
         let (write_conn, reader, lock_file) = match &config.storage {
@@ -472,7 +479,7 @@ impl Outbox {
         let mut outbox = Outbox {
             shared,
             jobs: Some(jobs),
-            writer: Some(writer),
+            writer: Mutex::new(Some(writer)),
             reader: Mutex::new(reader),
             report: OpenReport::default(),
             _lock: lock_file,
@@ -558,14 +565,31 @@ impl Outbox {
     /// Transactions the writer has committed since open; writes per commit shows how well group
     /// commit is sharing fsyncs.
     pub fn commit_count(&self) -> u64 {
-        self.shared
-            .commits
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.shared.commits.load(Ordering::Relaxed)
     }
 
     /// The retry policy in force.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.shared.retry
+    }
+
+    /// Closes the outbox for good while it is still shared: every write submitted before the
+    /// call is committed (and reported to its caller), the WAL is checkpointed into the
+    /// database file, and every later write is refused with [`Error::WriterStopped`]. Returns
+    /// once the writer has stopped. Reads still work. For what must not run while events are
+    /// being written, such as an update's installer replacing the app.
+    pub fn close(&self) {
+        let Some(writer) = lock(&self.writer).take() else {
+            return;
+        };
+        // A job like any other, so the channel's order puts every earlier write before it.
+        let shared = self.shared.clone();
+        let _ = self.write(move |_| -> Result<(), Error> {
+            shared.closing.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let _ = writer.join();
+        tracing::info!("outbox closed: every write committed, the WAL checkpointed");
     }
 
     fn raise_quarantine_alert(&self, aside: &Path) -> Result<(), Error> {
@@ -590,7 +614,7 @@ impl Drop for Outbox {
     fn drop(&mut self) {
         // Closing the channel lets the writer finish the jobs already sent, then exit.
         self.jobs.take();
-        if let Some(writer) = self.writer.take() {
+        if let Some(writer) = lock(&self.writer).take() {
             let _ = writer.join();
         }
     }

@@ -353,6 +353,14 @@ pub(crate) fn run(mut conn: Connection, shared: Arc<Shared>, jobs: Receiver<Job>
         for completion in completions {
             completion(result.clone());
         }
+        if shared.closing.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    // Whoever opens the file next (this app updated, a copy of the file) finds everything in
+    // the database itself, with no WAL to replay.
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "the outbox's WAL was not checkpointed as the writer stopped");
     }
 }
 
