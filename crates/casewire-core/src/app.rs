@@ -16,6 +16,7 @@ use casewire_outbox::{Clock, Outbox, OutboxConfig, RetryPolicy, SystemClock};
 use casewire_relay::{Relay, RelayConfig, RelayCounters};
 
 use crate::settings::{SettingView, Settings, spec_of};
+use crate::updates::Updates;
 use crate::{Auth, AuthPolicy, Cases, CoreError, EvidenceStore, Idempotency, Policy};
 
 /// Where the settings screen's values are kept between runs. The desktop keeps them in its
@@ -109,6 +110,8 @@ pub struct App {
     pub idempotency: Arc<Idempotency>,
     /// The clock everything runs on.
     pub clock: Arc<dyn Clock>,
+    /// The desktop app's updates (no channel for `casewire serve`).
+    pub updates: Updates,
     data_dir: PathBuf,
     settings: RwLock<Settings>,
     store: Arc<dyn SettingsStore>,
@@ -168,6 +171,7 @@ impl App {
             evidence,
             outbox,
             clock,
+            updates: Updates::open(data_dir),
             data_dir: data_dir.to_owned(),
             settings: RwLock::new(settings),
             store,
@@ -283,6 +287,21 @@ impl App {
             running.relay.shutdown().await;
         }
         *write(&self.counters) = None;
+    }
+
+    /// Stops the relay ([`App::shutdown`]), then closes the outbox: every write already
+    /// submitted is committed, the WAL is checkpointed into the database, and every later
+    /// write (an upload, a case action, an acknowledgement) is refused. For what must never run
+    /// while events are being written, such as an update's installer.
+    pub async fn close(&self) {
+        self.shutdown().await;
+        let outbox = self.outbox.clone();
+        if tokio::task::spawn_blocking(move || outbox.close())
+            .await
+            .is_err()
+        {
+            tracing::error!("closing the outbox panicked");
+        }
     }
 }
 

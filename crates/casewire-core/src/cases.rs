@@ -14,6 +14,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::rfc3339;
 use crate::{CoreError, RequestInfo, User};
 
 /// Where a case stands.
@@ -132,12 +133,6 @@ impl Delivery {
             reason: None,
         }
     }
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Cases in the outbox's database.

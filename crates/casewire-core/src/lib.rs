@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod notices;
 pub mod rl;
 pub mod settings;
+pub mod updates;
 pub mod users;
 
 use casewire_outbox::Outbox;
@@ -28,6 +29,7 @@ pub use idempotency::{Begin, Idempotency, StoredResponse};
 pub use notices::{Notice, NoticeWatch, QueueLook, SyncState};
 pub use rl::{Feedback, Policy, Prediction, PredictionRequest};
 pub use settings::{Applies, SettingView, Settings, Source};
+pub use updates::{Release, UpdateError, UpdatePhase, UpdateSource, UpdateView, Updates};
 pub use users::{UserChange, UserRecord};
 
 /// `metadata.source` of the events the domain creates.
@@ -122,6 +124,16 @@ pub enum CoreError {
     /// The relay could not start.
     #[error(transparent)]
     Relay(#[from] casewire_relay::RelayError),
+    /// Looking for or installing an update did not happen.
+    #[error(transparent)]
+    Update(updates::UpdateError),
+}
+
+/// A time in milliseconds since the epoch as RFC 3339, to the millisecond, in UTC.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The domain's migrations, in order; `core_schema` records how many have run.

@@ -113,6 +113,9 @@ pub const KNOWN: &[Spec] = &[
     spec("CASEWIRE_IDLE_LOCK_MINUTES", true, Applies::Now, Some("15")),
     spec("CASEWIRE_THEME", true, Applies::Now, Some("system")),
     spec("CASEWIRE_CLOSE_TO_TRAY", true, Applies::Now, Some("true")),
+    spec("CASEWIRE_UPDATE_CHECK", true, Applies::Now, Some("false")),
+    spec("CASEWIRE_UPDATE_ENDPOINT", false, Applies::NextStart, None),
+    spec("CASEWIRE_UPDATE_CA", false, Applies::NextStart, None),
     spec("QUEUE_PERSIST", false, Applies::NextStart, Some("true")),
     spec(
         "CASEWIRE_LISTEN",
@@ -394,6 +397,13 @@ fn check_value(key: &str, value: &str) -> Result<(), CoreError> {
         "MAX_RETRIES" => whole(1, 1_000),
         "CASEWIRE_QUEUE_QUOTA_BYTES" => whole(1024 * 1024, 1 << 40),
         "CASEWIRE_IDLE_LOCK_MINUTES" => whole(1, 24 * 60),
+        "CASEWIRE_CLOSE_TO_TRAY" | "CASEWIRE_UPDATE_CHECK"
+            if !matches!(value, "true" | "false") =>
+        {
+            Err(CoreError::Invalid(format!(
+                "{key} must be true or false, not {value:?}"
+            )))
+        }
         "CASEWIRE_THEME" if !matches!(value, "system" | "light" | "dark") => {
             Err(CoreError::Invalid(format!(
                 "CASEWIRE_THEME must be system, light or dark, not {value:?}"

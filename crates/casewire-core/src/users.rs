@@ -7,12 +7,12 @@
 //! superadmin cannot be disabled or demoted: nobody could administer the app afterwards.
 
 use casewire_events::EventType;
-use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::auth::{hash_password, validate_password, validate_username, verify_password};
+use crate::rfc3339;
 use crate::{Auth, CoreError, RequestInfo, Role, Session, User, action_event};
 
 /// A user as the users screen shows it.
@@ -38,12 +38,6 @@ pub struct UserChange {
     pub role: Option<Role>,
     /// Disable (`true`) or enable (`false`) the account.
     pub disabled: Option<bool>,
-}
-
-fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, bool, i64)> {

@@ -90,6 +90,7 @@ impl From<CoreError> for ApiError {
             CoreError::SetupCodeInvalid => (S::FORBIDDEN, "setup_code_invalid"),
             CoreError::Config(_) => (S::BAD_REQUEST, "invalid_setting"),
             CoreError::Outbox(o) => return ApiError::from(o),
+            CoreError::Update(u) => return ApiError::from(u.clone()),
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status.is_server_error() {
@@ -112,11 +113,31 @@ impl From<&casewire_outbox::Error> for ApiError {
                 "queue_full",
                 e.to_string(),
             ),
+            E::WriterStopped => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "closed", e.to_string())
+            }
             _ => {
                 tracing::error!(error = %e, "request failed in the outbox");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
         }
+    }
+}
+
+impl From<casewire_core::UpdateError> for ApiError {
+    fn from(e: casewire_core::UpdateError) -> ApiError {
+        use StatusCode as S;
+        use casewire_core::UpdateError as U;
+        let (status, code) = match &e {
+            U::Off => (S::CONFLICT, "updates_off"),
+            U::NoChannel => (S::NOT_FOUND, "updates_unavailable"),
+            U::Busy => (S::CONFLICT, "update_in_progress"),
+            U::NotOffered { .. } => (S::CONFLICT, "update_not_offered"),
+            U::Unreachable(_) => (S::BAD_GATEWAY, "update_channel_unreachable"),
+            U::BadSignature(_) => (S::BAD_GATEWAY, "update_signature_invalid"),
+            U::Install(_) => (S::INTERNAL_SERVER_ERROR, "update_install_failed"),
+        };
+        ApiError::new(status, code, e.to_string())
     }
 }
 

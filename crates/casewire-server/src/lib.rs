@@ -25,6 +25,7 @@ mod routes;
 mod schema;
 pub mod scheme;
 mod ui;
+mod updates;
 mod users;
 
 use std::net::SocketAddr;

@@ -72,6 +72,9 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
             crate::users::get_settings,
             crate::users::put_settings
         ))
+        .routes(routes!(crate::updates::updates))
+        .routes(routes!(crate::updates::check))
+        .routes(routes!(crate::updates::install))
         .routes(routes!(crate::users::sync))
         .routes(routes!(crate::users::queued_events))
         .routes(routes!(crate::users::event_document))

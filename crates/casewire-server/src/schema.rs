@@ -212,7 +212,9 @@ pub(crate) struct ErrorBody {
     /// `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
     /// `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
     /// `settings_unavailable`, `local_files_unavailable`, `unknown_file_handle`,
-    /// `answer_too_large`, `starting`, `internal`.
+    /// `answer_too_large`, `starting`, `closed`, `updates_off`, `updates_unavailable`,
+    /// `update_in_progress`, `update_not_offered`, `update_channel_unreachable`,
+    /// `update_signature_invalid`, `update_install_failed`, `internal`.
     pub(crate) code: String,
     /// For people.
     pub(crate) message: String,
@@ -485,3 +487,11 @@ pub(crate) struct SyncStatus {
     /// What the relay last reported going wrong, while it is not resolved.
     pub(crate) last_error: Option<String>,
 }
+envelope!(
+    /// The desktop app's updates: the running version, whether looking is allowed, what is on
+    /// offer and what is happening.
+    UpdatesResponse {
+        /// As the settings screen shows them.
+        updates: casewire_core::UpdateView,
+    }
+);

@@ -259,7 +259,7 @@ pub(crate) async fn reset_password(
     ))
 }
 
-fn app(state: &ServerState) -> Result<&Arc<casewire_core::App>, ApiError> {
+pub(crate) fn app(state: &ServerState) -> Result<&Arc<casewire_core::App>, ApiError> {
     state.app.as_ref().ok_or_else(|| {
         ApiError::with_code(
             StatusCode::NOT_FOUND,

@@ -7,3 +7,4 @@ mod evidence;
 mod rl;
 mod settings;
 mod support;
+mod updates;

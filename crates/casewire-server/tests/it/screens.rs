@@ -323,3 +323,85 @@ async fn the_web_ui_is_served_at_the_root_under_a_strict_content_security_policy
         (StatusCode::NOT_FOUND, &json!("not_found"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_are_a_superadmins_and_a_server_without_an_update_channel_says_so() {
+    let (s, _app) = app_server(&[]).await;
+    let admin = s.token("admin").await;
+    let root = s.token("root").await;
+    let (status, _) = s.get("/api/updates", Some(&admin)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = s.get("/api/updates", Some(&root)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let updates = &body["updates"];
+    assert_eq!(updates["currentVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (&updates["channel"], &updates["allowed"], &updates["phase"]),
+        (&json!(false), &json!(false), &json!("idle"))
+    );
+    // Allowing it is a setting like any other, and only true or false.
+    let (status, body) = s
+        .send(
+            Method::PUT,
+            "/api/settings",
+            Some(&root),
+            json!({"values": {"CASEWIRE_UPDATE_CHECK": "yes please"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("true or false")),
+        "{body}"
+    );
+    let (status, _) = s
+        .send(
+            Method::PUT,
+            "/api/settings",
+            Some(&root),
+            json!({"values": {"CASEWIRE_UPDATE_CHECK": "true"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = s.get("/api/updates", Some(&root)).await;
+    assert_eq!(body["updates"]["allowed"], true);
+    for (path, body) in [
+        ("/api/updates/check", json!({})),
+        ("/api/updates/install", json!({"version": "9.0.0"})),
+    ] {
+        let (status, answer) = s.post(path, Some(&root), body).await;
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (StatusCode::NOT_FOUND, &json!("updates_unavailable")),
+            "{path}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("package manager")),
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_outbox_refuses_work_with_a_service_unavailable_that_says_why() {
+    let (s, app) = app_server(&[]).await;
+    let root = s.token("root").await;
+    app.close().await;
+    let (status, body) = s
+        .post("/api/cases", Some(&root), json!({"title": "Rug pull"}))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("closed")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nothing was written")),
+        "{body}"
+    );
+}

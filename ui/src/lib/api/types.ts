@@ -26,3 +26,4 @@ export type SyncState = S['SyncState'];
 export type SyncStatus = S['SyncStatus'];
 export type UserRecord = S['UserRecord'];
 export type Preferences = S['Preferences'];
+export type UpdateView = S['UpdateView'];
