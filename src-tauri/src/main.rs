@@ -5,7 +5,8 @@
 //! The shell is a transport: it wires the backend (`casewire_core::App`), hands the page the
 //! router through the scheme, reads and writes the files the person chose (`files.rs`), keeps
 //! the settings screen's values (`store.rs`: store file and OS keyring), and shows the tray and
-//! notifications (`tray.rs`). Everything else is the crates' business.
+//! notifications (`tray.rs`), and talks to Tauri's updater (`updater.rs`). Everything else is
+//! the crates' business.
 //!
 //! Configuration as for `casewire serve`: `CASEWIRE_DATA_DIR`, `CASEWIRE_CONFIG`, the guide's
 //! variables and `KAFKA_*`, then the configuration file, then the settings screen's values.
@@ -14,6 +15,7 @@
 mod files;
 mod store;
 mod tray;
+mod updater;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +68,14 @@ fn main() -> anyhow::Result<()> {
     let config = std::env::var_os("CASEWIRE_CONFIG").map(PathBuf::from);
     let settings = Settings::load(|k| std::env::var(k).ok(), config.as_deref(), &dir)?;
 
+    // Where this process was started from, read now: an update replaces the file, and the
+    // restart after it must start the new one at the same path.
+    if let Err(e) = tauri::utils::platform::current_exe() {
+        tracing::warn!(error = %e, "the app's own path is unknown; an update cannot restart it");
+    }
+    let context = tauri::generate_context!();
+    let channel = updater::built_in(context.config());
+
     let mut builder = tauri::Builder::default();
     // The single-instance plugin talks D-Bus on Linux and panics without a session bus
     // (plugins-workspace#3584): without one, a second instance simply runs.
@@ -73,6 +83,9 @@ fn main() -> anyhow::Result<()> {
         builder = builder.plugin(tauri_plugin_single_instance::init(|app, _, _| {
             show_main_window(app);
         }));
+    }
+    if channel {
+        builder = builder.plugin(tauri_plugin_updater::Builder::new().build());
     }
     let app = builder
         .plugin(tauri_plugin_store::Builder::default().build())
@@ -99,7 +112,7 @@ fn main() -> anyhow::Result<()> {
             files::save_text
         ])
         .setup(move |app| {
-            if let Err(e) = start(app, &dir, settings) {
+            if let Err(e) = start(app, &dir, settings, channel) {
                 // Said here, in a dialog that runs its own loop: tauri-plugin-dialog's waits on
                 // the event loop, which does not run yet, and an error returned from `setup`
                 // is a panic. Then the app ends with the code of a failure.
@@ -109,7 +122,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         })
-        .build(tauri::generate_context!())
+        .build(context)
         .context("building the window")?;
     app.run(|app, event| {
         if let RunEvent::Exit = event
@@ -132,10 +145,22 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Opens the backend, then the window and the tray.
-fn start(app: &mut tauri::App, dir: &std::path::Path, settings: Settings) -> anyhow::Result<()> {
+fn start(
+    app: &mut tauri::App,
+    dir: &std::path::Path,
+    settings: Settings,
+    channel: bool,
+) -> anyhow::Result<()> {
     let store = store::DesktopStore::open(app.handle(), &dir.join("desktop-settings.json"))?;
     let backend = Arc::new(App::open(dir, settings, Arc::new(store))?);
     tauri::async_runtime::block_on(backend.start_relay())?;
+    if channel {
+        let source = updater::Channel::new(app.handle().clone(), &backend.settings());
+        backend.updates.provide(Arc::new(source));
+        tauri::async_runtime::spawn(casewire_core::Updates::look_regularly(Arc::downgrade(
+            &backend,
+        )));
+    }
     let files = Arc::new(files::Picked::new(app.handle().clone()));
     let state = ServerState::desktop(backend.clone(), files.clone());
     app.manage(Backend {

@@ -5,22 +5,29 @@
 //    its backend, events are queued with no broker, a setting is changed;
 //  - N+1 installed over it while the app runs: every queued event and the setting are kept,
 //    and the events are delivered once a broker is set;
+//  - N installed again updates itself from a signed manifest on a local HTTPS server (the
+//    update setting's endpoint and CA, as an organisation's mirror): nothing is asked while
+//    looking is off, a package signed by another key is refused with the app still at N, and
+//    the right one is installed and the app restarts as N+1 with every queued event;
 //  - N installed back over a database N+1 has marked newer: the app refuses to start, says
 //    why, and leaves the files as they were;
 //  - the package removed: the programs go, the user's data stays.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { APP, Driver, appEnv, appProcesses, button, firstRun, killApps, screenshot, signIn, startTansu, text, until } from './harness.mjs';
+import { APP, Driver, appEnv, appProcesses, button, firstRun, killApps, screenshot, signIn, startTansu, text, trayClick, until } from './harness.mjs';
 
 const OLD = process.env.CASEWIRE_PACKAGE_OLD;
 const NEW = process.env.CASEWIRE_PACKAGE_NEW;
 const OLD_VERSION = process.env.CASEWIRE_VERSION_OLD;
 const NEW_VERSION = process.env.CASEWIRE_VERSION_NEW;
+const NEW_SIG = process.env.CASEWIRE_PACKAGE_NEW_SIG;
+const STRANGER_SIG = process.env.CASEWIRE_PACKAGE_STRANGER_SIG;
 if (!OLD || !NEW) throw new Error('CASEWIRE_PACKAGE_OLD and CASEWIRE_PACKAGE_NEW: the packages to install (scripts/package-test builds them)');
 assert.equal(APP, '/usr/bin/casewire-desktop', 'the installed app is tested, not a build');
 
@@ -33,9 +40,12 @@ let browser;
 let tansu;
 let queued;
 
+let updates;
+
 after(async () => {
   await browser?.deleteSession().catch(() => {});
   driver?.stop();
+  updates?.close();
   killApps();
   tansu?.stop();
   try {
@@ -49,6 +59,56 @@ function apt(...args) {
 
 function installedVersion() {
   return execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'casewire']).toString();
+}
+
+/**
+ * An HTTPS server on loopback with a certificate from a CA made here, serving an update
+ * manifest (`/latest.json`, whose signature can be swapped) and the package N+1. It records
+ * every request, so the test can tell that nothing was asked.
+ */
+async function updateServer(dir) {
+  const ssl = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Casewire test update CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'));
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr'));
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  ssl('x509', '-req', '-days', '2', '-in', join(dir, 'server.csr'), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'),
+    '-CAcreateserial', '-extfile', join(dir, 'server.ext'), '-out', join(dir, 'server.pem'));
+  const state = { requests: [], signature: null };
+  const server = createServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) }, (req, res) => {
+    state.requests.push(req.url);
+    const port = server.address().port;
+    if (req.url === '/latest.json') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({
+        version: NEW_VERSION,
+        notes: 'Faster queue screen; clearer errors.',
+        pub_date: '2026-12-01T09:00:00Z',
+        platforms: { 'linux-x86_64-deb': { signature: state.signature, url: `https://localhost:${port}/casewire.deb` } },
+      }));
+    } else if (req.url === '/casewire.deb') {
+      res.setHeader('content-type', 'application/vnd.debian.binary-package');
+      res.end(readFileSync(NEW));
+    } else {
+      res.statusCode = 404;
+      res.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    state,
+    ca: join(dir, 'ca.pem'),
+    endpoint: `https://localhost:${server.address().port}/latest.json`,
+    close: () => server.close(),
+  };
+}
+
+/** The text of the settings screen's Updates panel. */
+async function updatesPanel() {
+  const panel = await browser.$('[data-testid=updates]');
+  await panel.waitForDisplayed({ timeout: 30_000 });
+  return panel.getText();
 }
 
 /** The ids of the events queued on this laptop, as the queue screen lists them (its API). */
@@ -119,6 +179,85 @@ test(`upgrading to ${NEW_VERSION} while the app runs keeps every queued event an
   await until('everything is delivered', async () => /Synced/.test(await (await browser.$('header')).getText()), 60_000);
   assert.deepEqual(await queuedIds(), [], 'nothing waits any more');
   screenshot('upgraded-synced');
+  await browser.deleteSession().catch(() => {});
+  browser = null;
+  killApps();
+  await until('the app is gone', async () => appProcesses().roots.length === 0);
+});
+
+test(`version ${OLD_VERSION} updates itself to ${NEW_VERSION} from a signed manifest, after refusing a package signed by another key`, async () => {
+  assert.ok(NEW_SIG && STRANGER_SIG, 'CASEWIRE_PACKAGE_NEW_SIG and CASEWIRE_PACKAGE_STRANGER_SIG: the signatures (scripts/package-test makes them)');
+  killApps();
+  await until('no app runs', async () => appProcesses().roots.length === 0);
+  apt('install', '-y', '-qq', '--allow-downgrades', OLD);
+  assert.equal(installedVersion(), OLD_VERSION);
+  // Headquarters is out of reach: what is queued now must survive the update.
+  tansu?.stop();
+  tansu = null;
+  updates = await updateServer(mkdtempSync(join(tmpdir(), 'casewire-updates-')));
+  driver.stop();
+  driver = await Driver.start({ ...env, CASEWIRE_UPDATE_ENDPOINT: updates.endpoint, CASEWIRE_UPDATE_CA: updates.ca }, home);
+  browser = await driver.launch();
+  await signIn(browser, 'chief', PASSWORD);
+  await (await button(browser, 'New case')).click();
+  await (await browser.$('input[name=title]')).setValue('Queued before the self-update');
+  await (await button(browser, 'Open case')).click();
+  await until('the case opens', async () => /CASE-\d{4}-\d{3}/.test(await (await browser.$('main')).getText()));
+  const waiting = await queuedIds();
+  assert.ok(waiting.length >= 1, 'the new case\'s event waits');
+
+  await browser.execute(() => (location.hash = '#/settings'));
+  assert.match(await updatesPanel(), new RegExp(`This is Casewire ${OLD_VERSION.replaceAll('.', '\\.')}`));
+  const allow = await browser.$('[data-testid=updates] input[type=checkbox]');
+  assert.equal(await allow.isSelected(), false, 'looking for updates is off until the person turns it on');
+  assert.deepEqual(updates.state.requests, [], 'nothing was asked of the update server');
+
+  // A manifest whose signature was made by another key: offered, then refused at download.
+  updates.state.signature = readFileSync(STRANGER_SIG, 'utf8');
+  await allow.click();
+  await until('the update is offered', async () => (await updatesPanel()).includes(`Casewire ${NEW_VERSION} is available.`));
+  assert.ok(updates.state.requests.includes('/latest.json'), `the manifest was asked for: ${updates.state.requests}`);
+  screenshot('update-offered');
+  await (await button(browser, 'Install and restart…')).click();
+  await (await button(browser, 'Install and restart')).click();
+  await until('the refusal is shown', async () => (await updatesPanel()).includes('it is not signed by the Casewire developers'));
+  screenshot('update-refused');
+  assert.equal(installedVersion(), OLD_VERSION, 'nothing was installed');
+  assert.deepEqual(await queuedIds(), waiting, 'the app still runs and still holds its queue');
+
+  // The package as the release signed it: installed, and the app restarts as the new version.
+  updates.state.signature = readFileSync(NEW_SIG, 'utf8');
+  await (await button(browser, 'Check now')).click();
+  await until('the update is offered again', async () => (await updatesPanel()).includes(`Casewire ${NEW_VERSION} is available.`));
+  const [before] = appProcesses().roots;
+  await (await button(browser, 'Install and restart…')).click();
+  await (await button(browser, 'Install and restart')).click();
+  const restarted = await until('the app restarts as the new version', () => {
+    const roots = appProcesses().roots.filter((pid) => pid !== before);
+    return roots.length === 1 && !existsSync(`/proc/${before}`) ? roots[0] : null;
+  }, 120_000);
+  assert.equal(installedVersion(), NEW_VERSION, 'the package manager has the new version');
+  assert.equal(readlinkSync(`/proc/${restarted}/exe`), APP, 'the new program runs, from the installed path');
+  await browser.deleteSession().catch(() => {});
+  // It runs on its own (not under the WebDriver session): end it from its tray, as a person would.
+  await until('the restarted app has its tray', () => {
+    try {
+      trayClick('Quit');
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  await until('the restarted app quits', async () => appProcesses().roots.length === 0);
+
+  browser = await driver.launch();
+  await signIn(browser, 'chief', PASSWORD);
+  const after = new Set(await queuedIds());
+  assert.deepEqual(waiting.filter((id) => !after.has(id)), [], 'every event queued before the update still waits');
+  await browser.execute(() => (location.hash = '#/settings'));
+  assert.match(await updatesPanel(), new RegExp(`This is Casewire ${NEW_VERSION.replaceAll('.', '\\.')}`));
+  assert.equal(await (await browser.$('[data-testid=updates] input[type=checkbox]')).isSelected(), true, 'the choice to look is kept');
+  screenshot('updated');
   await browser.deleteSession().catch(() => {});
   browser = null;
   killApps();
