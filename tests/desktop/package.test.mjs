@@ -223,7 +223,8 @@ test(`version ${OLD_VERSION} updates itself to ${NEW_VERSION} from a signed mani
   await until('the refusal is shown', async () => (await updatesPanel()).includes('it is not signed by the Casewire developers'));
   screenshot('update-refused');
   assert.equal(installedVersion(), OLD_VERSION, 'nothing was installed');
-  assert.deepEqual(await queuedIds(), waiting, 'the app still runs and still holds its queue');
+  const still = new Set(await queuedIds());
+  assert.deepEqual(waiting.filter((id) => !still.has(id)), [], 'the app still runs and still holds its queue');
 
   // The package as the release signed it: installed, and the app restarts as the new version.
   updates.state.signature = readFileSync(NEW_SIG, 'utf8');
