@@ -316,10 +316,11 @@ impl Updates {
         loop {
             let Some(app) = app.upgrade() else { return };
             let settings = app.settings();
-            if Updates::allowed(&settings) && app.updates.source.get().is_some() {
-                if let Err(e) = app.updates.check(&settings, app.clock.now_ms()).await {
-                    tracing::info!(error = %e, "looking for updates failed; trying again later");
-                }
+            if Updates::allowed(&settings)
+                && app.updates.source.get().is_some()
+                && let Err(e) = app.updates.check(&settings, app.clock.now_ms()).await
+            {
+                tracing::info!(error = %e, "looking for updates failed; trying again later");
             }
             drop(app);
             tokio::time::sleep(LOOK_EVERY).await;

@@ -1014,7 +1014,9 @@ export interface components {
              *     `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
              *     `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
              *     `settings_unavailable`, `local_files_unavailable`, `unknown_file_handle`,
-             *     `answer_too_large`, `starting`, `internal`.
+             *     `answer_too_large`, `starting`, `closed`, `updates_off`, `updates_unavailable`,
+             *     `update_in_progress`, `update_not_offered`, `update_channel_unreachable`,
+             *     `update_signature_invalid`, `update_install_failed`, `internal`.
              */
             code: string;
             /** @description For people. */

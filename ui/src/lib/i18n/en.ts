@@ -772,7 +772,7 @@ export const t = {
     check: 'Check now',
     checking: 'Checking…',
     upToDate: (when: string) => `Casewire is up to date (checked ${when}).`,
-    neverChecked: 'Not checked yet.',
+    neverChecked: 'Not checked since Casewire started: it looks within a minute, then once a day.',
     available: (v: string) => `Casewire ${v} is available.`,
     published: (when: string) => `Published ${when}.`,
     install: 'Install and restart…',
