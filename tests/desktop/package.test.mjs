@@ -15,11 +15,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, existsSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { manifest } from '../../scripts/updater-manifest.mjs';
 import { APP, Driver, appEnv, appProcesses, button, firstRun, killApps, screenshot, signIn, startTansu, text, trayClick, until } from './harness.mjs';
 
 const OLD = process.env.CASEWIRE_PACKAGE_OLD;
@@ -62,9 +63,10 @@ function installedVersion() {
 }
 
 /**
- * An HTTPS server on loopback with a certificate from a CA made here, serving an update
- * manifest (`/latest.json`, whose signature can be swapped) and the package N+1. It records
- * every request, so the test can tell that nothing was asked.
+ * An HTTPS server on loopback with a certificate from a CA made here, serving a release the
+ * way the release workflow publishes one: `latest.json` made by scripts/updater-manifest.mjs
+ * from a folder of signed packages (swapped between the test's two), and the packages. It
+ * records every request, so the test can tell that nothing was asked.
  */
 async function updateServer(dir) {
   const ssl = (...args) => execFileSync('openssl', args, { stdio: 'ignore' });
@@ -75,21 +77,27 @@ async function updateServer(dir) {
   writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
   ssl('x509', '-req', '-days', '2', '-in', join(dir, 'server.csr'), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'),
     '-CAcreateserial', '-extfile', join(dir, 'server.ext'), '-out', join(dir, 'server.pem'));
-  const state = { requests: [], signature: null };
+  // The package N+1 under the name the bundler gives it, beside its signature: the release's
+  // own, or one made by another key.
+  const pkg = `Casewire_${NEW_VERSION}_amd64.deb`;
+  const folders = {};
+  for (const [name, sig] of [['signed', NEW_SIG], ['stranger', STRANGER_SIG]]) {
+    folders[name] = join(dir, name);
+    mkdirSync(folders[name]);
+    symlinkSync(NEW, join(folders[name], pkg));
+    copyFileSync(sig, join(folders[name], `${pkg}.sig`));
+  }
+  const state = { requests: [], release: 'signed' };
   const server = createServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) }, (req, res) => {
     state.requests.push(req.url);
-    const port = server.address().port;
+    const folder = folders[state.release];
     if (req.url === '/latest.json') {
+      const latest = manifest({ version: NEW_VERSION, urlBase: `https://localhost:${server.address().port}/`, notes: 'Faster queue screen; clearer errors.', pubDate: '2026-12-01T09:00:00Z' }, [folder]);
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({
-        version: NEW_VERSION,
-        notes: 'Faster queue screen; clearer errors.',
-        pub_date: '2026-12-01T09:00:00Z',
-        platforms: { 'linux-x86_64-deb': { signature: state.signature, url: `https://localhost:${port}/casewire.deb` } },
-      }));
-    } else if (req.url === '/casewire.deb') {
+      res.end(JSON.stringify(latest));
+    } else if (req.url === `/${pkg}`) {
       res.setHeader('content-type', 'application/vnd.debian.binary-package');
-      res.end(readFileSync(NEW));
+      res.end(readFileSync(join(folder, pkg)));
     } else {
       res.statusCode = 404;
       res.end();
@@ -213,7 +221,7 @@ test(`version ${OLD_VERSION} updates itself to ${NEW_VERSION} from a signed mani
   assert.deepEqual(updates.state.requests, [], 'nothing was asked of the update server');
 
   // A manifest whose signature was made by another key: offered, then refused at download.
-  updates.state.signature = readFileSync(STRANGER_SIG, 'utf8');
+  updates.state.release = 'stranger';
   await allow.click();
   await until('the update is offered', async () => (await updatesPanel()).includes(`Casewire ${NEW_VERSION} is available.`));
   assert.ok(updates.state.requests.includes('/latest.json'), `the manifest was asked for: ${updates.state.requests}`);
@@ -227,7 +235,7 @@ test(`version ${OLD_VERSION} updates itself to ${NEW_VERSION} from a signed mani
   assert.deepEqual(waiting.filter((id) => !still.has(id)), [], 'the app still runs and still holds its queue');
 
   // The package as the release signed it: installed, and the app restarts as the new version.
-  updates.state.signature = readFileSync(NEW_SIG, 'utf8');
+  updates.state.release = 'signed';
   await (await button(browser, 'Check now')).click();
   await until('the update is offered again', async () => (await updatesPanel()).includes(`Casewire ${NEW_VERSION} is available.`));
   const [before] = appProcesses().roots;
