@@ -154,6 +154,7 @@ fn start(
     let store = store::DesktopStore::open(app.handle(), &dir.join("desktop-settings.json"))?;
     let backend = Arc::new(App::open(dir, settings, Arc::new(store))?);
     tauri::async_runtime::block_on(backend.start_relay())?;
+    tauri::async_runtime::spawn(backend.housekeeping());
     if channel {
         let source = updater::Channel::new(app.handle().clone(), &backend.settings());
         backend.updates.provide(Arc::new(source));

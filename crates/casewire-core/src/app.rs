@@ -89,6 +89,9 @@ pub struct RelayStatus {
     pub last_error: Option<String>,
 }
 
+/// How often the backend's periodic work runs ([`App::start_housekeeping`]).
+pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+
 struct RunningRelay {
     relay: Relay,
     counters: Arc<RelayCounters>,
@@ -150,6 +153,7 @@ impl App {
         );
         config.quota_bytes = settings.number("CASEWIRE_QUEUE_QUOTA_BYTES", config.quota_bytes)?;
         config.legacy_queue_file = Some(data_dir.join("pending_events.json"));
+        let quota_bytes = config.quota_bytes;
         let outbox = Arc::new(Outbox::open(config)?);
         crate::migrate(&outbox)?;
         let max_bytes = settings.number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
@@ -163,7 +167,10 @@ impl App {
             auth: Arc::new(Auth::new(
                 outbox.clone(),
                 clock.clone(),
-                AuthPolicy::default(),
+                AuthPolicy {
+                    refusals: crate::refusals::RefusalLimits::for_quota(quota_bytes),
+                    ..AuthPolicy::default()
+                },
             )),
             cases: Arc::new(Cases::new(outbox.clone(), clock.clone())),
             policy: Arc::new(Policy::new(outbox.clone(), clock.clone())),
@@ -278,6 +285,36 @@ impl App {
             self.start_relay().await?;
         }
         Ok(self.describe_settings())
+    }
+
+    /// The backend's periodic work, until the app is gone: first the refusal events already
+    /// queued are counted against their share, then every [`HOUSEKEEPING_EVERY`] the summaries
+    /// of refused requests whose window has ended are recorded and the share brought up to
+    /// date. `casewire serve` and the desktop spawn it on their runtime.
+    pub fn housekeeping(self: &Arc<App>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let app = Arc::downgrade(self);
+        async move {
+            if let Some(app) = app.upgrade() {
+                let auth = app.auth.clone();
+                drop(app);
+                let adopted =
+                    tokio::task::spawn_blocking(move || auth.adopt_queued_refusals()).await;
+                if let Ok(Err(e)) = adopted {
+                    tracing::warn!(error = %e, "could not count the refusals already queued");
+                }
+            }
+            loop {
+                tokio::time::sleep(HOUSEKEEPING_EVERY).await;
+                let Some(app) = app.upgrade() else { return };
+                let auth = app.auth.clone();
+                drop(app);
+                let settled =
+                    tokio::task::spawn_blocking(move || auth.settle_refusals(5_000)).await;
+                if let Ok(Err(e)) = settled {
+                    tracing::warn!(error = %e, "could not record the refusals' summaries");
+                }
+            }
+        }
     }
 
     /// Stops the relay gracefully: events in flight are settled, the rest stay queued.

@@ -26,6 +26,7 @@ use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::refusals::{Admit, Refusals};
 use crate::{CoreError, SOURCE};
 
 /// A user's role, from least to most privileged.
@@ -170,10 +171,23 @@ pub struct RequestInfo {
 pub struct AuthPolicy {
     /// How long a token lives.
     pub token_lifetime: Duration,
-    /// Failed logins tolerated per username within `failure_window`.
+    /// Failed logins tolerated for one account from one client within `failure_window`;
+    /// each one past it doubles the wait before the next try, from `first_wait` up to
+    /// `longest_wait`.
     pub max_failures: u32,
+    /// Failed logins tolerated from one client, whatever the accounts (password spraying).
+    pub max_client_failures: u32,
+    /// Failed logins from all clients in the window past which a client that has failed once
+    /// must wait `first_wait` after its last failure (spraying from many addresses).
+    pub max_global_failures: u32,
     /// The window over which failures count.
     pub failure_window: Duration,
+    /// The wait after the first failure past a limit.
+    pub first_wait: Duration,
+    /// The longest wait.
+    pub longest_wait: Duration,
+    /// The bounds on recording refused requests.
+    pub refusals: crate::refusals::RefusalLimits,
 }
 
 impl Default for AuthPolicy {
@@ -181,8 +195,79 @@ impl Default for AuthPolicy {
         AuthPolicy {
             token_lifetime: Duration::from_secs(12 * 3600),
             max_failures: 5,
+            max_client_failures: 10,
+            max_global_failures: 100,
             failure_window: Duration::from_secs(15 * 60),
+            first_wait: Duration::from_secs(30),
+            longest_wait: Duration::from_secs(15 * 60),
+            refusals: crate::refusals::RefusalLimits::default(),
         }
+    }
+}
+
+/// The recent failed logins that bear on one attempt: from this client at this account, from
+/// this client at any, and from everyone.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    pair: u32,
+    pair_last: i64,
+    client: u32,
+    client_last: i64,
+    global: u32,
+}
+
+impl Failures {
+    fn read(
+        tx: &rusqlite::Connection,
+        client: &str,
+        username: &str,
+        since: i64,
+    ) -> rusqlite::Result<Failures> {
+        let (pair, pair_last) = tx.query_row(
+            "SELECT COUNT(*), COALESCE(MAX(at), 0) FROM login_failures WHERE client = ?1 AND username = ?2 AND at > ?3",
+            params![client, username, since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (client, client_last) = tx.query_row(
+            "SELECT COUNT(*), COALESCE(MAX(at), 0) FROM login_failures WHERE client = ?1 AND at > ?2",
+            params![client, since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let global = tx.query_row(
+            "SELECT COUNT(*) FROM login_failures WHERE at > ?1",
+            [since],
+            |r| r.get(0),
+        )?;
+        Ok(Failures {
+            pair,
+            pair_last,
+            client,
+            client_last,
+            global,
+        })
+    }
+
+    /// How much longer this attempt must wait, if at all.
+    fn wait(&self, policy: &AuthPolicy, now_ms: i64) -> Option<Duration> {
+        let backoff = |failures: u32, limit: u32| -> Option<Duration> {
+            let past = failures.checked_sub(limit)?;
+            let doubled = policy
+                .first_wait
+                .saturating_mul(1u32.checked_shl(past.min(31)).unwrap_or(u32::MAX));
+            Some(doubled.min(policy.longest_wait))
+        };
+        let until = |last: i64, wait: Option<Duration>| -> i64 {
+            wait.map_or(i64::MIN, |w| last + w.as_millis() as i64)
+        };
+        let global = (self.global >= policy.max_global_failures && self.client > 0)
+            .then_some(policy.first_wait);
+        let free_at = until(self.pair_last, backoff(self.pair, policy.max_failures))
+            .max(until(
+                self.client_last,
+                backoff(self.client, policy.max_client_failures),
+            ))
+            .max(until(self.client_last, global));
+        (free_at > now_ms).then(|| Duration::from_millis((free_at - now_ms) as u64))
     }
 }
 
@@ -196,6 +281,8 @@ pub struct Auth {
     /// Held across a login's failure count, password check and failure record: parallel
     /// guesses cannot all slip under the limit, and one Argon2id hash (19 MiB) runs at a time.
     logins: std::sync::Mutex<()>,
+    /// What refused requests may record.
+    pub refusals: Refusals,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -262,6 +349,7 @@ impl Auth {
         Auth {
             outbox,
             clock,
+            refusals: Refusals::new(policy.refusals),
             policy,
             decoy_hash,
             logins: std::sync::Mutex::new(()),
@@ -311,11 +399,13 @@ impl Auth {
         };
         let _one_at_a_time = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.clock.now();
-        let since = now.timestamp_millis() - self.policy.failure_window.as_millis() as i64;
+        let now_ms = now.timestamp_millis();
+        let since = now_ms - self.policy.failure_window.as_millis() as i64;
+        let client = from.ip_address.clone().unwrap_or_default();
         let (stored, failures) = self
             .outbox
             .write({
-                let username = username.clone();
+                let (username, client) = (username.clone(), client.clone());
                 move |tx| {
                     let stored: Option<(i64, String, String)> = tx
                         .query_row(
@@ -328,17 +418,14 @@ impl Auth {
                             rusqlite::Error::QueryReturnedNoRows => Ok(None),
                             e => Err(e),
                         })?;
-                    let failures: u32 = tx.query_row(
-                        "SELECT COUNT(*) FROM login_failures WHERE username = ?1 AND at > ?2",
-                        params![username, since],
-                        |r| r.get(0),
-                    )?;
+                    let failures = Failures::read(tx, &client, &username, since)?;
                     Ok::<_, CoreError>((stored, failures))
                 }
             })
             .wait()?;
-        if failures >= self.policy.max_failures {
-            return Err(CoreError::LoginThrottled);
+        if let Some(wait) = failures.wait(&self.policy, now_ms) {
+            tracing::info!(%client, user = %username, ?wait, "login throttled");
+            return Err(CoreError::LoginThrottled { retry_after: wait });
         }
         let verified = match &stored {
             Some((_, _, hash)) => verify_password(password, hash),
@@ -349,12 +436,12 @@ impl Auth {
             }
         };
         let Some((id, role, _)) = stored.filter(|_| verified) else {
-            let at = now.timestamp_millis();
+            let at = now_ms;
             self.outbox
                 .write(move |tx| {
                     tx.execute(
-                        "INSERT INTO login_failures (username, at) VALUES (?1, ?2)",
-                        params![username, at],
+                        "INSERT INTO login_failures (username, at, client) VALUES (?1, ?2, ?3)",
+                        params![username, at, client],
                     )?;
                     // Failures older than the window no longer count: they go.
                     tx.execute("DELETE FROM login_failures WHERE at <= ?1", [since])?;
@@ -401,7 +488,11 @@ impl Auth {
                     "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
                     params![hash, id, created, expires],
                 )?;
-                tx.execute("DELETE FROM login_failures WHERE username = ?1", [&username])?;
+                // This client's failures at this account are forgiven; others' stay.
+                tx.execute(
+                    "DELETE FROM login_failures WHERE username = ?1 AND client = ?2",
+                    params![username, client],
+                )?;
                 tx.enqueue(&event)?;
                 Ok::<_, CoreError>(())
             })
@@ -486,29 +577,57 @@ impl Auth {
         user: Option<&User>,
         reason: &str,
     ) -> Result<(), CoreError> {
-        let mut data = serde_json::Map::new();
-        data.insert("path".into(), from.path.clone().into());
-        data.insert("method".into(), from.method.clone().into());
-        data.insert("reason".into(), reason.into());
-        data.insert("roleHeaderSent".into(), from.role_header_sent.into());
-        if let Some(user) = user {
-            data.insert("role".into(), user.role.as_str().into());
+        let path: String = from.path.chars().take(120).collect();
+        match self.refusals.admit(from, user, reason, self.clock.now_ms()) {
+            Admit::Counted => {
+                tracing::debug!(%path, method = %from.method, %reason, "unauthorized access refused (counted)");
+                Ok(())
+            }
+            Admit::Record(events) => {
+                tracing::warn!(%path, method = %from.method, %reason, "unauthorized access refused");
+                self.enqueue_all(events)
+            }
         }
-        let event = Event::new(
-            EventType::UserUnauthorizedAccess,
-            data,
-            Metadata {
-                source: Some(SOURCE.into()),
-                user_id: user.map(|u| u.username.clone()),
-                ip_address: from.ip_address.clone(),
-                ..Metadata::default()
-            },
-            self.clock.now(),
-            &mut rand::rng(),
-        );
-        tracing::warn!(path = %from.path, method = %from.method, %reason, "unauthorized access refused");
+    }
+
+    /// Records the summaries of refusals whose window has ended, and forgets the refusal
+    /// events that have left the queue (up to `prune` of the oldest). Run periodically.
+    pub fn settle_refusals(&self, prune: usize) -> Result<(), CoreError> {
+        let summaries = self.refusals.flush(self.clock.now_ms());
+        self.enqueue_all(summaries)?;
+        self.refusals
+            .prune(prune, |ids| self.outbox.delivery_states(ids))?;
+        Ok(())
+    }
+
+    /// Counts the refusal events already queued (from before a restart) against their share.
+    pub fn adopt_queued_refusals(&self) -> Result<(), CoreError> {
+        let queued = self.outbox.read(|conn| {
+            let mut rows = conn.prepare(
+                "SELECT event_id, length(payload) FROM outbox_events WHERE event_type = ?1",
+            )?;
+            let found = rows
+                .query_map([EventType::UserUnauthorizedAccess.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, CoreError>(found)
+        })?;
+        self.refusals.adopt(queued);
+        Ok(())
+    }
+
+    fn enqueue_all(&self, events: Vec<Event>) -> Result<(), CoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         self.outbox
-            .write(move |tx: &WriteTx<'_>| Ok::<_, CoreError>(tx.enqueue(&event)?))
+            .write(move |tx: &WriteTx<'_>| {
+                for event in &events {
+                    tx.enqueue(event)?;
+                }
+                Ok::<_, CoreError>(())
+            })
             .wait()
     }
 }

@@ -14,6 +14,7 @@ pub mod cases;
 pub mod evidence;
 pub mod idempotency;
 pub mod notices;
+pub mod refusals;
 pub mod rl;
 pub mod settings;
 pub mod updates;
@@ -72,9 +73,13 @@ pub enum CoreError {
     /// Wrong username or password (deliberately not saying which).
     #[error("invalid username or password")]
     BadCredentials,
-    /// Too many failed logins for this username lately.
-    #[error("too many failed logins; try again later")]
-    LoginThrottled,
+    /// Too many failed logins lately from this client (at this account, or at any), or from
+    /// everyone: this client must wait.
+    #[error("too many failed logins from here; try again in {} s", retry_after.as_secs().max(1))]
+    LoginThrottled {
+        /// How long until the next try is allowed.
+        retry_after: std::time::Duration,
+    },
     /// No valid bearer token.
     #[error("authentication required: a valid bearer token")]
     Unauthenticated,
@@ -279,6 +284,13 @@ const MIGRATIONS: &[&str] = &[
     -- When an admin's clear dropped the event from the queue before Kafka had it.
     ALTER TABLE case_events ADD COLUMN cleared_at INTEGER;
     CREATE INDEX case_events_by_seq ON case_events (seq) WHERE seq IS NOT NULL;
+"#,
+    // Failed logins are counted per client too, so a lock on an account from one address does
+    // not refuse the right password from another, and one address spraying many accounts slows.
+    r#"
+    ALTER TABLE login_failures ADD COLUMN client TEXT NOT NULL DEFAULT '';
+    CREATE INDEX login_failures_by_client ON login_failures (client, at);
+    CREATE INDEX login_failures_by_time ON login_failures (at);
 "#,
 ];
 

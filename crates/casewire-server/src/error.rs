@@ -15,6 +15,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
+    /// Seconds before a retry may succeed (`Retry-After`), for a throttled request.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -69,7 +72,13 @@ impl IntoResponse for ApiError {
             },
             timestamp: crate::routes::now(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -80,7 +89,13 @@ impl From<CoreError> for ApiError {
             CoreError::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
             CoreError::Conflict(_) => (S::CONFLICT, "conflict"),
             CoreError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials"),
-            CoreError::LoginThrottled => (S::TOO_MANY_REQUESTS, "login_throttled"),
+            CoreError::LoginThrottled { retry_after } => {
+                let mut throttled =
+                    ApiError::new(S::TOO_MANY_REQUESTS, "login_throttled", e.to_string());
+                // Whole seconds, rounded up: a client that waits that long is let through.
+                throttled.retry_after = Some(retry_after.as_millis().div_ceil(1000).max(1) as u64);
+                return throttled;
+            }
             CoreError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated"),
             CoreError::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
             CoreError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),

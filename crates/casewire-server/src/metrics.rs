@@ -173,6 +173,31 @@ pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         "Delivery attempts while no broker was reachable (not counted as failures), since start.",
         totals.unreachable,
     );
+    let refusals = state.auth.refusals.counts();
+    let _ = writeln!(
+        out,
+        "# HELP casewire_refusals_total Refused requests (no valid token, a role without the permission) since start, by what was recorded of them.\n# TYPE casewire_refusals_total counter"
+    );
+    for (outcome, n) in [
+        ("recorded", refusals.recorded),
+        ("coalesced", refusals.coalesced),
+        ("rate_limited", refusals.rate_limited),
+        ("dropped", refusals.dropped),
+    ] {
+        let _ = writeln!(out, "casewire_refusals_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    gauge(
+        &mut out,
+        "casewire_refusals_queued_bytes",
+        "Bytes of the queue the refusal events hold (bounded by casewire_refusals_share_bytes).",
+        state.auth.refusals.queued_bytes(),
+    );
+    gauge(
+        &mut out,
+        "casewire_refusals_share_bytes",
+        "Most bytes of the queue refusal events may hold.",
+        state.auth.refusals.limits().share_bytes,
+    );
     let r = &state.requests;
     let _ = writeln!(
         out,

@@ -211,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
     app.start_relay().await?;
+    tokio::spawn(app.housekeeping());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -70,7 +70,7 @@ export interface ErrorText {
   detail: string | null;
 }
 
-const DETAIL_CODES = new Set<string>(['invalid_request', 'invalid_setting', 'settings_unavailable', 'conflict', 'not_found', 'too_large', 'gone', 'queue_full', 'internal']);
+const DETAIL_CODES = new Set<string>(['invalid_request', 'invalid_setting', 'settings_unavailable', 'conflict', 'not_found', 'too_large', 'gone', 'queue_full', 'login_throttled', 'internal']);
 
 export function describeError(error: unknown): ErrorText {
   let code: ErrorCode = 'unknown';

@@ -93,23 +93,125 @@ fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     );
 }
 
+fn from_client(address: &str) -> RequestInfo {
+    RequestInfo {
+        ip_address: Some(address.into()),
+        ..from()
+    }
+}
+
+fn throttled_for(result: Result<casewire_core::Session, CoreError>) -> Option<Duration> {
+    match result {
+        Err(CoreError::LoginThrottled { retry_after }) => Some(retry_after),
+        _ => None,
+    }
+}
+
 #[test]
-fn repeated_failures_throttle_logins_until_the_window_passes() {
+fn failures_at_one_account_from_one_client_make_it_wait_longer_each_time_and_no_one_else() {
+    let fx = fixture();
+    fx.auth
+        .add_user("root", Role::Superadmin, PASSWORD)
+        .expect("added");
+    let attacker = from_client("10.0.0.66");
+    let session = fx
+        .auth
+        .login("root", PASSWORD, &from_client("10.0.0.1"))
+        .expect("signed in before the attack");
+    for _ in 0..5 {
+        // The name is trimmed and lower-cased: "ROOT " is the same account.
+        assert!(matches!(
+            fx.auth.login("ROOT ", "guess", &attacker),
+            Err(CoreError::BadCredentials)
+        ));
+    }
+    // From the attacker's address even the right password waits, and is told how long.
+    assert_eq!(
+        throttled_for(fx.auth.login("root", PASSWORD, &attacker)),
+        Some(Duration::from_secs(30))
+    );
+    // The owner, from their own address, is not locked out; a token already issued still works.
+    fx.auth
+        .login("root", PASSWORD, &from_client("10.0.0.1"))
+        .expect("another client is not refused");
+    fx.auth
+        .authenticate(&session.token)
+        .expect("an issued token is never refused");
+    // Each failure past the limit doubles the wait.
+    fx.domain.clock.advance(Duration::from_secs(31));
+    assert!(matches!(
+        fx.auth.login("root", "guess", &attacker),
+        Err(CoreError::BadCredentials)
+    ));
+    assert_eq!(
+        throttled_for(fx.auth.login("root", PASSWORD, &attacker)),
+        Some(Duration::from_secs(60))
+    );
+    fx.domain.clock.advance(Duration::from_secs(61));
+    fx.auth
+        .login("root", PASSWORD, &attacker)
+        .expect("the wait is over");
+}
+
+#[test]
+fn one_client_trying_many_accounts_is_slowed_after_ten() {
+    let fx = fixture();
+    fx.auth
+        .add_user("admin", Role::Admin, PASSWORD)
+        .expect("added");
+    let sprayer = from_client("10.0.0.66");
+    for i in 0..10 {
+        assert!(
+            matches!(
+                fx.auth.login(&format!("user{i}"), "Winter2026!", &sprayer),
+                Err(CoreError::BadCredentials)
+            ),
+            "try {i}"
+        );
+    }
+    assert_eq!(
+        throttled_for(fx.auth.login("user10", "Winter2026!", &sprayer)),
+        Some(Duration::from_secs(30))
+    );
+    fx.auth
+        .login("admin", PASSWORD, &from_client("10.0.0.1"))
+        .expect("another client is not refused");
+}
+
+#[test]
+fn past_a_global_ceiling_every_client_that_failed_waits_and_a_clean_one_does_not() {
+    let domain = Domain::new();
+    let auth = Auth::new(
+        domain.outbox.clone(),
+        domain.clock.clone(),
+        AuthPolicy {
+            max_global_failures: 3,
+            ..AuthPolicy::default()
+        },
+    );
+    auth.add_user("admin", Role::Admin, PASSWORD)
+        .expect("added");
+    for c in 1..=3 {
+        let _ = auth.login("admin", "guess", &from_client(&format!("10.0.1.{c}")));
+    }
+    assert_eq!(
+        throttled_for(auth.login("admin", PASSWORD, &from_client("10.0.1.1"))),
+        Some(Duration::from_secs(30))
+    );
+    auth.login("admin", PASSWORD, &from_client("10.0.0.1"))
+        .expect("a client with no failure still gets its try");
+}
+
+#[test]
+fn failures_older_than_the_window_no_longer_count() {
     let fx = fixture();
     fx.auth
         .add_user("admin", Role::Admin, PASSWORD)
         .expect("added");
     for _ in 0..5 {
-        assert!(matches!(
-            fx.auth.login("admin", "guess", &from()),
-            Err(CoreError::BadCredentials)
-        ));
+        let _ = fx.auth.login("admin", "guess", &from());
     }
-    // Even the right password is refused while throttled.
-    assert!(matches!(
-        fx.auth.login("admin", PASSWORD, &from()),
-        Err(CoreError::LoginThrottled)
-    ));
+    assert!(throttled_for(fx.auth.login("admin", PASSWORD, &from())).is_some());
     fx.domain.clock.advance(Duration::from_secs(16 * 60));
     fx.auth
         .login("admin", PASSWORD, &from())
@@ -278,7 +380,7 @@ fn parallel_guesses_cannot_slip_under_the_failure_limit() {
                 scope.spawn(
                     move || match auth.login("admin", &format!("guess {i}"), &from()) {
                         Err(CoreError::BadCredentials) => "bad".to_owned(),
-                        Err(CoreError::LoginThrottled) => "throttled".to_owned(),
+                        Err(CoreError::LoginThrottled { .. }) => "throttled".to_owned(),
                         other => format!("{other:?}"),
                     },
                 )

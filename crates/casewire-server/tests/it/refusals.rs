@@ -112,6 +112,13 @@ fn json_routes() -> Vec<(
         ),
         (
             Method::POST,
+            "/api/updates/install",
+            "root",
+            Some("admin"),
+            json!({"version": "9.0.0"}),
+        ),
+        (
+            Method::POST,
             "/api/users",
             "root",
             Some("admin"),
@@ -212,6 +219,8 @@ fn bodiless_routes() -> Vec<(Method, &'static str, &'static str, Option<&'static
         (Method::GET, "/api/users", "investigator", None),
         (Method::GET, "/api/sync", "investigator", None),
         (Method::GET, "/api/settings", "admin", Some("analyst")),
+        (Method::GET, "/api/updates", "root", Some("admin")),
+        (Method::POST, "/api/updates/check", "root", Some("admin")),
         (Method::GET, "/api/queue/events", "admin", Some("analyst")),
         (
             Method::GET,
@@ -228,7 +237,17 @@ fn code(body: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protected_route_refuses_the_unauthenticated_and_the_unpermitted() {
-    let s = server().await;
+    // Every refusal recorded on its own: the rates that bound a flood (tested below) would
+    // fold this many from one client.
+    let s = crate::support::server_with_policy(casewire_core::AuthPolicy {
+        refusals: casewire_core::refusals::RefusalLimits {
+            per_client: 10_000,
+            global: 10_000,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
     let mut tokens = std::collections::HashMap::new();
     for name in ["investigator", "analyst", "admin", "root"] {
         tokens.insert(name, s.token(name).await);
@@ -318,4 +337,191 @@ async fn every_json_route_refuses_undeclared_oversized_and_malformed_bodies() {
             assert!(events.is_empty(), "{method} {path} queued {events:?}");
         }
     }
+}
+
+/// The value of a `/metrics` line (`name` with its labels, if any).
+async fn metric(s: &crate::support::Server, name: &str) -> f64 {
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_from_many_clients_cannot_crowd_out_an_upload_or_its_delivery() {
+    // Headquarters is down while the flood comes: nothing leaves the queue.
+    let mut tansu = casewire_testkit::Tansu::stopped();
+    let quota = 2 * 1024 * 1024;
+    let (s, app) = crate::support::app_server(&[
+        ("KAFKA_BROKERS", &tansu.brokers()),
+        ("CASEWIRE_QUEUE_QUOTA_BYTES", &quota.to_string()),
+    ])
+    .await;
+    let investigator = s.token("investigator").await;
+    let (status, body) = s
+        .post(
+            "/api/cases",
+            Some(&investigator),
+            json!({"title": "Mule accounts"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let case_id = body["case"]["caseId"].as_str().expect("id").to_owned();
+    let before = app
+        .outbox
+        .stats(casewire_outbox::Page::first(0))
+        .expect("stats")
+        .bytes;
+
+    // 40 clients (their own loopback addresses), 100 refusals each, every path different and
+    // 4,000 bytes long: unbounded, 16 MB of events, eight times the quota.
+    let mut clients = Vec::new();
+    for c in 0..40u8 {
+        let address = std::net::IpAddr::from([127, 0, 0, 2 + c]);
+        let client = reqwest::Client::builder()
+            .local_address(address)
+            .build()
+            .expect("client");
+        let base = s.url("");
+        clients.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let path = format!("{base}/api/cases/{}{c}-{i}", "b".repeat(4_000));
+                let status = client.get(&path).send().await.expect("refused").status();
+                assert_eq!(status, StatusCode::UNAUTHORIZED);
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("client ran");
+    }
+
+    let share = app.auth.refusals.limits().share_bytes;
+    let grew = app
+        .outbox
+        .stats(casewire_outbox::Page::first(0))
+        .expect("stats")
+        .bytes
+        - before;
+    assert!(
+        grew <= share,
+        "the refusals took {grew} bytes of the queue, more than their share of {share}"
+    );
+    let counted = metric(&s, "casewire_refusals_total{outcome=\"recorded\"}").await
+        + metric(&s, "casewire_refusals_total{outcome=\"coalesced\"}").await
+        + metric(&s, "casewire_refusals_total{outcome=\"rate_limited\"}").await
+        + metric(&s, "casewire_refusals_total{outcome=\"dropped\"}").await;
+    assert_eq!(counted, 4_000.0, "every refusal is counted");
+    let recorded = s
+        .events()
+        .into_iter()
+        .filter(|e| e.event_type == EventType::UserUnauthorizedAccess)
+        .collect::<Vec<_>>();
+    assert!(
+        !recorded.is_empty() && recorded.len() <= 200,
+        "{} recorded",
+        recorded.len()
+    );
+    for event in &recorded {
+        let path = event.data["path"].as_str().unwrap_or_default();
+        assert!(
+            path.len() <= 256 + '…'.len_utf8(),
+            "a path of {} bytes recorded",
+            path.len()
+        );
+        assert!(
+            event.data["pathLength"].as_u64().is_some_and(|n| n > 4_000),
+            "the event says how long the path was: {:?}",
+            event.data
+        );
+    }
+
+    // The investigator's work is still accepted, and reaches headquarters once it is back.
+    let response = s
+        .client
+        .post(s.url("/api/evidence/upload"))
+        .bearer_auth(&investigator)
+        .multipart(crate::support::upload_form_for(
+            &case_id,
+            b"bank statement".to_vec(),
+            crate::support::WALLET,
+        ))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        response.text().await
+    );
+    tansu.start();
+    let timeline = format!("/api/cases/{case_id}/timeline");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, body) = s.get(&timeline, Some(&investigator)).await;
+        let uploaded = body["timeline"]
+            .as_array()
+            .and_then(|t| t.iter().find(|e| e["eventType"] == "evidence.uploaded"))
+            .map(|e| e["delivery"]["state"].clone());
+        if uploaded == Some(json!("delivered")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload's event was not delivered: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_login_says_when_to_retry_and_another_client_signs_in() {
+    let s = server().await;
+    let from = |last: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .expect("client")
+    };
+    let (attacker, owner) = (from(66), from(7));
+    let login = |client: reqwest::Client, password: &'static str| {
+        let url = s.url("/api/auth/login");
+        async move {
+            client
+                .post(url)
+                .json(&json!({"username": "ROOT ", "password": password}))
+                .send()
+                .await
+                .expect("login")
+        }
+    };
+    for _ in 0..5 {
+        let response = login(attacker.clone(), "not the password").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = login(attacker.clone(), crate::support::PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "login_throttled");
+    let signed_in = login(owner, crate::support::PASSWORD).await;
+    assert_eq!(
+        signed_in.status(),
+        StatusCode::OK,
+        "the owner's own client is not locked out"
+    );
 }

@@ -35,20 +35,29 @@ pub(crate) async fn server_with(configure: impl FnOnce(&mut ServerState)) -> Ser
     server_with_users(USERS, configure).await
 }
 
+/// A server with the users of [`USERS`] whose logins and refusals follow `policy`.
+pub(crate) async fn server_with_policy(policy: AuthPolicy) -> Server {
+    server_with_users_and_policy(USERS, |_| {}, policy).await
+}
+
 /// A server with only `users`, whose state `configure` adjusts before it starts.
 pub(crate) async fn server_with_users(
     users: &[(&str, Role)],
     configure: impl FnOnce(&mut ServerState),
 ) -> Server {
+    server_with_users_and_policy(users, configure, AuthPolicy::default()).await
+}
+
+async fn server_with_users_and_policy(
+    users: &[(&str, Role)],
+    configure: impl FnOnce(&mut ServerState),
+    policy: AuthPolicy,
+) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox =
         Arc::new(Outbox::open(OutboxConfig::file(dir.path().join("outbox.db"))).expect("outbox"));
     casewire_core::migrate(&outbox).expect("migrate");
-    let auth = Arc::new(Auth::new(
-        outbox.clone(),
-        Arc::new(SystemClock),
-        AuthPolicy::default(),
-    ));
+    let auth = Arc::new(Auth::new(outbox.clone(), Arc::new(SystemClock), policy));
     for (name, role) in users {
         auth.add_user(name, *role, PASSWORD).expect("user");
     }
@@ -89,6 +98,7 @@ pub(crate) async fn app_server(environment: &[(&str, &str)]) -> (Server, Arc<App
         .expect("app"),
     );
     app.start_relay().await.expect("relay");
+    tokio::spawn(app.housekeeping());
     for (name, role) in USERS {
         app.auth.add_user(name, *role, PASSWORD).expect("user");
     }

@@ -24,11 +24,11 @@ export const errorMessages = {
   },
   bad_credentials: {
     title: 'The username or password is wrong.',
-    action: 'Check both and try again. After five failed attempts the account is locked for 15 minutes.',
+    action: 'Check both and try again. After five failed attempts from this computer it must wait before the next try, longer after each further failure.',
   },
   login_throttled: {
-    title: 'Too many failed sign-ins for this username.',
-    action: 'Wait 15 minutes before trying again, or ask a superadmin to reset the password.',
+    title: 'Too many failed sign-ins from this computer.',
+    action: 'Wait for the time below, then try again, or ask a superadmin to reset the password. Signing in from another computer is not affected.',
   },
   unauthenticated: {
     title: 'Your session has ended.',
