@@ -124,6 +124,24 @@ pub const KNOWN: &[Spec] = &[
         Some("127.0.0.1:5050"),
     ),
     spec(
+        "CASEWIRE_HTTP_TIMEOUT_MS",
+        false,
+        Applies::NextStart,
+        Some("10000"),
+    ),
+    spec(
+        "CASEWIRE_HTTP_MAX_CONNECTIONS",
+        false,
+        Applies::NextStart,
+        Some("512"),
+    ),
+    spec(
+        "CASEWIRE_SHUTDOWN_GRACE_MS",
+        false,
+        Applies::NextStart,
+        Some("10000"),
+    ),
+    spec(
         "CASEWIRE_MAX_EVIDENCE_BYTES",
         false,
         Applies::NextStart,

@@ -28,15 +28,16 @@ mod ui;
 mod updates;
 mod users;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
 use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use casewire_core::{App, Auth, Cases, EvidenceStore, Idempotency, Policy};
+use casewire_core::{App, Auth, Cases, CoreError, EvidenceStore, Idempotency, Policy};
 use casewire_outbox::{Clock, Outbox};
 
 pub use error::ApiError;
@@ -240,19 +241,147 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
         ])
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
-/// progress.
+/// How the listener treats its connections: what a slow or silent client may hold, and how
+/// long a shutdown waits.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// A request's headers must arrive within this; an idle keep-alive connection, or one
+    /// that never sends a request, is closed after it; a request body that pauses longer is
+    /// cut.
+    pub timeout: Duration,
+    /// The longest a request may take, body included, before it is answered 408.
+    pub request: Duration,
+    /// Connections served at once; past it new ones wait to be accepted.
+    pub max_connections: usize,
+    /// How long a shutdown lets requests in progress finish before closing their connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> ServeLimits {
+        ServeLimits {
+            timeout: Duration::from_secs(10),
+            request: Duration::from_secs(15 * 60),
+            max_connections: 512,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServeLimits {
+    /// The limits the settings set (`CASEWIRE_HTTP_TIMEOUT_MS`, `CASEWIRE_HTTP_MAX_CONNECTIONS`,
+    /// `CASEWIRE_SHUTDOWN_GRACE_MS`), the defaults for the rest.
+    pub fn from_settings(settings: &casewire_core::Settings) -> Result<ServeLimits, CoreError> {
+        let defaults = ServeLimits::default();
+        let ms = |key: &str, default: Duration| -> Result<Duration, CoreError> {
+            Ok(Duration::from_millis(
+                settings.number(key, default.as_millis() as u64)?,
+            ))
+        };
+        Ok(ServeLimits {
+            timeout: ms("CASEWIRE_HTTP_TIMEOUT_MS", defaults.timeout)?,
+            max_connections: usize::try_from(settings.number(
+                "CASEWIRE_HTTP_MAX_CONNECTIONS",
+                defaults.max_connections as u64,
+            )?)
+            .unwrap_or(usize::MAX)
+            .max(1),
+            shutdown_grace: ms("CASEWIRE_SHUTDOWN_GRACE_MS", defaults.shutdown_grace)?,
+            ..defaults
+        })
+    }
+}
+
+/// Serves the API on `listener` with the default [`ServeLimits`] until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ServerState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, state, shutdown, ServeLimits::default()).await
+}
+
+/// Serves the API on `listener` until `shutdown` completes, within `limits`: then stops
+/// accepting, closes idle connections, lets requests in progress finish for
+/// `limits.shutdown_grace`, and returns (the connections still open are dropped).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: ServeLimits,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let app = router(state)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.timeout,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request,
+        ));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin or stop serving.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service =
+            app.clone()
+                .map_request(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request
+                });
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let open = limits.max_connections - slots.available_permits();
+    tracing::info!(
+        open,
+        "stopped accepting connections; letting requests in progress finish"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            let open = limits.max_connections - slots.available_permits();
+            tracing::warn!(
+                open,
+                "requests still in progress after {:?}; their connections are closed",
+                limits.shutdown_grace
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Refuses requests addressed to a foreign host name (DNS rebinding) or sent from a foreign

@@ -230,11 +230,22 @@ async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
     }
     let state = Arc::new(state);
     tracing::info!("casewire listening on http://{local}");
-    casewire_server::serve(listener, state, shutdown_signal()).await?;
-    tracing::info!("stopped accepting requests; stopping the relay");
-    app.shutdown().await;
+    let limits = casewire_server::ServeLimits::from_settings(&app.settings())?;
+    casewire_server::serve_with(listener, state, shutdown_signal(), limits).await?;
+    tracing::info!("stopped serving; stopping the relay");
+    if tokio::time::timeout(RELAY_STOP_BOUND, app.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the relay did not settle within {RELAY_STOP_BOUND:?}; its events stay queued"
+        );
+    }
     Ok(())
 }
+
+/// How long a stop waits for the relay to settle what it has in flight.
+const RELAY_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {

@@ -183,3 +183,76 @@ fn a_bad_configuration_file_stops_the_start_with_the_key_named() {
         assert!(stderr.contains(expected), "{text}: {stderr}");
     }
 }
+
+#[test]
+fn sigterm_stops_serve_within_its_grace_while_slow_clients_hold_connections() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let grace = Duration::from_millis(1_000);
+    let (mut server, base) = serve(
+        casewire(dir.path())
+            .env("CASEWIRE_SHUTDOWN_GRACE_MS", grace.as_millis().to_string())
+            // Long enough that no client here is cut off by it before the stop.
+            .env("CASEWIRE_HTTP_TIMEOUT_MS", "60000"),
+    );
+    let address = base.trim_start_matches("http://").to_owned();
+    // Ten clients in the middle of a request whose body trickles in, and ten that sent nothing.
+    let mut trickling: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).expect("connect");
+            stream
+                .write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+                .expect("headers");
+            stream
+        })
+        .collect();
+    let _silent: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(&address).expect("connect"))
+        .collect();
+    let feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let feeder = {
+        let feeding = feeding.clone();
+        std::thread::spawn(move || {
+            while feeding.load(std::sync::atomic::Ordering::Relaxed) {
+                for stream in &mut trickling {
+                    let _ = stream.write_all(b" ");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    let asked = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exited = loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "serve still runs {:?} after SIGTERM with slow clients connected",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = asked.elapsed();
+    feeding.store(false, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().expect("feeder");
+    assert!(exited.success(), "a stop exits 0: {exited:?}");
+    assert!(
+        took >= grace,
+        "requests in progress were given their grace ({took:?})"
+    );
+    assert!(
+        took < grace + Duration::from_secs(5),
+        "stopped {took:?} after SIGTERM"
+    );
+}

@@ -1,6 +1,7 @@
 //! HTTP tests against the real router on a real loopback socket, with a real SQLite outbox.
 
 mod api;
+mod connections;
 mod desktop;
 mod publishing;
 mod refusals;

@@ -37,7 +37,13 @@ pub(crate) async fn server_with(configure: impl FnOnce(&mut ServerState)) -> Ser
 
 /// A server with the users of [`USERS`] whose logins and refusals follow `policy`.
 pub(crate) async fn server_with_policy(policy: AuthPolicy) -> Server {
-    server_with_users_and_policy(USERS, |_| {}, policy).await
+    server_with_users_and_policy(
+        USERS,
+        |_| {},
+        policy,
+        casewire_server::ServeLimits::default(),
+    )
+    .await
 }
 
 /// A server with only `users`, whose state `configure` adjusts before it starts.
@@ -45,13 +51,20 @@ pub(crate) async fn server_with_users(
     users: &[(&str, Role)],
     configure: impl FnOnce(&mut ServerState),
 ) -> Server {
-    server_with_users_and_policy(users, configure, AuthPolicy::default()).await
+    server_with_users_and_policy(
+        users,
+        configure,
+        AuthPolicy::default(),
+        casewire_server::ServeLimits::default(),
+    )
+    .await
 }
 
 async fn server_with_users_and_policy(
     users: &[(&str, Role)],
     configure: impl FnOnce(&mut ServerState),
     policy: AuthPolicy,
+    limits: casewire_server::ServeLimits,
 ) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox =
@@ -77,7 +90,7 @@ async fn server_with_users_and_policy(
     let mut state =
         ServerState::loopback(outbox.clone(), auth, Arc::new(SystemClock), evidence, port);
     configure(&mut state);
-    start(dir, listener, state).await
+    start_with(dir, listener, state, limits).await
 }
 
 /// A server running a whole [`App`] in a fresh data directory, with `environment` as the
@@ -115,12 +128,33 @@ async fn start(
     listener: tokio::net::TcpListener,
     state: ServerState,
 ) -> Server {
+    start_with(
+        dir,
+        listener,
+        state,
+        casewire_server::ServeLimits::default(),
+    )
+    .await
+}
+
+/// A server with the users of [`USERS`] whose listener keeps `limits`.
+pub(crate) async fn server_with_limits(limits: casewire_server::ServeLimits) -> Server {
+    server_with_users_and_policy(USERS, |_| {}, AuthPolicy::default(), limits).await
+}
+
+async fn start_with(
+    dir: tempfile::TempDir,
+    listener: tokio::net::TcpListener,
+    state: ServerState,
+    limits: casewire_server::ServeLimits,
+) -> Server {
     let port = listener.local_addr().expect("addr").port();
     let outbox = state.outbox.clone();
-    tokio::spawn(casewire_server::serve(
+    tokio::spawn(casewire_server::serve_with(
         listener,
         Arc::new(state),
         std::future::pending(),
+        limits,
     ));
     Server {
         dir,
