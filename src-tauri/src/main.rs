@@ -46,11 +46,13 @@ fn data_dir() -> anyhow::Result<PathBuf> {
             .context("no data directory for this user: set CASEWIRE_DATA_DIR")?
             .join("casewire"),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    casewire_core::private::create_dir(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
 fn main() -> anyhow::Result<()> {
+    casewire_core::private::private_by_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -69,7 +69,7 @@ impl SettingsStore for JsonFileStore {
         let text = serde_json::to_vec_pretty(values)
             .map_err(|e| CoreError::Storage(format!("encoding settings: {e}")))?;
         let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).map_err(storage)?;
+        crate::private::write_file(&tmp, &text).map_err(storage)?;
         std::fs::rename(&tmp, &self.path).map_err(storage)
     }
 
@@ -130,6 +130,21 @@ impl App {
         settings: Settings,
         store: Arc<dyn SettingsStore>,
     ) -> Result<App, CoreError> {
+        let changed = crate::private::make_private(data_dir).map_err(|e| {
+            CoreError::Storage(format!(
+                "cannot make the data directory {} private: {e}",
+                data_dir.display()
+            ))
+        })?;
+        if !changed.is_empty() {
+            tracing::warn!(
+                "the data directory was readable or writable by other accounts: tightened {} paths to this account alone",
+                changed.len()
+            );
+            for change in changed.iter().take(20) {
+                tracing::warn!("tightened {change}");
+            }
+        }
         let settings = settings.with_desktop(store.load()?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let persist = match settings.get("QUEUE_PERSIST").as_deref() {

@@ -163,7 +163,7 @@ impl EvidenceStore {
         max_bytes: u64,
     ) -> Result<EvidenceStore, CoreError> {
         let dir = data_dir.join("evidence");
-        std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io(&dir, e))?;
+        crate::private::create_dir(&dir.join("tmp")).map_err(|e| io(&dir, e))?;
         Ok(EvidenceStore {
             pins: Default::default(),
             outbox,
@@ -356,7 +356,7 @@ impl EvidenceStore {
         rand::rng().fill_bytes(&mut name);
         let tmp = self.dir.join("tmp").join(hex::encode(name));
         let result = (|| {
-            let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+            let mut file = crate::private::create_file(&tmp).map_err(|e| io(&tmp, e))?;
             let mut hasher = Sha256::new();
             let mut size = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
@@ -389,7 +389,7 @@ impl EvidenceStore {
             if !path.exists() {
                 let placed = (|| {
                     let parent = path.parent().unwrap_or(&self.dir);
-                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                    crate::private::create_dir(parent).map_err(|e| io(parent, e))?;
                     std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
                     sync_dir(parent)
                 })();
@@ -471,21 +471,7 @@ impl EvidenceStore {
         )];
         if !verified {
             tracing::error!(evidence = %evidence.evidence_id, "evidence failed its integrity check");
-            events.push(
-                self.event(
-                    EventType::SystemAlert,
-                    serde_json::json!({
-                        "message": format!("evidence {} failed its integrity check", evidence.evidence_id),
-                        "evidenceId": evidence.evidence_id,
-                        "caseId": evidence.case_id,
-                        "expectedHash": evidence.storage_hash,
-                        "actualHash": result.actual_hash,
-                    }),
-                    user,
-                    from,
-                )
-                .with_priority(Priority::Critical),
-            );
+            events.push(self.integrity_alert(&evidence, result.actual_hash.as_deref(), user, from));
         }
         self.outbox
             .write(move |tx| {
@@ -496,6 +482,51 @@ impl EvidenceStore {
             })
             .wait()?;
         Ok(result)
+    }
+
+    /// The critical `system.alert` of a stored file whose hash is not its record's.
+    fn integrity_alert(
+        &self,
+        evidence: &Evidence,
+        actual_hash: Option<&str>,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Event {
+        self.event(
+            EventType::SystemAlert,
+            serde_json::json!({
+                "message": format!("evidence {} failed its integrity check", evidence.evidence_id),
+                "evidenceId": evidence.evidence_id,
+                "caseId": evidence.case_id,
+                "expectedHash": evidence.storage_hash,
+                "actualHash": actual_hash,
+            }),
+            user,
+            from,
+        )
+        .with_priority(Priority::Critical)
+    }
+
+    /// Called when a download (or a save) has read the whole stored file: `actual_hash` is
+    /// the SHA-256 of what it read. On a mismatch raises the same critical `system.alert` as
+    /// [`EvidenceStore::verify`] and fails, so the download is ended rather than completed with
+    /// altered evidence.
+    pub fn check_served(
+        &self,
+        evidence: &Evidence,
+        actual_hash: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<(), CoreError> {
+        if actual_hash == evidence.storage_hash {
+            return Ok(());
+        }
+        tracing::error!(evidence = %evidence.evidence_id, "evidence changed on disk; its download was stopped");
+        let alert = self.integrity_alert(evidence, Some(actual_hash), user, from);
+        self.outbox
+            .write(move |tx| crate::cases::enqueue_in_timeline(tx, &alert))
+            .wait()?;
+        Err(CoreError::Tampered(evidence.evidence_id.clone()))
     }
 
     /// Opens a live record's file for download and records `evidence.downloaded`.

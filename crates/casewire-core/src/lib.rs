@@ -14,6 +14,7 @@ pub mod cases;
 pub mod evidence;
 pub mod idempotency;
 pub mod notices;
+pub mod private;
 pub mod refusals;
 pub mod rl;
 pub mod settings;
@@ -106,6 +107,11 @@ pub enum CoreError {
     /// It existed and was deleted.
     #[error("{0}")]
     Gone(String),
+    /// A stored evidence file no longer matches its record's hash: it was changed on disk.
+    #[error(
+        "evidence {0} was changed on disk since it was stored (its hash no longer matches), so it was not served; an alert was raised"
+    )]
+    Tampered(String),
     /// A file operation failed (full or failing disk, permissions).
     #[error("file storage error: {0}")]
     Storage(String),

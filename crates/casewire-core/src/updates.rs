@@ -298,7 +298,7 @@ impl Updates {
             };
             let written = serde_json::to_vec(&failed)
                 .map_err(std::io::Error::other)
-                .and_then(|bytes| std::fs::write(&self.failed_file, bytes));
+                .and_then(|bytes| crate::private::write_file(&self.failed_file, &bytes));
             if let Err(w) = written {
                 tracing::warn!(error = %w, "could not record the failed update for after the restart");
             }

@@ -445,6 +445,7 @@ impl Outbox {
         let (write_conn, reader, lock_file) = match &config.storage {
             Storage::File(path) => {
                 let lock_file = lock_database(path)?;
+                create_private(path)?;
                 let opened = schema::open_file(path, config.durability, shared.clock.now())?;
                 report.quarantined = opened.quarantined;
                 let reader = Connection::open(path).map_err(|source| Error::Open {
@@ -620,18 +621,35 @@ impl Drop for Outbox {
     }
 }
 
+/// Creates the database file empty and readable by its owner alone if it does not exist, so
+/// SQLite opens it rather than creating it with the umask's mode (its WAL and shared-memory
+/// files then take the same mode).
+fn create_private(path: &Path) -> Result<(), Error> {
+    let mut options = File::options();
+    options.create_new(true).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(Error::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// Takes an exclusive lock on `<database>.lock`, so two processes never share one outbox.
 fn lock_database(path: &Path) -> Result<File, Error> {
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|source| Error::Io {
-            path: lock_path.clone(),
-            source,
-        })?;
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&lock_path).map_err(|source| Error::Io {
+        path: lock_path.clone(),
+        source,
+    })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(path.to_owned())),

@@ -104,6 +104,7 @@ impl From<CoreError> for ApiError {
             CoreError::SetupDone => (S::CONFLICT, "setup_done"),
             CoreError::SetupCodeInvalid => (S::FORBIDDEN, "setup_code_invalid"),
             CoreError::Config(_) => (S::BAD_REQUEST, "invalid_setting"),
+            CoreError::Tampered(_) => (S::INTERNAL_SERVER_ERROR, "evidence_tampered"),
             CoreError::Outbox(o) => return ApiError::from(o),
             CoreError::Update(u) => return ApiError::from(u.clone()),
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),

@@ -163,17 +163,50 @@ pub(crate) async fn save_evidence(
     let (store, info) = (state.evidence.clone(), ctx.info().clone());
     let written = path.clone();
     blocking(move || {
-        let (_, mut file) = store.open_download(&id, &user, &info)?;
+        let (evidence, file) = store.open_download(&id, &user, &info)?;
         let io = |e: std::io::Error| {
             CoreError::Storage(format!("cannot write {}: {e}", written.display()))
         };
         let dir = written.parent().unwrap_or(std::path::Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        std::io::copy(&mut file, &mut tmp).map_err(io)?;
+        let mut hashing = Hashing::new(file);
+        std::io::copy(&mut hashing, &mut tmp).map_err(io)?;
+        // A file changed on disk is not saved under the chosen name (the copy is removed).
+        store.check_served(&evidence, &hashing.finish(), &user, &info)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(&written).map_err(|e| io(e.error))?;
         Ok(())
     })
     .await?;
     Ok(DoneResponse::new(format!("Saved to {}", path.display())))
+}
+
+/// A reader that hashes (SHA-256) what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: std::io::Read> Hashing<R> {
+    fn new(inner: R) -> Hashing<R> {
+        use sha2::Digest;
+        Hashing {
+            inner,
+            hasher: sha2::Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }

@@ -947,7 +947,59 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
-/// Streams the file with its original name and type (`evidence.downloaded`).
+/// The stored file's bytes, hashed as they go; the last chunk is held back until the whole
+/// file's hash has been checked (`check`), so a file changed on disk is never served whole:
+/// on a mismatch the body ends with an error instead (the connection is cut).
+fn verified_stream(
+    file: std::fs::File,
+    check: impl FnOnce(String) -> Result<(), CoreError> + Send + 'static,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    struct Held<C> {
+        chunks: tokio_util::io::ReaderStream<tokio::fs::File>,
+        hasher: Sha256,
+        last: Option<axum::body::Bytes>,
+        check: Option<C>,
+    }
+    let held = Held {
+        chunks: tokio_util::io::ReaderStream::with_capacity(
+            tokio::fs::File::from_std(file),
+            64 * 1024,
+        ),
+        hasher: Sha256::new(),
+        last: None,
+        check: Some(check),
+    };
+    futures_util::stream::unfold(Some(held), |state| async move {
+        let mut held = state?;
+        loop {
+            match held.chunks.next().await {
+                Some(Ok(chunk)) => {
+                    held.hasher.update(&chunk);
+                    if let Some(previous) = held.last.replace(chunk) {
+                        return Some((Ok(previous), Some(held)));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    let actual = hex::encode(held.hasher.clone().finalize());
+                    let check = held.check.take()?;
+                    let checked = tokio::task::spawn_blocking(move || check(actual)).await;
+                    return match (checked, held.last.take()) {
+                        (Ok(Ok(())), Some(last)) => Some((Ok(last), None)),
+                        (Ok(Ok(())), None) => None,
+                        (Ok(Err(e)), _) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                        (Err(e), _) => Some((Err(std::io::Error::other(e)), None)),
+                    };
+                }
+            }
+        }
+    })
+}
+
+/// Streams the file with its original name and type (`evidence.downloaded`), checking its
+/// hash as it goes.
 #[utoipa::path(get, path = "/api/evidence/{id}/download", tag = "evidence", params(EvidenceId),
     responses((status = 200, content_type = "*/*", body = Vec<u8>, description = "The file")))]
 async fn download_evidence(
@@ -957,10 +1009,14 @@ async fn download_evidence(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
     let store = state.evidence.clone();
-    let (evidence, file) = blocking(move || store.open_download(&id, &c.user, &c.info)).await?;
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
-        tokio::fs::File::from_std(file),
-    ));
+    let (evidence, file) = {
+        let (user, info) = (c.user.clone(), c.info.clone());
+        blocking(move || store.open_download(&id, &user, &info)).await?
+    };
+    let store = state.evidence.clone();
+    let served = evidence.clone();
+    let check = move |actual: String| store.check_served(&served, &actual, &c.user, &c.info);
+    let body = axum::body::Body::from_stream(verified_stream(file, check));
     let response_headers = [
         (header::CONTENT_TYPE, evidence.content_type.clone()),
         (header::CONTENT_DISPOSITION, disposition(&evidence.filename)),

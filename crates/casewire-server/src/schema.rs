@@ -212,7 +212,7 @@ pub(crate) struct ErrorBody {
     /// `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
     /// `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
     /// `settings_unavailable`, `local_files_unavailable`, `unknown_file_handle`,
-    /// `answer_too_large`, `starting`, `closed`, `updates_off`, `updates_unavailable`,
+    /// `answer_too_large`, `starting`, `evidence_tampered`, `closed`, `updates_off`, `updates_unavailable`,
     /// `update_in_progress`, `update_not_offered`, `update_channel_unreachable`,
     /// `update_signature_invalid`, `update_install_failed`, `internal`.
     pub(crate) code: String,

@@ -112,7 +112,8 @@ fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
             .context("no data directory for this user: set CASEWIRE_DATA_DIR")?
             .join("casewire"),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    casewire_core::private::create_dir(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -126,6 +127,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    casewire_core::private::private_by_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -229,9 +231,10 @@ async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
         }
     }
     let state = Arc::new(state);
+    let shutdown = shutdown_signal();
     tracing::info!("casewire listening on http://{local}");
     let limits = casewire_server::ServeLimits::from_settings(&app.settings())?;
-    casewire_server::serve_with(listener, state, shutdown_signal(), limits).await?;
+    casewire_server::serve_with(listener, state, shutdown, limits).await?;
     tracing::info!("stopped serving; stopping the relay");
     if tokio::time::timeout(RELAY_STOP_BOUND, app.shutdown())
         .await
@@ -247,28 +250,33 @@ async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
 /// How long a stop waits for the relay to settle what it has in flight.
 const RELAY_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed at the call, not at
+/// the first poll: a stop sent the moment the server says it listens must not kill it outright.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
+        async move {
+            match handlers {
+                Ok((mut term, mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -256,3 +256,145 @@ fn sigterm_stops_serve_within_its_grace_while_slow_clients_hold_connections() {
         "stopped {took:?} after SIGTERM"
     );
 }
+
+/// The binary started from a shell with `umask` set, as a service or a login shell might.
+fn under_umask(umask: &str, data: &std::path::Path) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_casewire"))
+        .env("CASEWIRE_DATA_DIR", data)
+        .env("RUST_LOG", "info,librdkafka=off")
+        .env_remove("KAFKA_BROKERS");
+    command
+}
+
+/// Every path under `dir` with its permission bits.
+#[cfg(unix)]
+fn modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32, bool)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("meta");
+        found.push((
+            path.clone(),
+            meta.permissions().mode() & 0o777,
+            meta.is_dir(),
+        ));
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                pending.push(entry.expect("entry").path());
+            }
+        }
+    }
+    found
+}
+
+/// Adds the superadmin, serves, signs in, opens a case and uploads evidence, then stops.
+fn use_it(command: impl Fn() -> Command) {
+    use std::io::Write;
+    let mut add = command();
+    let mut child = add
+        .args([
+            "user",
+            "add",
+            "--username",
+            "root",
+            "--role",
+            "superadmin",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("user add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}\n", support::PASSWORD).as_bytes())
+        .expect("password");
+    assert!(child.wait().expect("user add").success());
+    let (server, base) = serve(&mut command());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let uploaded = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let token = login(&client, &base, "root").await;
+        let form = reqwest::multipart::Form::new()
+            .text("caseId", "CASE-2024-001")
+            .text("wallet", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
+            .text("reporter", "test@fraud.com")
+            .part(
+                "evidenceFile",
+                reqwest::multipart::Part::bytes(b"ledger".to_vec())
+                    .file_name("ledger.txt")
+                    .mime_str("text/plain")
+                    .expect("mime"),
+            );
+        let response = client
+            .post(format!("{base}/api/evidence/upload"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        (response.status(), response.text().await.unwrap_or_default())
+    });
+    // Stopped first, so a failure below leaves no server behind.
+    stop(server);
+    assert_eq!(uploaded.0, reqwest::StatusCode::CREATED, "{}", uploaded.1);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_its_owners_alone_whatever_the_umask() {
+    for umask in ["000", "022"] {
+        let root = tempfile::tempdir().expect("temp dir");
+        let data = root.path().join("data");
+        use_it(|| under_umask(umask, &data));
+        let found = modes(&data);
+        assert!(found.len() > 5, "umask {umask}: {found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|(p, _, _)| p.to_string_lossy().contains("evidence/"))
+        );
+        for (path, mode, is_dir) in found {
+            let wanted = if is_dir { 0o700 } else { 0o600 };
+            assert_eq!(
+                mode,
+                wanted,
+                "umask {umask}: {} is {mode:04o}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_data_directory_others_can_read_is_tightened_at_start_and_the_log_says_what_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("temp dir");
+    let data = root.path().join("data");
+    use_it(|| under_umask("022", &data));
+    // As an older Casewire left it: readable by every account.
+    for (path, _, is_dir) in modes(&data) {
+        let mode = if is_dir { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("loosen");
+    }
+    let (server, _, log) = support::serve_logged(&mut under_umask("022", &data));
+    stop(server);
+    let said = log.join("\n");
+    assert!(
+        said.contains("readable or writable by other accounts"),
+        "{said}"
+    );
+    assert!(said.contains("outbox.db: 0644 → 0600"), "{said}");
+    for (path, mode, is_dir) in modes(&data) {
+        let wanted = if is_dir { 0o700 } else { 0o600 };
+        assert_eq!(mode, wanted, "{} is {mode:04o}", path.display());
+    }
+}

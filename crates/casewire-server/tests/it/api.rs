@@ -896,3 +896,76 @@ async fn evidence_is_listed_by_case_and_wallet_and_read_by_id() {
         (StatusCode::OK, Some(other_wallet))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_file_changed_on_disk_is_not_served_whole_and_raises_the_alert() {
+    use sha2::Digest;
+    let (s, _app) = crate::support::app_server(&[]).await;
+    let investigator = s.token("investigator").await;
+    // Larger than one chunk of the stream, so most of it is sent before the end is reached.
+    let content = b"wire transfer record; ".repeat(10_000);
+    let response = s
+        .client
+        .post(s.url("/api/evidence/upload"))
+        .bearer_auth(&investigator)
+        .multipart(upload_form(content.clone(), WALLET))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.expect("json");
+    let id = body["evidence"]["evidenceId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let hash = hex::encode(sha2::Sha256::digest(&content));
+    // Another program rewrites the stored file: same length, one byte different.
+    let stored = s.dir.path().join("evidence").join(&hash[..2]).join(&hash);
+    let mut altered = content.clone();
+    altered[content.len() - 3] ^= 0x20;
+    std::fs::write(&stored, &altered).expect("tamper");
+
+    let response = s
+        .client
+        .get(s.url(&format!("/api/evidence/{id}/download")))
+        .bearer_auth(&investigator)
+        .send()
+        .await
+        .expect("download starts");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the check can only come at the end"
+    );
+    let received = response.bytes().await;
+    assert!(
+        received.as_ref().map_or(true, |b| b.len() < altered.len()),
+        "the altered file was served whole"
+    );
+    let alerts: Vec<casewire_events::Event> = s
+        .events()
+        .into_iter()
+        .filter(|e| e.event_type == EventType::SystemAlert)
+        .collect();
+    assert_eq!(alerts.len(), 1, "one alert");
+    assert_eq!(alerts[0].data["evidenceId"], id.as_str());
+    assert_eq!(alerts[0].data["expectedHash"], hash.as_str());
+    assert_eq!(alerts[0].priority, casewire_events::Priority::Critical);
+
+    // Put back, it is served whole again, with no new alert.
+    std::fs::write(&stored, &content).expect("restore");
+    let response = s
+        .client
+        .get(s.url(&format!("/api/evidence/{id}/download")))
+        .bearer_auth(&investigator)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.bytes().await.expect("whole").to_vec(), content);
+    let alerts = s
+        .events()
+        .into_iter()
+        .filter(|e| e.event_type == EventType::SystemAlert)
+        .count();
+    assert_eq!(alerts, 1);
+}

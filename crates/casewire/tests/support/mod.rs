@@ -48,6 +48,12 @@ pub fn add_user(data: &Path, username: &str, role: &str) -> Output {
 /// Starts `casewire serve` on a free port; returns the process and its base URL once it
 /// listens. Its log keeps being read so it never blocks on a full pipe.
 pub fn serve(command: &mut Command) -> (Child, String) {
+    let (child, base, _) = serve_logged(command);
+    (child, base)
+}
+
+/// [`serve`], also returning the log lines it wrote before it listened.
+pub fn serve_logged(command: &mut Command) -> (Child, String, Vec<String>) {
     let mut child = command
         .arg("serve")
         .env("CASEWIRE_LISTEN", "127.0.0.1:0")
@@ -56,6 +62,7 @@ pub fn serve(command: &mut Command) -> (Child, String) {
         .expect("spawn serve");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut before = Vec::new();
     let base = loop {
         assert!(
             Instant::now() < deadline,
@@ -65,9 +72,10 @@ pub fn serve(command: &mut Command) -> (Child, String) {
         if let Some((_, url)) = line.split_once("casewire listening on ") {
             break url.trim().to_owned();
         }
+        before.push(line);
     };
     std::thread::spawn(move || lines.for_each(drop));
-    (child, base)
+    (child, base, before)
 }
 
 /// SIGTERM, and the process must stop cleanly.

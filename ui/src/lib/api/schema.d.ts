@@ -290,7 +290,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Streams the file with its original name and type (`evidence.downloaded`). */
+        /**
+         * Streams the file with its original name and type (`evidence.downloaded`), checking its
+         *     hash as it goes.
+         */
         get: operations["download_evidence"];
         put?: never;
         post?: never;
@@ -1014,7 +1017,7 @@ export interface components {
              *     `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
              *     `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
              *     `settings_unavailable`, `local_files_unavailable`, `unknown_file_handle`,
-             *     `answer_too_large`, `starting`, `closed`, `updates_off`, `updates_unavailable`,
+             *     `answer_too_large`, `starting`, `evidence_tampered`, `closed`, `updates_off`, `updates_unavailable`,
              *     `update_in_progress`, `update_not_offered`, `update_channel_unreachable`,
              *     `update_signature_invalid`, `update_install_failed`, `internal`.
              */

@@ -114,6 +114,10 @@ export const errorMessages = {
     title: 'Casewire is starting or quitting.',
     action: 'Wait a moment, then try again. Nothing was changed.',
   },
+  evidence_tampered: {
+    title: 'This evidence file was changed on disk since it was stored.',
+    action: 'It was not saved or downloaded, and an alert was sent to headquarters. Do not use copies of it; tell your admin.',
+  },
   closed: {
     title: 'Casewire is closing to install an update.',
     action: 'Nothing was saved from this action. Wait for Casewire to restart, then do it again.',
