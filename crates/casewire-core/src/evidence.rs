@@ -224,6 +224,9 @@ impl EvidenceStore {
         crate::action_event(&*self.clock, event_type, data, user, from)
     }
 
+    /// The longest file name accepted, in bytes (what file systems allow).
+    pub const MAX_NAME_BYTES: usize = 255;
+
     /// Checks what an uploader says about a file.
     pub fn check(meta: &NewEvidence) -> Result<(), CoreError> {
         if meta.case_id.trim().is_empty() {
@@ -232,9 +235,7 @@ impl EvidenceStore {
         if meta.reporter.trim().is_empty() {
             return Err(invalid("reporter is required"));
         }
-        if meta.filename.trim().is_empty() {
-            return Err(invalid("the file needs a name"));
-        }
+        check_file_name(&meta.filename)?;
         validate_wallet(&meta.wallet)
             .map_err(|e| invalid(format!("wallet is not a valid address: {e}")))?;
         if let Some(level) = &meta.risk_level
@@ -768,4 +769,29 @@ fn hash_file(path: &Path) -> Option<String> {
         hasher.update(&buf[..n]);
     }
     Some(hex::encode(hasher.finalize()))
+}
+
+/// A file name is kept as given, so it must be one a person can read for what it is: not empty,
+/// at most [`EvidenceStore::MAX_NAME_BYTES`] bytes, and free of control characters and of the
+/// bidirectional controls that can disguise its type (`invoice`, U+202E, `fdp.exe` shows as
+/// `invoiceexe.pdf`).
+fn check_file_name(name: &str) -> Result<(), CoreError> {
+    if name.trim().is_empty() {
+        return Err(invalid("the file needs a name"));
+    }
+    if name.len() > EvidenceStore::MAX_NAME_BYTES {
+        return Err(invalid(format!(
+            "the file name is {} bytes long; at most {} are accepted: rename the file and add it again",
+            name.len(),
+            EvidenceStore::MAX_NAME_BYTES
+        )));
+    }
+    let bidi = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if let Some(c) = name.chars().find(|&c| c.is_control() || bidi(c)) {
+        return Err(invalid(format!(
+            "the file name contains the invisible character U+{:04X}, which can disguise what the file is: rename the file and add it again",
+            u32::from(c)
+        )));
+    }
+    Ok(())
 }

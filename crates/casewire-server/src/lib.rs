@@ -211,8 +211,28 @@ pub fn router(state: Arc<ServerState>) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(middleware::from_fn(security_headers))
         .layer(cors)
         .with_state(state)
+}
+
+/// The headers every answer carries: no type sniffing, no framing, no referrer; and the API's
+/// answers, which hold tokens and case data, are never stored by a cache.
+async fn security_headers(request: Request, next: Next) -> Response {
+    use axum::http::HeaderValue;
+    use axum::http::header::{
+        CACHE_CONTROL, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
+    let api = request.uri().path().starts_with("/api/") || request.uri().path() == "/metrics";
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if api {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// CORS for `origins`: the headers the UI sends, listed (a `*` would not cover

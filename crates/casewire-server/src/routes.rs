@@ -106,12 +106,19 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The token of an `Authorization: Bearer …` header; the scheme's name is case-insensitive
+/// (RFC 7235), the token is not.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
+    let value = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
 }
 
 /// Who is asking and from where, taken from every request: the bearer token (the only source of
@@ -947,6 +954,34 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
+/// The type a download is served as: the uploader's claim, except for types a browser would
+/// run (HTML, SVG, XML, scripts), served as plain bytes.
+fn served_type(claimed: &str) -> &str {
+    let essence = claimed
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let active = matches!(
+        essence.as_str(),
+        "text/html"
+            | "application/xhtml+xml"
+            | "image/svg+xml"
+            | "text/xml"
+            | "application/xml"
+            | "text/javascript"
+            | "application/javascript"
+            | "application/ecmascript"
+            | "text/ecmascript"
+    ) || essence.ends_with("+xml");
+    if active || essence.is_empty() {
+        "application/octet-stream"
+    } else {
+        claimed
+    }
+}
+
 /// The stored file's bytes, hashed as they go; the last chunk is held back until the whole
 /// file's hash has been checked (`check`), so a file changed on disk is never served whole:
 /// on a mismatch the body ends with an error instead (the connection is cut).
@@ -1018,9 +1053,14 @@ async fn download_evidence(
     let check = move |actual: String| store.check_served(&served, &actual, &c.user, &c.info);
     let body = axum::body::Body::from_stream(verified_stream(file, check));
     let response_headers = [
-        (header::CONTENT_TYPE, evidence.content_type.clone()),
+        (
+            header::CONTENT_TYPE,
+            served_type(&evidence.content_type).to_owned(),
+        ),
         (header::CONTENT_DISPOSITION, disposition(&evidence.filename)),
         (header::CONTENT_LENGTH, evidence.file_size.to_string()),
+        // Whatever the file holds, a browser that opens it runs nothing of it.
+        (header::CONTENT_SECURITY_POLICY, "sandbox".to_owned()),
     ];
     Ok((response_headers, body).into_response())
 }
@@ -1175,6 +1215,42 @@ async fn rl_feedback(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_kept_as_sent() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                axum::http::header::AUTHORIZATION,
+                value.parse().expect("header"),
+            );
+            super::bearer(&headers)
+        };
+        for value in ["Bearer AbC", "bearer AbC", "BEARER  AbC ", "  beaRer AbC"] {
+            assert_eq!(with(value).as_deref(), Some("AbC"), "{value:?}");
+        }
+        for value in ["Basic AbC", "Bearer", "Bearer   ", "BearerAbC"] {
+            assert_eq!(with(value), None, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_download_is_served_as_its_type_unless_a_browser_would_run_it() {
+        for (claimed, served) in [
+            ("image/png", "image/png"),
+            ("application/pdf", "application/pdf"),
+            ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+            ("text/html", "application/octet-stream"),
+            ("TEXT/HTML; charset=utf-8", "application/octet-stream"),
+            ("image/svg+xml", "application/octet-stream"),
+            ("application/xhtml+xml", "application/octet-stream"),
+            ("application/rss+xml", "application/octet-stream"),
+            ("text/javascript", "application/octet-stream"),
+            ("", "application/octet-stream"),
+        ] {
+            assert_eq!(super::served_type(claimed), served, "{claimed:?}");
+        }
+    }
+
     #[test]
     fn a_download_keeps_a_non_ascii_file_name_in_utf_8() {
         assert_eq!(

@@ -133,6 +133,44 @@ fn oversized_empty_and_malformed_uploads_are_refused_and_leave_nothing() {
 }
 
 #[test]
+fn a_file_name_that_is_too_long_or_hides_its_type_is_refused_and_leaves_nothing() {
+    let fx = fixture();
+    for (name, words) in [
+        ("a".repeat(200_000), "200000 bytes long"),
+        (format!("{}.pdf", "é".repeat(127)), "at most 255"),
+        ("invoice\u{202E}fdp.exe".to_owned(), "U+202E"),
+        ("report\u{2066}.pdf".to_owned(), "U+2066"),
+        ("line\nbreak.txt".to_owned(), "U+000A"),
+        ("   ".to_owned(), "needs a name"),
+    ] {
+        let named = NewEvidence {
+            filename: name.clone(),
+            ..meta()
+        };
+        let err = fx
+            .store
+            .upload(named, &b"x"[..], &investigator(), &from())
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(words), "{name:?}: {err}");
+    }
+    // 255 bytes exactly, in any script, is a name like any other.
+    let longest = NewEvidence {
+        filename: format!("{}.pdf", "é".repeat(125)),
+        ..meta()
+    };
+    assert_eq!(longest.filename.len(), 254);
+    fx.store
+        .upload(longest, &b"x"[..], &investigator(), &from())
+        .expect("accepted");
+    assert_eq!(
+        fx.domain.events().len(),
+        1,
+        "only the accepted upload is recorded"
+    );
+}
+
+#[test]
 fn verification_catches_a_tampered_file_and_raises_an_alert() {
     let fx = fixture();
     let evidence = fx

@@ -969,3 +969,65 @@ async fn a_stored_file_changed_on_disk_is_not_served_whole_and_raises_the_alert(
         .count();
     assert_eq!(alerts, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_the_security_headers_and_a_download_runs_nothing() {
+    let s = server().await;
+    let investigator = s.token("investigator").await;
+    let form = reqwest::multipart::Form::new()
+        .text("caseId", "CASE-2024-001")
+        .text("wallet", WALLET)
+        .text("reporter", "test@fraud.com")
+        .part(
+            "evidenceFile",
+            reqwest::multipart::Part::bytes(b"<script>alert(1)</script>".to_vec())
+                .file_name("page.html")
+                .mime_str("text/html")
+                .expect("mime"),
+        );
+    let response = s
+        .client
+        .post(s.url("/api/evidence/upload"))
+        .bearer_auth(&investigator)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.expect("json");
+    let id = body["evidence"]["evidenceId"].as_str().expect("id");
+    // The scheme's name in any case (RFC 7235).
+    let download = s
+        .client
+        .get(s.url(&format!("/api/evidence/{id}/download")))
+        .header("authorization", format!("bearer {investigator}"))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(download.status(), StatusCode::OK);
+    let headers = download.headers();
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["content-security-policy"], "sandbox");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+    for path in [
+        "/api/auth/me",
+        "/api/cases",
+        "/metrics",
+        "/api/no/such/route",
+    ] {
+        let answer = s
+            .client
+            .get(s.url(path))
+            .bearer_auth(&investigator)
+            .send()
+            .await
+            .expect("answer");
+        let headers = answer.headers();
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
+}
