@@ -337,6 +337,42 @@ impl Cases {
         })
     }
 
+    /// Opens a closed case again (`case.updated`, status back to open), so evidence and
+    /// changes can be added to it; an audited action like any other.
+    pub fn reopen(
+        &self,
+        case_id: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<Case, CoreError> {
+        check_case_id(case_id)?;
+        let event = self.event(
+            EventType::CaseUpdated,
+            json!({"caseId": case_id, "changes": ["status"], "status": "open", "reopened": true}),
+            user,
+            from,
+        );
+        let case_id = case_id.to_owned();
+        let now = self.clock.now_ms();
+        self.outbox
+            .write(move |tx| {
+                let case = load(tx, &case_id)?;
+                if case.status != CaseStatus::Closed {
+                    return Err(CoreError::Conflict(format!(
+                        "case {case_id} is not closed ({})",
+                        case.status.as_str()
+                    )));
+                }
+                tx.execute(
+                    "UPDATE cases SET status = 'open', updated_at = ?2 WHERE case_id = ?1",
+                    params![case_id, now],
+                )?;
+                record(tx, &case_id, &event)?;
+                load(tx, &case_id)
+            })
+            .wait()
+    }
+
     /// Runs `apply` on an open or escalated case and records `event`, in one transaction.
     fn change(
         &self,
@@ -365,15 +401,35 @@ impl Cases {
         self.outbox.read(|tx| load(tx, &case_id))
     }
 
-    /// Cases, optionally of one status, newest first.
-    pub fn list(&self, status: Option<CaseStatus>) -> Result<Vec<Case>, CoreError> {
+    /// A case `user` may see ([`may_see`]): one that does not exist is `NotFound`, one they
+    /// may not see is `Hidden`, which says the same to them (no existence leak) and which the
+    /// caller records as a refusal. A malformed id is refused first.
+    pub fn visible(&self, case_id: &str, user: &User) -> Result<Case, CoreError> {
+        check_case_id(case_id)?;
+        let case = self.get(case_id)?;
+        if may_see(user, &case) {
+            Ok(case)
+        } else {
+            Err(CoreError::Hidden(format!("case {case_id}")))
+        }
+    }
+
+    /// Cases, optionally of one status, newest first: every case for analysts and above,
+    /// for an investigator those they opened or are assigned to.
+    pub fn list(&self, status: Option<CaseStatus>, user: &User) -> Result<Vec<Case>, CoreError> {
+        let own = (!sees_every_case(user)).then(|| user.username.clone());
         self.outbox
             .read(|tx| {
                 let mut stmt = tx.prepare(
                     "SELECT case_id, title, description, status, assignee, created_by, created_at, updated_at
-                       FROM cases WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at DESC, case_id DESC",
+                       FROM cases WHERE (?1 IS NULL OR status = ?1)
+                        AND (?2 IS NULL OR created_by = ?2 OR assignee = ?2)
+                      ORDER BY created_at DESC, case_id DESC",
                 )?;
-                let rows = stmt.query_map([status.map(CaseStatus::as_str)], row_to_case)?;
+                let rows = stmt.query_map(
+                    params![status.map(CaseStatus::as_str), own],
+                    row_to_case,
+                )?;
                 Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
             })
     }
@@ -529,6 +585,95 @@ fn record(tx: &WriteTx<'_>, case_id: &str, event: &Event) -> Result<(), CoreErro
         ],
     )?;
     Ok(())
+}
+
+/// Whether `user` sees every case: analysts, admins and superadmins do.
+pub fn sees_every_case(user: &User) -> bool {
+    user.role.permits(crate::Permission::Analyse)
+}
+
+/// Whether `user` may see and change `case`: analysts and above any case; an investigator
+/// (role `user`) the cases they opened or are assigned to.
+pub fn may_see(user: &User, case: &Case) -> bool {
+    sees_every_case(user)
+        || case.created_by == user.username
+        || case.assignee.as_deref() == Some(user.username.as_str())
+}
+
+/// Whether evidence may be added to `case_id` by `user`: a case that exists must be one they
+/// may see and not closed. `Ok(false)`: it does not exist yet (the upload opens it).
+pub(crate) fn check_for_evidence(
+    conn: &rusqlite::Connection,
+    case_id: &str,
+    user: &User,
+) -> Result<bool, CoreError> {
+    check_case_id(case_id)?;
+    match load(conn, case_id) {
+        Ok(case) if !may_see(user, &case) => Err(CoreError::Hidden(format!("case {case_id}"))),
+        Ok(case) if case.status == CaseStatus::Closed => Err(CoreError::Conflict(format!(
+            "case {case_id} is closed: an analyst must reopen it before evidence is added"
+        ))),
+        Ok(_) => Ok(true),
+        Err(CoreError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// In the transaction that adds evidence to `case_id`: checks it ([`check_for_evidence`]),
+/// and opens a case that does not exist yet, with `created` (a `case.created` event of the
+/// uploader) first in its timeline, so every piece of evidence belongs to a real case. The
+/// year's counter moves past the id, so no case opened later takes it.
+pub(crate) fn open_for_evidence(
+    tx: &WriteTx<'_>,
+    case_id: &str,
+    user: &User,
+    mut created: Event,
+) -> Result<(), CoreError> {
+    if check_for_evidence(tx, case_id, user)? {
+        return Ok(());
+    }
+    let (year, number) = case_id
+        .strip_prefix("CASE-")
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(y, n)| Some((y.parse::<i64>().ok()?, n.parse::<i64>().ok()?)))
+        .ok_or_else(|| CoreError::Invalid(format!("{case_id:?} is not a case id")))?;
+    let at = created.timestamp.timestamp_millis();
+    tx.execute(
+        "INSERT INTO case_counters (year, last) VALUES (?1, ?2)
+         ON CONFLICT (year) DO UPDATE SET last = MAX(last, ?2)",
+        params![year, number],
+    )?;
+    tx.execute(
+        "INSERT INTO cases (case_id, title, description, status, created_by, created_at, updated_at)
+         VALUES (?1, ?1, 'Opened by the first evidence added to it.', 'open', ?2, ?3, ?3)",
+        params![case_id, user.username, at],
+    )?;
+    created.data = json!({"caseId": case_id, "title": case_id, "createdBy": user.username, "openedBy": "evidence"})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    record(tx, case_id, &created)
+}
+
+/// A case id has the shape `CASE-<year>-<number>`: `CASE-2024-001`.
+pub fn check_case_id(case_id: &str) -> Result<(), CoreError> {
+    let shaped = case_id
+        .strip_prefix("CASE-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(year, n)| {
+            year.len() == 4
+                && year.bytes().all(|b| b.is_ascii_digit())
+                && (3..=9).contains(&n.len())
+                && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    if shaped {
+        Ok(())
+    } else {
+        let shown: String = case_id.chars().take(40).collect();
+        Err(CoreError::Invalid(format!(
+            "{shown:?} is not a case id: a case id looks like CASE-2024-001"
+        )))
+    }
 }
 
 fn load(tx: &rusqlite::Connection, case_id: &str) -> Result<Case, CoreError> {

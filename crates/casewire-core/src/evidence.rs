@@ -257,6 +257,10 @@ impl EvidenceStore {
         from: &RequestInfo,
     ) -> Result<Evidence, CoreError> {
         EvidenceStore::check(&meta)?;
+        // Refused before the file is read when the case refuses it already.
+        let case_id = meta.case_id.clone();
+        self.outbox
+            .read(|conn| crate::cases::check_for_evidence(conn, &case_id, user))?;
         let stored = self.store_content(content)?;
         match self.record(meta, stored.clone(), user, from) {
             Ok(evidence) => Ok(evidence),
@@ -321,9 +325,12 @@ impl EvidenceStore {
             data["riskLevel"] = level.clone().into();
         }
         let event = self.event(EventType::EvidenceUploaded, data, user, from);
+        let created = self.event(EventType::CaseCreated, serde_json::json!({}), user, from);
         let record = evidence.clone();
+        let uploader = user.clone();
         self.outbox
             .write(move |tx| {
+                crate::cases::open_for_evidence(tx, &record.case_id, &uploader, created)?;
                 tx.execute(
                     "INSERT INTO evidence (evidence_id, case_id, wallet, reporter, risk_level, filename,
                         content_type, file_size, storage_hash, uploaded_by, uploaded_at)

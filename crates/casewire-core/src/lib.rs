@@ -104,6 +104,10 @@ pub enum CoreError {
     /// No such thing.
     #[error("{0} not found")]
     NotFound(String),
+    /// It exists, but the caller may not see it; said to them exactly as [`CoreError::NotFound`]
+    /// is, and recorded as a refusal.
+    #[error("{0} not found")]
+    Hidden(String),
     /// It existed and was deleted.
     #[error("{0}")]
     Gone(String),
@@ -297,6 +301,24 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE login_failures ADD COLUMN client TEXT NOT NULL DEFAULT '';
     CREATE INDEX login_failures_by_client ON login_failures (client, at);
     CREATE INDEX login_failures_by_time ON login_failures (at);
+"#,
+    // Every piece of evidence belongs to a real case: evidence added for a case that did not
+    // exist (the guide's scenario does) gets its case, opened by its first uploader, and the
+    // year's counter moves past it.
+    r#"
+    INSERT INTO cases (case_id, title, description, status, created_by, created_at, updated_at)
+    SELECT e.case_id, e.case_id, 'Opened by the first evidence added to it.', 'open',
+           (SELECT f.uploaded_by FROM evidence f WHERE f.case_id = e.case_id ORDER BY f.uploaded_at LIMIT 1),
+           MIN(e.uploaded_at), MIN(e.uploaded_at)
+      FROM evidence e
+     WHERE e.case_id NOT IN (SELECT case_id FROM cases)
+     GROUP BY e.case_id;
+    INSERT INTO case_counters (year, last)
+    SELECT CAST(substr(case_id, 6, 4) AS INTEGER), MAX(CAST(substr(case_id, 11) AS INTEGER))
+      FROM cases
+     WHERE case_id GLOB 'CASE-[0-9][0-9][0-9][0-9]-[0-9]*'
+     GROUP BY substr(case_id, 6, 4)
+     ON CONFLICT (year) DO UPDATE SET last = MAX(last, excluded.last);
 "#,
 ];
 

@@ -99,7 +99,7 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated"),
             CoreError::Forbidden { .. } => (S::FORBIDDEN, "forbidden"),
             CoreError::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),
-            CoreError::NotFound(_) => (S::NOT_FOUND, "not_found"),
+            CoreError::NotFound(_) | CoreError::Hidden(_) => (S::NOT_FOUND, "not_found"),
             CoreError::Gone(_) => (S::GONE, "gone"),
             CoreError::SetupDone => (S::CONFLICT, "setup_done"),
             CoreError::SetupCodeInvalid => (S::FORBIDDEN, "setup_code_invalid"),

@@ -158,6 +158,7 @@ pub(crate) async fn save_evidence(
 ) -> Result<Json<DoneResponse>, ApiError> {
     let user = require(&state, &ctx, Permission::Investigate).await?;
     let Json(target) = body?;
+    crate::routes::visible_evidence(&state, &user, ctx.info(), id.clone()).await?;
     let files = local_files(&state)?;
     let path = files.target(&target.handle).ok_or_else(unknown_handle)?;
     let (store, info) = (state.evidence.clone(), ctx.info().clone());

@@ -61,6 +61,7 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(assign_case))
         .routes(routes!(escalate_case))
         .routes(routes!(close_case))
+        .routes(routes!(reopen_case))
         .routes(routes!(case_timeline))
         .routes(routes!(crate::users::setup_status, crate::users::set_up))
         .routes(routes!(crate::users::me))
@@ -482,6 +483,57 @@ async fn caller(
     })
 }
 
+/// The case `c` may see, or the 404 of a missing case; one that exists but is not theirs is
+/// also recorded as a refusal (`user.unauthorized_access`).
+async fn case_for(
+    state: &Arc<ServerState>,
+    c: &Caller,
+    case_id: String,
+) -> Result<casewire_core::Case, ApiError> {
+    let (cases, auth) = (state.cases.clone(), state.auth.clone());
+    let (user, info) = (c.user.clone(), c.info.clone());
+    blocking(move || match cases.visible(&case_id, &user) {
+        Err(CoreError::Hidden(what)) => {
+            auth.record_refusal(
+                &info,
+                Some(&user),
+                &format!("{what} is not this investigator's"),
+            )?;
+            Err(CoreError::Hidden(what))
+        }
+        other => other,
+    })
+    .await
+}
+
+/// The evidence record `c` may see: that of a case they may see ([`case_for`]).
+async fn evidence_for(
+    state: &Arc<ServerState>,
+    c: &Caller,
+    evidence_id: String,
+) -> Result<casewire_core::Evidence, ApiError> {
+    let store = state.evidence.clone();
+    let evidence = blocking(move || store.get(&evidence_id)).await?;
+    if !casewire_core::cases::sees_every_case(&c.user) {
+        case_for(state, c, evidence.case_id.clone()).await?;
+    }
+    Ok(evidence)
+}
+
+/// [`evidence_for`], for routes outside this file.
+pub(crate) async fn visible_evidence(
+    state: &Arc<ServerState>,
+    user: &User,
+    info: &RequestInfo,
+    evidence_id: String,
+) -> Result<casewire_core::Evidence, ApiError> {
+    let c = Caller {
+        user: user.clone(),
+        info: info.clone(),
+    };
+    evidence_for(state, &c, evidence_id).await
+}
+
 /// A case id in a path.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -543,10 +595,10 @@ async fn list_cases(
     ctx: Ctx,
     query: Result<Query<CaseQuery>, QueryRejection>,
 ) -> Result<Json<CasesResponse>, ApiError> {
-    caller(&state, ctx, Permission::Investigate).await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
     let status = query?.status;
     let cases = state.cases.clone();
-    let list = blocking(move || cases.list(status)).await?;
+    let list = blocking(move || cases.list(status, &c.user)).await?;
     Ok(CasesResponse::new(list))
 }
 
@@ -558,10 +610,8 @@ async fn get_case(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<CaseResponse>, ApiError> {
-    caller(&state, ctx, Permission::Investigate).await?;
-    let cases = state.cases.clone();
-    let case = blocking(move || cases.get(&id)).await?;
-    Ok(CaseResponse::new(case))
+    let c = caller(&state, ctx, Permission::Investigate).await?;
+    Ok(CaseResponse::new(case_for(&state, &c, id).await?))
 }
 
 /// Changes to a case; absent fields stay.
@@ -584,6 +634,7 @@ async fn update_case(
 ) -> Result<Json<CaseResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
     let Json(changes) = body?;
+    case_for(&state, &c, id.clone()).await?;
     let cases = state.cases.clone();
     let case = blocking(move || {
         cases.update(
@@ -711,6 +762,20 @@ async fn close_case(
     Ok(CaseResponse::new(case))
 }
 
+/// Opens a closed case again (`case.updated`), so evidence and changes can be added to it.
+#[utoipa::path(post, path = "/api/cases/{id}/reopen", tag = "cases", params(CaseId),
+    responses((status = 200, body = CaseResponse)))]
+async fn reopen_case(
+    State(state): St,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<CaseResponse>, ApiError> {
+    let c = caller(&state, ctx, Permission::Analyse).await?;
+    let cases = state.cases.clone();
+    let case = blocking(move || cases.reopen(&id, &c.user, &c.info)).await?;
+    Ok(CaseResponse::new(case))
+}
+
 /// A case's events, kept after Kafka has them.
 #[utoipa::path(get, path = "/api/cases/{id}/timeline", tag = "cases", params(CaseId),
     responses((status = 200, body = TimelineResponse)))]
@@ -719,7 +784,8 @@ async fn case_timeline(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<TimelineResponse>, ApiError> {
-    caller(&state, ctx, Permission::Investigate).await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
+    case_for(&state, &c, id.clone()).await?;
     let cases = state.cases.clone();
     let timeline = blocking(move || cases.timeline(&id)).await?;
     Ok(TimelineResponse::new(timeline))
@@ -907,10 +973,25 @@ async fn list_evidence(
     ctx: Ctx,
     query: Result<Query<EvidenceQuery>, QueryRejection>,
 ) -> Result<Json<EvidenceListResponse>, ApiError> {
-    caller(&state, ctx, Permission::Investigate).await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
     let Query(EvidenceQuery { case_id, wallet }) = query?;
-    let store = state.evidence.clone();
-    let list = blocking(move || store.list(case_id, wallet)).await?;
+    let (store, cases) = (state.evidence.clone(), state.cases.clone());
+    let list = blocking(move || {
+        let list = store.list(case_id, wallet)?;
+        if casewire_core::cases::sees_every_case(&c.user) {
+            return Ok(list);
+        }
+        let theirs: std::collections::HashSet<String> = cases
+            .list(None, &c.user)?
+            .into_iter()
+            .map(|case| case.case_id)
+            .collect();
+        Ok(list
+            .into_iter()
+            .filter(|e| theirs.contains(&e.case_id))
+            .collect())
+    })
+    .await?;
     Ok(EvidenceListResponse::new(list))
 }
 
@@ -922,10 +1003,8 @@ async fn get_evidence(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<EvidenceResponse>, ApiError> {
-    caller(&state, ctx, Permission::Investigate).await?;
-    let store = state.evidence.clone();
-    let evidence = blocking(move || store.get(&id)).await?;
-    Ok(EvidenceResponse::new(evidence))
+    let c = caller(&state, ctx, Permission::Investigate).await?;
+    Ok(EvidenceResponse::new(evidence_for(&state, &c, id).await?))
 }
 
 /// A `Content-Disposition` that keeps the original file name: an ASCII fallback for old
@@ -1043,6 +1122,7 @@ async fn download_evidence(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
+    evidence_for(&state, &c, id.clone()).await?;
     let store = state.evidence.clone();
     let (evidence, file) = {
         let (user, info) = (c.user.clone(), c.info.clone());
@@ -1074,6 +1154,7 @@ async fn verify_evidence(
     Path(id): Path<String>,
 ) -> Result<Json<VerificationResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
+    evidence_for(&state, &c, id.clone()).await?;
     let store = state.evidence.clone();
     let verification = blocking(move || store.verify(&id, &c.user, &c.info)).await?;
     Ok(VerificationResponse::new(verification))
@@ -1139,7 +1220,8 @@ async fn evidence_anchors(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<AnchorsResponse>, ApiError> {
-    caller(&state, ctx, Permission::Investigate).await?;
+    let c = caller(&state, ctx, Permission::Investigate).await?;
+    evidence_for(&state, &c, id.clone()).await?;
     let store = state.evidence.clone();
     let anchors = blocking(move || store.anchors(&id)).await?;
     Ok(AnchorsResponse::new(anchors))

@@ -208,15 +208,107 @@ fn bad_input_is_refused_with_what_is_wrong() {
             .is_err()
     );
     assert_eq!(
-        fx.cases.list(Some(CaseStatus::Open)).expect("list").len(),
+        fx.cases
+            .list(Some(CaseStatus::Open), &analyst())
+            .expect("list")
+            .len(),
         1
     );
     assert!(
         fx.cases
-            .list(Some(CaseStatus::Closed))
+            .list(Some(CaseStatus::Closed), &analyst())
             .expect("list")
             .is_empty()
     );
     // Only the creation was recorded.
     assert_eq!(fx.cases.timeline(&case.case_id).expect("timeline").len(), 1);
+}
+
+fn investigator(name: &str) -> User {
+    support::user(name, Role::User)
+}
+
+#[test]
+fn an_investigator_sees_the_cases_they_opened_or_are_assigned_and_no_other() {
+    let fx = fixture();
+    let ivy = investigator("ivy");
+    let bob = investigator("bob");
+    let auth = Auth::new(
+        fx.domain.outbox.clone(),
+        fx.domain.clock.clone(),
+        AuthPolicy::default(),
+    );
+    auth.add_user("bob", Role::User, "correct horse battery")
+        .expect("bob");
+    let ivys = fx.cases.create("Ivy's", "", &ivy, &from()).expect("case");
+    let assigned = fx
+        .cases
+        .create("Given to Bob", "", &analyst(), &from())
+        .expect("case");
+    fx.cases
+        .assign(&assigned.case_id, "bob", &analyst(), &from())
+        .expect("assigned");
+    let ids = |user: &User| -> Vec<String> {
+        fx.cases
+            .list(None, user)
+            .expect("list")
+            .into_iter()
+            .map(|c| c.case_id)
+            .collect()
+    };
+    assert_eq!(ids(&ivy), std::slice::from_ref(&ivys.case_id));
+    assert_eq!(ids(&bob), std::slice::from_ref(&assigned.case_id));
+    assert_eq!(ids(&analyst()).len(), 2, "analysts see every case");
+    fx.cases.visible(&ivys.case_id, &ivy).expect("her own");
+    let hidden = fx.cases.visible(&ivys.case_id, &bob).expect_err("not his");
+    assert!(matches!(hidden, CoreError::Hidden(_)));
+    // Said to him exactly as a case that does not exist.
+    let missing = fx
+        .cases
+        .visible("CASE-2024-999", &bob)
+        .expect_err("missing");
+    assert!(matches!(missing, CoreError::NotFound(_)));
+    assert_eq!(
+        hidden.to_string().replace(&ivys.case_id, "X"),
+        missing.to_string().replace("CASE-2024-999", "X")
+    );
+    for bad in [
+        "../../x",
+        "CASE-9999",
+        "case-2024-001",
+        "CASE-2024-1",
+        "CASE-20245-001",
+    ] {
+        let err = fx
+            .cases
+            .visible(bad, &analyst())
+            .expect_err(bad)
+            .to_string();
+        assert!(err.contains("looks like CASE-2024-001"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_closed_case_reopens_with_its_event_and_only_once() {
+    let fx = fixture();
+    let case = fx
+        .cases
+        .create("Rug pull", "", &analyst(), &from())
+        .expect("case");
+    assert!(matches!(
+        fx.cases.reopen(&case.case_id, &analyst(), &from()),
+        Err(CoreError::Conflict(_))
+    ));
+    fx.cases
+        .close(&case.case_id, "Funds recovered", &analyst(), &from())
+        .expect("closed");
+    let reopened = fx
+        .cases
+        .reopen(&case.case_id, &analyst(), &from())
+        .expect("reopened");
+    assert_eq!(reopened.status, CaseStatus::Open);
+    let last = fx.domain.events().pop().expect("event");
+    assert_eq!(last.event_type, EventType::CaseUpdated);
+    assert_eq!(last.data["reopened"], true);
+    assert_eq!(fx.cases.timeline(&case.case_id).expect("timeline").len(), 3);
 }

@@ -163,10 +163,11 @@ fn a_file_name_that_is_too_long_or_hides_its_type_is_refused_and_leaves_nothing(
     fx.store
         .upload(longest, &b"x"[..], &investigator(), &from())
         .expect("accepted");
+    let types: Vec<EventType> = fx.domain.events().iter().map(|e| e.event_type).collect();
     assert_eq!(
-        fx.domain.events().len(),
-        1,
-        "only the accepted upload is recorded"
+        types,
+        [EventType::CaseCreated, EventType::EvidenceUploaded],
+        "only the accepted upload is recorded (with the case it opened)"
     );
 }
 
@@ -205,13 +206,14 @@ fn verification_catches_a_tampered_file_and_raises_an_alert() {
     assert_eq!(
         kinds,
         [
+            (EventType::CaseCreated, Priority::Medium),
             (EventType::EvidenceUploaded, Priority::Medium),
             (EventType::EvidenceVerified, Priority::Medium),
             (EventType::EvidenceVerified, Priority::Medium),
             (EventType::SystemAlert, Priority::Critical),
         ]
     );
-    assert_eq!(events[2].data["verified"], false);
+    assert_eq!(events[3].data["verified"], false);
 }
 
 #[test]
@@ -473,4 +475,63 @@ fn content_held_by_an_unrecorded_upload_survives_the_deletion_of_its_twin() {
         .join(&second.storage_hash[..2])
         .join(&second.storage_hash);
     assert!(!path.exists());
+}
+
+#[test]
+fn evidence_for_a_case_that_does_not_exist_opens_it_and_a_closed_case_refuses_evidence() {
+    let fx = fixture();
+    let cases = casewire_core::Cases::new(fx.domain.outbox.clone(), fx.domain.clock.clone());
+    // The guide's scenario: evidence for CASE-2024-001 before anyone opened it.
+    let evidence = fx
+        .store
+        .upload(meta(), &b"statement"[..], &investigator(), &from())
+        .expect("stored");
+    let case = cases
+        .get(&evidence.case_id)
+        .expect("the upload opened the case");
+    assert_eq!(case.created_by, investigator().username);
+    let types: Vec<EventType> = fx.domain.events().iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [EventType::CaseCreated, EventType::EvidenceUploaded]);
+    // The year's counter has moved past it: the next case opened is not a duplicate.
+    let next = cases
+        .create("Next", "", &investigator(), &from())
+        .expect("opened");
+    assert_eq!(next.case_id, "CASE-2024-002");
+
+    let analyst = support::user("analyst", Role::Analyst);
+    cases
+        .close(&case.case_id, "done", &analyst, &from())
+        .expect("closed");
+    let refused = fx
+        .store
+        .upload(meta(), &b"late"[..], &investigator(), &from())
+        .expect_err("closed")
+        .to_string();
+    assert!(refused.contains("is closed"), "{refused}");
+    // Someone else's case and a case id of the wrong shape are refused too, storing nothing.
+    let other = NewEvidence {
+        case_id: next.case_id.clone(),
+        ..meta()
+    };
+    let stranger = support::user("stranger", Role::User);
+    assert!(matches!(
+        fx.store.upload(other, &b"x"[..], &stranger, &from()),
+        Err(CoreError::Hidden(_))
+    ));
+    let shaped = NewEvidence {
+        case_id: "../../x".into(),
+        ..meta()
+    };
+    assert!(
+        fx.store
+            .upload(shaped, &b"x"[..], &investigator(), &from())
+            .is_err()
+    );
+    assert_eq!(fx.store.list(None, None).expect("list").len(), 1);
+    cases
+        .reopen(&case.case_id, &analyst, &from())
+        .expect("reopened");
+    fx.store
+        .upload(meta(), &b"after reopening"[..], &investigator(), &from())
+        .expect("accepted again");
 }

@@ -624,6 +624,7 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/cases/{id}/assign",
         "POST /api/cases/{id}/escalate",
         "POST /api/cases/{id}/close",
+        "POST /api/cases/{id}/reopen",
         "GET /api/cases/{id}/timeline",
         "POST /api/evidence/upload",
         "GET /api/evidence",

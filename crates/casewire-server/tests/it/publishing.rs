@@ -326,7 +326,12 @@ async fn a_repeated_upload_with_its_idempotency_key_is_stored_and_recorded_once(
     };
     let (status, first, events) = s.act(upload()).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(events.len(), 1);
+    let types: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [EventType::CaseCreated, EventType::EvidenceUploaded],
+        "the upload and the case it opened"
+    );
 
     let (status, again, events) = s.act(upload()).await;
 

@@ -213,6 +213,12 @@ fn bodiless_routes() -> Vec<(Method, &'static str, &'static str, Option<&'static
             Some("analyst"),
         ),
         (Method::POST, "/api/queue/retry", "admin", Some("analyst")),
+        (
+            Method::POST,
+            "/api/cases/CASE-2024-001/reopen",
+            "analyst",
+            Some("investigator"),
+        ),
         (Method::POST, "/api/queue/clear", "root", Some("admin")),
         (Method::POST, "/api/auth/logout", "investigator", None),
         (Method::GET, "/api/auth/me", "investigator", None),
@@ -524,4 +530,110 @@ async fn a_throttled_login_says_when_to_retry_and_another_client_signs_in() {
         StatusCode::OK,
         "the owner's own client is not locked out"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_investigator_cannot_see_or_touch_another_investigators_case_or_its_evidence() {
+    let s = crate::support::server_with_users(
+        &[
+            ("ivy", casewire_core::Role::User),
+            ("bob", casewire_core::Role::User),
+            ("ana", casewire_core::Role::Analyst),
+        ],
+        |_| {},
+    )
+    .await;
+    let (ivy, bob, ana) = (
+        s.token("ivy").await,
+        s.token("bob").await,
+        s.token("ana").await,
+    );
+    let (status, body) = s
+        .post("/api/cases", Some(&ivy), json!({"title": "Ivy's ring"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let case_id = body["case"]["caseId"].as_str().expect("id").to_owned();
+    let response = s
+        .client
+        .post(s.url("/api/evidence/upload"))
+        .bearer_auth(&ivy)
+        .multipart(crate::support::upload_form_for(
+            &case_id,
+            b"ledger".to_vec(),
+            crate::support::WALLET,
+        ))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let evidence: Value = response.json().await.expect("json");
+    let evidence_id = evidence["evidence"]["evidenceId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // Bob: her case and its evidence do not exist for him, and each try is recorded.
+    let before = s.events().len();
+    for (method, path, body) in [
+        (Method::GET, format!("/api/cases/{case_id}"), None),
+        (
+            Method::PATCH,
+            format!("/api/cases/{case_id}"),
+            Some(json!({"title": "mine now"})),
+        ),
+        (Method::GET, format!("/api/cases/{case_id}/timeline"), None),
+        (Method::GET, format!("/api/evidence/{evidence_id}"), None),
+        (
+            Method::GET,
+            format!("/api/evidence/{evidence_id}/download"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/evidence/{evidence_id}/verify"),
+            Some(json!({})),
+        ),
+    ] {
+        let mut request = s
+            .client
+            .request(method.clone(), s.url(&path))
+            .bearer_auth(&bob);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("answer");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let body: Value = answer.json().await.expect("json");
+        assert_eq!(code(&body), "not_found", "{method} {path}");
+    }
+    let refusals = s.events()[before..]
+        .iter()
+        .filter(|e| e.event_type == EventType::UserUnauthorizedAccess)
+        .count();
+    assert_eq!(refusals, 6, "every refused access is recorded");
+    assert_eq!(s.events().len(), before + 6, "and nothing else happened");
+    let (_, listed) = s.get("/api/cases", Some(&bob)).await;
+    assert_eq!(listed["cases"], json!([]), "his list does not show it");
+    let (_, listed) = s.get("/api/evidence", Some(&bob)).await;
+    assert_eq!(listed["evidence"], json!([]));
+    // A bad case id is refused for its shape, not looked up.
+    let (status, body) = s.get("/api/cases/..%2F..%2Fx", Some(&bob)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+
+    // Once assigned to him, he sees it; an analyst sees every case.
+    let (status, _) = s
+        .post(
+            &format!("/api/cases/{case_id}/assign"),
+            Some(&ana),
+            json!({"assignee": "bob"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.get(&format!("/api/cases/{case_id}"), Some(&bob)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = s.get("/api/cases", Some(&ana)).await;
+    assert_eq!(listed["cases"].as_array().map(Vec::len), Some(1));
 }

@@ -516,7 +516,10 @@ export const t = {
     colWhat: 'What',
     colWho: 'Who',
     colDelivery: 'Delivery',
-    closedNote: 'This case is closed; it can no longer be changed.',
+    closedNote: 'This case is closed; it can no longer be changed, and no evidence can be added. An analyst can reopen it.',
+    closedNoteAnalyst: 'This case is closed; it can no longer be changed, and no evidence can be added until it is reopened.',
+    reopen: 'Reopen case',
+    reopened: 'Case reopened.',
   },
   evidence: {
     title: 'Evidence',
