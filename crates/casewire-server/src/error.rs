@@ -109,11 +109,58 @@ impl From<CoreError> for ApiError {
             CoreError::Update(u) => return ApiError::from(u.clone()),
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
+        if code == "internal" {
+            tracing::error!(error = %e, "request failed");
+            return ApiError::new(status, code, internal_message(&e));
+        }
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");
         }
         ApiError::new(status, code, e.to_string())
     }
+}
+
+/// What a client is told of a failure inside the server: what happened and what to do, never
+/// the files, queries or types involved (those are in the log, beside the request).
+fn internal_message(e: &dyn std::fmt::Display) -> String {
+    let detail = e.to_string();
+    if detail.contains("No space left on device") || detail.contains("database or disk is full") {
+        "The server's disk is full: nothing was saved. Free some space on it, then try again."
+            .to_owned()
+    } else {
+        "The server could not complete this; nothing is known to have changed. Try again; the server's log has the details."
+            .to_owned()
+    }
+}
+
+/// A rejection's text for a client, with Rust's names for the expected types replaced by
+/// what they mean in JSON.
+fn readable(text: &str) -> String {
+    let mut out = text.to_owned();
+    for (rust, json) in [
+        ("tuple struct ", "an array"),
+        ("struct ", "an object"),
+        ("enum ", "one of the allowed values"),
+    ] {
+        while let Some(at) = out.find(&format!("expected {rust}")) {
+            let start = at + "expected ".len();
+            let name_end = out[start + rust.len()..]
+                .find(|c: char| !(c.is_alphanumeric() || "_:<>".contains(c)))
+                .map_or(out.len(), |i| start + rust.len() + i);
+            out.replace_range(start..name_end, json);
+        }
+    }
+    for (rust, json) in [
+        ("`u64`", "whole number"),
+        ("`i64`", "whole number"),
+        ("`u32`", "whole number"),
+        ("`usize`", "whole number"),
+        ("`f64`", "number"),
+        ("`bool`", "boolean"),
+    ] {
+        out = out.replace(rust, json);
+    }
+    out
 }
 
 impl From<&casewire_outbox::Error> for ApiError {
@@ -134,7 +181,11 @@ impl From<&casewire_outbox::Error> for ApiError {
             }
             _ => {
                 tracing::error!(error = %e, "request failed in the outbox");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    internal_message(e),
+                )
             }
         }
     }
@@ -173,12 +224,58 @@ impl From<JsonRejection> for ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             _ => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
-        ApiError::new(status, code, rejection.body_text())
+        ApiError::new(status, code, readable(&rejection.body_text()))
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> ApiError {
-        ApiError::invalid(rejection.body_text())
+        ApiError::invalid(readable(&rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_inside_the_server_names_no_file_and_a_full_disk_says_so() {
+        let io = casewire_outbox::Error::Io {
+            path: "/home/ivy/.local/share/casewire/outbox.db".into(),
+            source: std::io::Error::other("Input/output error"),
+        };
+        let answer = ApiError::from(&io);
+        assert_eq!(
+            (answer.status, answer.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(!answer.message.contains('/'), "{}", answer.message);
+        let full = CoreError::Storage(
+            "cannot write /var/lib/casewire/evidence/tmp/x: No space left on device (os error 28)"
+                .into(),
+        );
+        let answer = ApiError::from(full);
+        assert!(
+            answer.message.contains("disk is full"),
+            "{}",
+            answer.message
+        );
+        assert!(!answer.message.contains("/var/lib"), "{}", answer.message);
+    }
+
+    #[test]
+    fn a_rejection_names_json_types_not_rust_ones() {
+        let text = "Failed to deserialize the JSON body into the target type: invalid type: string \"x\", expected struct NewCase at line 1 column 3";
+        let shown = readable(text);
+        assert!(!shown.contains("NewCase"), "{shown}");
+        assert!(shown.contains("expected an object at line 1"), "{shown}");
+        assert_eq!(
+            readable("unknown variant `urgent`, expected enum Priority"),
+            "unknown variant `urgent`, expected one of the allowed values"
+        );
+        assert_eq!(
+            readable("Cannot parse `abc` to a `u64`"),
+            "Cannot parse `abc` to a whole number"
+        );
     }
 }

@@ -814,6 +814,14 @@ impl std::io::Read for ChannelReader {
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    // A body cut at the upload limit is a file too large, wherever in the form it was cut.
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::with_code(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the upload is larger than the evidence limit (CASEWIRE_MAX_EVIDENCE_BYTES); nothing was stored",
+        );
+    }
     ApiError::invalid(format!(
         "the upload is not a valid multipart form: {}",
         e.body_text()
