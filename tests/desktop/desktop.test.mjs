@@ -226,8 +226,8 @@ test('the SASL password typed on the settings screen is kept in the OS keyring a
   await browser.execute(() => (location.hash = '#/settings'));
   const row = await browser.$('tr[data-setting=KAFKA_SASL_PASSWORD]');
   await row.waitForDisplayed({ timeout: 30_000 });
-  // At the top of the window: the toasts, bottom right, do not cover its buttons there.
-  await row.scrollIntoView({ block: 'start' });
+  // In the middle of the window: neither the header nor the toasts (bottom right) cover it.
+  await row.scrollIntoView({ block: 'center' });
   await (await row.$('input')).setValue(secret);
   await (await row.$('button[type=submit]')).click();
   await until('the screen says a password is set', async () => (await row.getText()).includes('Set (hidden)'));
@@ -241,7 +241,7 @@ test('the SASL password typed on the settings screen is kept in the OS keyring a
   assert.ok(!readFileSync(join(data, 'tauri-driver.log'), 'utf8').includes(secret), 'the logs never hold it');
 
   // Unset again, so the relay talks to the broker without SASL as before.
-  await row.scrollIntoView({ block: 'start' });
+  await row.scrollIntoView({ block: 'center' });
   await (await row.$('button=Back to default')).click();
   await until('the screen says it is unset', async () => (await row.getText()).includes('Not set'));
   await until('the keyring entry is gone', () => {
