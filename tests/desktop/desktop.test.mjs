@@ -226,12 +226,10 @@ test('the SASL password typed on the settings screen is kept in the OS keyring a
   await browser.execute(() => (location.hash = '#/settings'));
   const row = await browser.$('tr[data-setting=KAFKA_SASL_PASSWORD]');
   await row.waitForDisplayed({ timeout: 30_000 });
-  // In the middle of the window: neither the header nor the toasts (bottom right) cover it.
-  await row.scrollIntoView({ block: 'center' });
   await (await row.$('input')).setValue(secret);
   await (await row.$('button[type=submit]')).click();
-  await until('the screen says a password is set', async () => (await row.getText()).includes('Set (hidden)'));
-  assert.equal(await (await row.$('input')).getValue(), '', 'the screen never shows it back');
+  // Saved once the field is emptied again: the screen never shows a secret back.
+  await until('the screen says a password is set', async () => (await row.getText()).includes('Set (hidden)') && (await (await row.$('input')).getValue()) === '');
 
   const kept = execFileSync('secret-tool', ['lookup', 'service', 'org.casewire.desktop', 'username', 'KAFKA_SASL_PASSWORD']).toString();
   assert.equal(kept, secret, 'the keyring holds the password');
@@ -241,7 +239,11 @@ test('the SASL password typed on the settings screen is kept in the OS keyring a
   assert.ok(!readFileSync(join(data, 'tauri-driver.log'), 'utf8').includes(secret), 'the logs never hold it');
 
   // Unset again, so the relay talks to the broker without SASL as before.
-  await row.scrollIntoView({ block: 'center' });
+  // The toasts of the saves may cover the row's buttons: dismissed, as a person would.
+  for (const dismiss of await browser.$$('//button[normalize-space(.)="Dismiss"]')) {
+    await dismiss.click().catch(() => {});
+  }
+  await until('the toasts are gone', async () => (await browser.$$('//button[normalize-space(.)="Dismiss"]')).length === 0);
   await (await row.$('button=Back to default')).click();
   await until('the screen says it is unset', async () => (await row.getText()).includes('Not set'));
   await until('the keyring entry is gone', () => {
