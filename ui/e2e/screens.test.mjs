@@ -13,6 +13,8 @@ async function seed(server) {
   const { case: c } = await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Investment fraud, fake exchange', description: 'Three victims; deposits routed through one wallet.' } });
   await apiCall(server, 'POST', `/api/cases/${c.caseId}/assign`, { token, body: { assignee: 'ivy' } });
   await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Phishing kit, bank impersonation' } });
+  const { case: closed } = await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Romance scam, funds recovered', description: 'One victim; the bank reversed both transfers.' } });
+  await apiCall(server, 'POST', `/api/cases/${closed.caseId}/close`, { token, body: { resolution: 'Funds recovered by the bank; no further action.' } });
   const upload = async (name, text) => {
     const form = new FormData();
     form.append('caseId', c.caseId);
@@ -33,7 +35,7 @@ async function seed(server) {
   await apiCall(server, 'POST', '/api/queue/test-event', { token, body: { eventType: 'system.info', data: { message: 'screens' } } });
   // Tamper with the second file on disk so its verification raises the alarm.
   await tamper(server.dataDir, bad.storageHash);
-  return { caseId: c.caseId, good, bad };
+  return { caseId: c.caseId, closedId: closed.caseId, good, bad };
 }
 
 async function tamper(dir, hash) {
@@ -53,7 +55,7 @@ test('every screen in both themes: no serious or critical axe violation, and a s
   const ui = await uiOrigin(server);
   const browser = await launch();
   try {
-    const { caseId, good, bad } = await seed(server);
+    const { caseId, closedId, good, bad } = await seed(server);
     const page = await browser.context.newPage();
     await page.goto(`${ui.url}/#/cases`);
     await page.getByLabel('Username').fill('root');
@@ -65,6 +67,8 @@ test('every screen in both themes: no serious or critical axe violation, and a s
       { name: 'cases', hash: '#/cases', ready: () => page.getByRole('link', { name: caseId }).waitFor() },
       { name: 'case-new-dialog', hash: '#/cases', ready: async () => { await page.getByRole('link', { name: caseId }).waitFor(); await page.keyboard.press('n'); await page.getByRole('dialog', { name: 'Open a new case' }).waitFor(); } },
       { name: 'case', hash: `#/cases/${caseId}`, ready: () => page.locator('table.timeline [data-delivery]').first().waitFor() },
+      { name: 'cases-search', hash: '#/cases', ready: async () => { await page.getByRole('link', { name: caseId }).waitFor(); await page.getByLabel('Search cases').fill('phishing'); await page.getByRole('link', { name: caseId }).waitFor({ state: 'detached' }); await page.getByRole('cell', { name: 'Phishing kit, bank impersonation' }).waitFor(); } },
+      { name: 'case-closed', hash: `#/cases/${closedId}`, ready: () => page.getByRole('button', { name: 'Reopen case' }).waitFor() },
       { name: 'case-escalate-dialog', hash: `#/cases/${caseId}`, ready: async () => { await page.getByRole('button', { name: 'Escalate' }).click(); await page.getByRole('dialog', { name: 'Escalate to an authority' }).waitFor(); } },
       { name: 'evidence-search', hash: `#/evidence?case=${caseId}`, ready: () => page.getByRole('link', { name: 'bank-statement.txt' }).waitFor() },
       { name: 'evidence-verified', hash: `#/evidence/${good.evidenceId}`, ready: async () => { await page.getByRole('button', { name: 'Verify hash' }).click(); await page.locator('[data-verified="true"]').waitFor(); } },

@@ -74,9 +74,10 @@ describe('error catalogue', () => {
 
 describe('the OpenAPI document', () => {
   it('names no error code the catalogue lacks', () => {
-    const described: string = openapi.components.schemas.ErrorBody.properties.code.description;
-    const codes = [...described.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!);
-    expect(codes.length).toBeGreaterThan(10);
+    // The type check holds the catalogue to the generated types; this holds it to the
+    // document the server serves, which the types come from.
+    const codes: string[] = openapi.components.schemas.ErrorCode.enum;
+    expect(codes.length).toBeGreaterThan(30);
     const missing = codes.filter((c) => !(c in errorMessages));
     expect(missing).toEqual([]);
   });

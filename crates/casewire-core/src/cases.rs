@@ -14,6 +14,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::paging::{ListPage, Listed, Position};
 use crate::rfc3339;
 use crate::{CoreError, RequestInfo, User};
 
@@ -67,6 +68,16 @@ pub struct Case {
     pub created_at: i64,
     /// When it last changed, Unix ms.
     pub updated_at: i64,
+}
+
+/// Which cases a list holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    /// Only cases in this state.
+    pub status: Option<CaseStatus>,
+    /// Only cases whose id, title, description, creator or assignee contain this text
+    /// (ignoring case).
+    pub search: Option<String>,
 }
 
 /// One entry of a case's timeline.
@@ -414,24 +425,51 @@ impl Cases {
         }
     }
 
-    /// Cases, optionally of one status, newest first: every case for analysts and above,
-    /// for an investigator those they opened or are assigned to.
-    pub fn list(&self, status: Option<CaseStatus>, user: &User) -> Result<Vec<Case>, CoreError> {
+    /// A page of the cases that match `filter`, newest first: every case for analysts and
+    /// above, for an investigator those they opened or are assigned to.
+    pub fn list(
+        &self,
+        filter: &CaseFilter,
+        user: &User,
+        page: &ListPage,
+    ) -> Result<Listed<Case>, CoreError> {
+        let size = page.size()?;
+        let start = page.start()?;
         let own = (!sees_every_case(user)).then(|| user.username.clone());
-        self.outbox
-            .read(|tx| {
-                let mut stmt = tx.prepare(
-                    "SELECT case_id, title, description, status, assignee, created_by, created_at, updated_at
-                       FROM cases WHERE (?1 IS NULL OR status = ?1)
-                        AND (?2 IS NULL OR created_by = ?2 OR assignee = ?2)
-                      ORDER BY created_at DESC, case_id DESC",
-                )?;
-                let rows = stmt.query_map(
-                    params![status.map(CaseStatus::as_str), own],
-                    row_to_case,
-                )?;
-                Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-            })
+        let search = filter
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase);
+        let rows = self.outbox.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT case_id, title, description, status, assignee, created_by, created_at, updated_at
+                   FROM cases WHERE (?1 IS NULL OR status = ?1)
+                    AND (?2 IS NULL OR created_by = ?2 OR assignee = ?2)
+                    AND (?3 IS NULL OR instr(lower(case_id || ' ' || title || ' ' || description
+                             || ' ' || created_by || ' ' || coalesce(assignee, '')), ?3) > 0)
+                    AND (?4 IS NULL OR (created_at, case_id) < (?4, ?5))
+                  ORDER BY created_at DESC, case_id DESC
+                  LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    filter.status.map(CaseStatus::as_str),
+                    own,
+                    search,
+                    start.as_ref().map(|p| p.at),
+                    start.as_ref().map(|p| p.id.as_str()),
+                    size as i64 + 1,
+                ],
+                row_to_case,
+            )?;
+            Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })?;
+        Ok(Listed::from_rows(rows, size, |case| Position {
+            at: case.created_at,
+            id: case.case_id.clone(),
+        }))
     }
 
     /// Everything that happened to a case, in order, each event with its delivery.

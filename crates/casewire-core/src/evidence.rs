@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::paging::{ListPage, Listed, Position};
 use crate::{CoreError, RequestInfo, User};
 
 /// What an uploader says about a file.
@@ -43,6 +44,15 @@ pub struct NewEvidence {
     pub filename: String,
     /// The declared content type.
     pub content_type: String,
+}
+
+/// Which evidence records a list holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvidenceFilter {
+    /// Only this case's.
+    pub case_id: Option<String>,
+    /// Only those about this wallet (ignoring case).
+    pub wallet: Option<String>,
 }
 
 /// A stored evidence record.
@@ -430,24 +440,47 @@ impl EvidenceStore {
         })
     }
 
-    /// Records of a case or a wallet (either filter optional), newest first.
+    /// A page of the records that match `filter`, deleted ones included, newest first: every
+    /// record for analysts and above, for an investigator those of the cases they opened or
+    /// are assigned to.
     pub fn list(
         &self,
-        case_id: Option<String>,
-        wallet: Option<String>,
-    ) -> Result<Vec<Evidence>, CoreError> {
-        self.outbox
-            .read(|tx| {
-                let mut stmt = tx.prepare(
-                    "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
-                            file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
-                       FROM evidence
-                      WHERE (?1 IS NULL OR case_id = ?1) AND (?2 IS NULL OR lower(wallet) = lower(?2))
-                      ORDER BY uploaded_at DESC, evidence_id",
-                )?;
-                let rows = stmt.query_map(params![case_id, wallet], row_to_evidence)?;
-                Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-            })
+        filter: &EvidenceFilter,
+        user: &User,
+        page: &ListPage,
+    ) -> Result<Listed<Evidence>, CoreError> {
+        let size = page.size()?;
+        let start = page.start()?;
+        let own = (!crate::cases::sees_every_case(user)).then(|| user.username.clone());
+        let rows = self.outbox.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
+                        file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
+                   FROM evidence
+                  WHERE (?1 IS NULL OR case_id = ?1) AND (?2 IS NULL OR lower(wallet) = lower(?2))
+                    AND (?3 IS NULL OR case_id IN
+                           (SELECT case_id FROM cases WHERE created_by = ?3 OR assignee = ?3))
+                    AND (?4 IS NULL OR (uploaded_at, evidence_id) < (?4, ?5))
+                  ORDER BY uploaded_at DESC, evidence_id DESC
+                  LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    filter.case_id,
+                    filter.wallet,
+                    own,
+                    start.as_ref().map(|p| p.at),
+                    start.as_ref().map(|p| p.id.as_str()),
+                    size as i64 + 1,
+                ],
+                row_to_evidence,
+            )?;
+            Ok::<_, CoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })?;
+        Ok(Listed::from_rows(rows, size, |evidence| Position {
+            at: evidence.uploaded_at,
+            id: evidence.evidence_id.clone(),
+        }))
     }
 
     /// Recomputes the stored file's hash and records `evidence.verified`; a mismatch or a

@@ -14,6 +14,7 @@ pub mod cases;
 pub mod evidence;
 pub mod idempotency;
 pub mod notices;
+pub mod paging;
 pub mod private;
 pub mod refusals;
 pub mod rl;
@@ -25,10 +26,13 @@ use casewire_outbox::Outbox;
 
 pub use app::{App, JsonFileStore, RelayStatus, SettingsStore};
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
-pub use cases::{Case, CaseStatus, Cases, Delivery, DeliveryStage, TimelineEntry};
-pub use evidence::{Anchor, Evidence, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification};
+pub use cases::{Case, CaseFilter, CaseStatus, Cases, Delivery, DeliveryStage, TimelineEntry};
+pub use evidence::{
+    Anchor, Evidence, EvidenceFilter, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification,
+};
 pub use idempotency::{Begin, Idempotency, StoredResponse};
 pub use notices::{Notice, NoticeWatch, QueueLook, SyncState};
+pub use paging::{ListPage, Listed};
 pub use rl::{Feedback, Policy, Prediction, PredictionRequest};
 pub use settings::{Applies, SettingView, Settings, Source};
 pub use updates::{Release, UpdateError, UpdatePhase, UpdateSource, UpdateView, Updates};

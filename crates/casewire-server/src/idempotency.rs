@@ -20,7 +20,7 @@ use casewire_core::{Begin, StoredResponse, User};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, ServerState};
+use crate::{ApiError, ErrorCode, ServerState};
 
 /// The request header.
 pub(crate) const HEADER: &str = "idempotency-key";
@@ -78,7 +78,7 @@ async fn digest(body: Body) -> Result<String, ApiError> {
         if size > crate::MAX_JSON_BYTES {
             return Err(ApiError::with_code(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                ErrorCode::TooLarge,
                 format!("JSON bodies are limited to {} bytes", crate::MAX_JSON_BYTES),
             ));
         }
@@ -118,7 +118,7 @@ impl Drop for Claim {
     }
 }
 
-fn conflict(code: &'static str, message: impl Into<String>) -> Response {
+fn conflict(code: ErrorCode, message: impl Into<String>) -> Response {
     ApiError::with_code(StatusCode::CONFLICT, code, message).into_response()
 }
 
@@ -175,11 +175,11 @@ pub(crate) async fn idempotent(
     match begun {
         Err(e) => e.into_response(),
         Ok(Begin::InProgress) => conflict(
-            "idempotency_in_progress",
+            ErrorCode::IdempotencyInProgress,
             "the first request with this Idempotency-Key is still running; retry shortly",
         ),
         Ok(Begin::Unknown) => conflict(
-            "idempotency_outcome_unknown",
+            ErrorCode::IdempotencyOutcomeUnknown,
             "the first request with this Idempotency-Key was interrupted (a restart, or the client went away) before it answered; check whether it took effect, then retry with a new key",
         ),
         Ok(Begin::Answered(stored)) => replay(request, stored).await,
@@ -196,7 +196,7 @@ async fn replay(request: Request, stored: StoredResponse) -> Response {
         };
         if *fingerprint != digest {
             return conflict(
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used with a different body; use a new key for a new request",
             );
         }
@@ -256,7 +256,7 @@ async fn first(
             tracing::error!(error = %e, "an answer could not be read to be stored");
             return ApiError::with_code(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 "the answer could not be stored for its Idempotency-Key",
             )
             .into_response();

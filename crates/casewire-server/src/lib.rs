@@ -21,6 +21,7 @@ mod idempotency;
 mod local;
 mod metrics;
 mod openapi;
+mod oversize;
 mod routes;
 mod schema;
 pub mod scheme;
@@ -40,7 +41,7 @@ use axum::response::{IntoResponse, Response};
 use casewire_core::{App, Auth, Cases, CoreError, EvidenceStore, Idempotency, Policy};
 use casewire_outbox::{Clock, Outbox};
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use metrics::RequestMetrics;
 pub use ui::CONTENT_SECURITY_POLICY;
 
@@ -206,6 +207,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             state.clone(),
             idempotency::idempotent,
         ))
+        .layer(middleware::from_fn(oversize::drain_refused))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -341,7 +343,8 @@ pub async fn serve_with(
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request,
-        ));
+        ))
+        .layer(middleware::map_response(timeout_in_envelope));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -402,6 +405,24 @@ pub async fn serve_with(
         }
     }
     Ok(())
+}
+
+/// The timeout's bare 408, in the error envelope like every other error.
+async fn timeout_in_envelope(response: Response) -> Response {
+    if response.status() != StatusCode::REQUEST_TIMEOUT
+        || response
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    ApiError::with_code(
+        StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::RequestTimeout,
+        "the request took longer than this server allows and was stopped; it may or may not \
+         have taken effect: check, then try again",
+    )
+    .into_response()
 }
 
 /// Refuses requests addressed to a foreign host name (DNS rebinding) or sent from a foreign

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::routes::{Ctx, blocking, require};
 use crate::schema::*;
-use crate::{ApiError, LocalFiles, ServerState};
+use crate::{ApiError, ErrorCode, LocalFiles, ServerState};
 
 type St = State<Arc<ServerState>>;
 
@@ -25,7 +25,7 @@ fn local_files(state: &ServerState) -> Result<Arc<dyn LocalFiles>, ApiError> {
     state.local_files.clone().ok_or_else(|| {
         ApiError::with_code(
             StatusCode::NOT_FOUND,
-            "local_files_unavailable",
+            ErrorCode::LocalFilesUnavailable,
             "files by handle exist only in the desktop app; upload the file instead",
         )
     })
@@ -34,7 +34,7 @@ fn local_files(state: &ServerState) -> Result<Arc<dyn LocalFiles>, ApiError> {
 fn unknown_handle() -> ApiError {
     ApiError::with_code(
         StatusCode::BAD_REQUEST,
-        "unknown_file_handle",
+        ErrorCode::UnknownFileHandle,
         "that file was not picked or dropped in this window; choose it again",
     )
 }

@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::schema::*;
-use crate::{ApiError, ServerState};
+use crate::{ApiError, ErrorCode, ServerState};
 
 type St = State<Arc<ServerState>>;
 
@@ -33,7 +33,12 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
     let upload = (
         schemas,
         paths,
-        upload.layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+        upload
+            .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
+            .layer(axum::middleware::from_fn_with_state(
+                upload_limit as u64,
+                crate::oversize::refuse_declared,
+            )),
     );
     OpenApiRouter::with_openapi(crate::openapi::base())
         .routes(upload)
@@ -100,7 +105,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
             tracing::error!(error = %e, "a request's work panicked");
             Err(ApiError::with_code(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 "the server failed; nothing is known to have changed",
             ))
         }
@@ -585,9 +590,16 @@ async fn create_case(
 struct CaseQuery {
     /// Only cases in this state.
     status: Option<CaseStatus>,
+    /// Only cases whose id, title, description, creator or assignee contain this text.
+    search: Option<String>,
+    /// At most this many (default 50, 1 to 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// After this position (the previous page's `nextCursor`).
+    after: Option<String>,
 }
 
-/// Lists cases, newest first.
+/// Lists cases, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/cases", tag = "cases", params(CaseQuery),
     responses((status = 200, body = CasesResponse)))]
 async fn list_cases(
@@ -596,10 +608,17 @@ async fn list_cases(
     query: Result<Query<CaseQuery>, QueryRejection>,
 ) -> Result<Json<CasesResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
-    let status = query?.status;
+    let Query(CaseQuery {
+        status,
+        search,
+        limit,
+        after,
+    }) = query?;
     let cases = state.cases.clone();
-    let list = blocking(move || cases.list(status, &c.user)).await?;
-    Ok(CasesResponse::new(list))
+    let filter = casewire_core::CaseFilter { status, search };
+    let page = casewire_core::ListPage { after, limit };
+    let listed = blocking(move || cases.list(&filter, &c.user, &page)).await?;
+    Ok(CasesResponse::new(listed.items, listed.next_cursor))
 }
 
 /// One case.
@@ -816,11 +835,7 @@ impl std::io::Read for ChannelReader {
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     // A body cut at the upload limit is a file too large, wherever in the form it was cut.
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::with_code(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the upload is larger than the evidence limit (CASEWIRE_MAX_EVIDENCE_BYTES); nothing was stored",
-        );
+        return crate::oversize::too_large();
     }
     ApiError::invalid(format!(
         "the upload is not a valid multipart form: {}",
@@ -971,9 +986,15 @@ struct EvidenceQuery {
     case_id: Option<String>,
     /// About this wallet.
     wallet: Option<String>,
+    /// At most this many (default 50, 1 to 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// After this position (the previous page's `nextCursor`).
+    after: Option<String>,
 }
 
-/// Lists evidence records, deleted ones included (their hash stays).
+/// Lists evidence records, deleted ones included (their hash stays), newest first, a page at
+/// a time.
 #[utoipa::path(get, path = "/api/evidence", tag = "evidence", params(EvidenceQuery),
     responses((status = 200, body = EvidenceListResponse)))]
 async fn list_evidence(
@@ -982,25 +1003,17 @@ async fn list_evidence(
     query: Result<Query<EvidenceQuery>, QueryRejection>,
 ) -> Result<Json<EvidenceListResponse>, ApiError> {
     let c = caller(&state, ctx, Permission::Investigate).await?;
-    let Query(EvidenceQuery { case_id, wallet }) = query?;
-    let (store, cases) = (state.evidence.clone(), state.cases.clone());
-    let list = blocking(move || {
-        let list = store.list(case_id, wallet)?;
-        if casewire_core::cases::sees_every_case(&c.user) {
-            return Ok(list);
-        }
-        let theirs: std::collections::HashSet<String> = cases
-            .list(None, &c.user)?
-            .into_iter()
-            .map(|case| case.case_id)
-            .collect();
-        Ok(list
-            .into_iter()
-            .filter(|e| theirs.contains(&e.case_id))
-            .collect())
-    })
-    .await?;
-    Ok(EvidenceListResponse::new(list))
+    let Query(EvidenceQuery {
+        case_id,
+        wallet,
+        limit,
+        after,
+    }) = query?;
+    let store = state.evidence.clone();
+    let filter = casewire_core::EvidenceFilter { case_id, wallet };
+    let page = casewire_core::ListPage { after, limit };
+    let listed = blocking(move || store.list(&filter, &c.user, &page)).await?;
+    Ok(EvidenceListResponse::new(listed.items, listed.next_cursor))
 }
 
 /// One evidence record.

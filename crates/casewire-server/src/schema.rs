@@ -122,6 +122,9 @@ envelope!(
     CasesResponse {
         /// The cases, newest first.
         cases: Vec<Case>,
+        /// Where the next page starts (pass it as `after`); absent on the last page.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
     }
 );
 envelope!(
@@ -141,8 +144,11 @@ envelope!(
 envelope!(
     /// Evidence records.
     EvidenceListResponse {
-        /// The records.
+        /// The records, newest first.
         evidence: Vec<Evidence>,
+        /// Where the next page starts (pass it as `after`); absent on the last page.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<String>,
     }
 );
 envelope!(
@@ -207,15 +213,8 @@ pub(crate) struct Readiness {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorBody {
-    /// A stable code: `invalid_request`, `unauthenticated`, `forbidden`, `not_found`, `gone`,
-    /// `conflict`, `too_large`, `unsupported_media_type`, `login_throttled`, `queue_full`,
-    /// `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
-    /// `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
-    /// `settings_unavailable`, `local_files_unavailable`, `unknown_file_handle`,
-    /// `answer_too_large`, `starting`, `evidence_tampered`, `closed`, `updates_off`, `updates_unavailable`,
-    /// `update_in_progress`, `update_not_offered`, `update_channel_unreachable`,
-    /// `update_signature_invalid`, `update_install_failed`, `internal`.
-    pub(crate) code: String,
+    /// A stable code for clients to act on: one of the values listed.
+    pub(crate) code: crate::ErrorCode,
     /// For people.
     pub(crate) message: String,
 }
@@ -232,11 +231,12 @@ pub(crate) struct ErrorResponse {
 }
 
 /// The statuses any operation may answer with besides its own, and why.
-const COMMON_ERRORS: [(&str, &str); 6] = [
+const COMMON_ERRORS: [(&str, &str); 7] = [
     (
         "400",
         "Invalid input; the message says which rule it breaks",
     ),
+    ("408", "The request took longer than the server allows"),
     ("413", "The body is over the limit"),
     ("415", "A JSON body not sent as application/json"),
     (
@@ -277,6 +277,10 @@ impl Modify for Common {
         components.schemas.insert(
             "ErrorBody".into(),
             <ErrorBody as utoipa::PartialSchema>::schema(),
+        );
+        components.schemas.insert(
+            "ErrorCode".into(),
+            <crate::ErrorCode as utoipa::PartialSchema>::schema(),
         );
         components.add_security_scheme(
             "bearer",

@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use tower::ServiceExt;
 
-use crate::ApiError;
+use crate::{ApiError, ErrorCode};
 
 /// Largest answer the scheme carries; a download past it goes through the save dialog.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
@@ -41,7 +41,7 @@ pub async fn respond(router: Router, request: Request<Vec<u8>>) -> Response<Vec<
             tracing::warn!(error = %e, "an answer too large for the window's scheme");
             let refusal = ApiError::with_code(
                 StatusCode::INSUFFICIENT_STORAGE,
-                "answer_too_large",
+                ErrorCode::AnswerTooLarge,
                 "this answer is too large to show in the window; save the file instead",
             )
             .into_response();
@@ -57,15 +57,15 @@ pub async fn respond(router: Router, request: Request<Vec<u8>>) -> Response<Vec<
 
 /// The answer while no backend is there to answer (the app is starting or quitting).
 pub fn unavailable() -> Response<Vec<u8>> {
-    let body = serde_json::json!({
-        "success": false,
-        "error": {
-            "code": "starting",
-            "message": "Casewire is starting or quitting; try again in a moment",
+    let body = crate::schema::ErrorResponse {
+        success: false,
+        error: crate::schema::ErrorBody {
+            code: ErrorCode::Starting,
+            message: "Casewire is starting or quitting; try again in a moment".to_owned(),
         },
-        "timestamp": crate::routes::now(),
-    });
-    let mut response = Response::new(body.to_string().into_bytes());
+        timestamp: crate::routes::now(),
+    };
+    let mut response = Response::new(serde_json::to_vec(&body).unwrap_or_default());
     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

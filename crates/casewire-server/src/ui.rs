@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::ApiError;
+use crate::{ApiError, ErrorCode};
 
 #[derive(rust_embed::Embed)]
 #[folder = "$CARGO_MANIFEST_DIR/../../ui/dist"]
@@ -29,7 +29,7 @@ pub(crate) async fn serve(uri: Uri) -> Response {
     if path.starts_with("api/") {
         return ApiError::with_code(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no route {}", uri.path()),
         )
         .into_response();

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::routes::{Ctx, blocking, require};
 use crate::schema::*;
-use crate::{ApiError, ServerState, Setup};
+use crate::{ApiError, ErrorCode, ServerState, Setup};
 
 type St = State<Arc<ServerState>>;
 
@@ -263,7 +263,7 @@ pub(crate) fn app(state: &ServerState) -> Result<&Arc<casewire_core::App>, ApiEr
     state.app.as_ref().ok_or_else(|| {
         ApiError::with_code(
             StatusCode::NOT_FOUND,
-            "settings_unavailable",
+            ErrorCode::SettingsUnavailable,
             "this server was started without settings to change",
         )
     })

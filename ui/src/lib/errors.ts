@@ -43,6 +43,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'not_found';
     case 409:
       return 'conflict';
+    case 408:
+      return 'request_timeout';
     case 410:
       return 'gone';
     case 413:

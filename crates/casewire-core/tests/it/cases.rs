@@ -1,6 +1,8 @@
 //! Cases and their timelines.
 
-use casewire_core::{Auth, AuthPolicy, CaseStatus, Cases, CoreError, RequestInfo, Role, User};
+use casewire_core::{
+    Auth, AuthPolicy, CaseFilter, CaseStatus, Cases, CoreError, ListPage, RequestInfo, Role, User,
+};
 use casewire_events::{EventType, Priority};
 
 use crate::support::{self, Domain};
@@ -209,15 +211,31 @@ fn bad_input_is_refused_with_what_is_wrong() {
     );
     assert_eq!(
         fx.cases
-            .list(Some(CaseStatus::Open), &analyst())
+            .list(
+                &CaseFilter {
+                    status: Some(CaseStatus::Open),
+                    search: None,
+                },
+                &analyst(),
+                &ListPage::default(),
+            )
             .expect("list")
+            .items
             .len(),
         1
     );
     assert!(
         fx.cases
-            .list(Some(CaseStatus::Closed), &analyst())
+            .list(
+                &CaseFilter {
+                    status: Some(CaseStatus::Closed),
+                    search: None,
+                },
+                &analyst(),
+                &ListPage::default(),
+            )
             .expect("list")
+            .items
             .is_empty()
     );
     // Only the creation was recorded.
@@ -250,8 +268,9 @@ fn an_investigator_sees_the_cases_they_opened_or_are_assigned_and_no_other() {
         .expect("assigned");
     let ids = |user: &User| -> Vec<String> {
         fx.cases
-            .list(None, user)
+            .list(&CaseFilter::default(), user, &ListPage::first(1_000))
             .expect("list")
+            .items
             .into_iter()
             .map(|c| c.case_id)
             .collect()
@@ -311,4 +330,62 @@ fn a_closed_case_reopens_with_its_event_and_only_once() {
     assert_eq!(last.event_type, EventType::CaseUpdated);
     assert_eq!(last.data["reopened"], true);
     assert_eq!(fx.cases.timeline(&case.case_id).expect("timeline").len(), 3);
+}
+
+#[test]
+fn cases_are_paged_newest_first_without_gaps_or_repeats_while_new_ones_arrive() {
+    let fx = fixture();
+    let analyst = analyst();
+    for n in 0..120 {
+        fx.cases
+            .create(&format!("Case {n}"), "", &analyst, &from())
+            .expect("case");
+    }
+    let everything = |filter: &CaseFilter| -> Vec<String> {
+        fx.cases
+            .list(filter, &analyst, &ListPage::first(1_000))
+            .expect("list")
+            .items
+            .into_iter()
+            .map(|c| c.case_id)
+            .collect()
+    };
+    let before = everything(&CaseFilter::default());
+    let (mut seen, mut page, mut pages) = (Vec::new(), ListPage::first(50), 0);
+    loop {
+        let listed = fx
+            .cases
+            .list(&CaseFilter::default(), &analyst, &page)
+            .expect("page");
+        pages += 1;
+        if pages == 1 {
+            // A case opened between two pages is in front of them, not in them.
+            fx.cases
+                .create("Opened while paging", "", &analyst, &from())
+                .expect("case");
+        }
+        seen.extend(listed.items.into_iter().map(|c| c.case_id));
+        let Some(cursor) = listed.next_cursor else {
+            break;
+        };
+        page = ListPage {
+            after: Some(cursor),
+            limit: Some(50),
+        };
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, before, "every case once, newest first");
+    let found = everything(&CaseFilter {
+        search: Some("  CASE 11 ".into()),
+        status: None,
+    });
+    assert_eq!(found.len(), 11, "Case 11 and Case 110 to 119: {found:?}");
+    let made_up = ListPage {
+        after: Some("yesterday".into()),
+        limit: None,
+    };
+    assert!(matches!(
+        fx.cases.list(&CaseFilter::default(), &analyst, &made_up),
+        Err(CoreError::Invalid(_))
+    ));
 }

@@ -2,7 +2,10 @@
 
 use std::io::Read;
 
-use casewire_core::{CoreError, EvidenceStore, NewAnchor, NewEvidence, RequestInfo, Role, User};
+use casewire_core::{
+    CoreError, Evidence, EvidenceFilter, EvidenceStore, ListPage, NewAnchor, NewEvidence,
+    RequestInfo, Role, User,
+};
 use casewire_events::{Event, EventType, Priority};
 
 use crate::support::{self, Domain};
@@ -29,6 +32,19 @@ fn fixture() -> Fixture {
 
 fn investigator() -> User {
     support::user("investigator@fraud.com", Role::User)
+}
+
+/// Every record `filter` matches, as an analyst (who sees every case) lists them.
+fn listed(fx: &Fixture, case_id: Option<&str>, wallet: Option<&str>) -> Vec<Evidence> {
+    let filter = EvidenceFilter {
+        case_id: case_id.map(str::to_owned),
+        wallet: wallet.map(str::to_owned),
+    };
+    let analyst = support::user("analyst", Role::Analyst);
+    fx.store
+        .list(&filter, &analyst, &ListPage::first(1_000))
+        .expect("list")
+        .items
 }
 
 fn from() -> RequestInfo {
@@ -121,7 +137,7 @@ fn oversized_empty_and_malformed_uploads_are_refused_and_leave_nothing() {
             .upload(risk, &b"x"[..], &investigator(), &from())
             .is_err()
     );
-    assert!(fx.store.list(None, None).expect("list").is_empty());
+    assert!(listed(&fx, None, None).is_empty());
     assert!(fx.domain.events().is_empty());
     // No temporary file is left behind either.
     assert_eq!(
@@ -307,16 +323,10 @@ fn evidence_is_listed_by_case_and_wallet() {
             &from(),
         )
         .expect("stored");
-    assert_eq!(
-        fx.store
-            .list(Some("CASE-2024-002".into()), None)
-            .expect("list")
-            .len(),
-        1
-    );
-    let lower = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed".to_owned();
-    assert_eq!(fx.store.list(None, Some(lower)).expect("list").len(), 2);
-    assert_eq!(fx.store.list(None, None).expect("list").len(), 2);
+    assert_eq!(listed(&fx, Some("CASE-2024-002"), None).len(), 1);
+    let lower = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+    assert_eq!(listed(&fx, None, Some(lower)).len(), 2);
+    assert_eq!(listed(&fx, None, None).len(), 2);
 }
 
 fn receipt() -> NewAnchor {
@@ -527,7 +537,7 @@ fn evidence_for_a_case_that_does_not_exist_opens_it_and_a_closed_case_refuses_ev
             .upload(shaped, &b"x"[..], &investigator(), &from())
             .is_err()
     );
-    assert_eq!(fx.store.list(None, None).expect("list").len(), 1);
+    assert_eq!(listed(&fx, None, None).len(), 1);
     cases
         .reopen(&case.case_id, &analyst, &from())
         .expect("reopened");

@@ -5,7 +5,7 @@ use casewire_outbox::{BrokerStatus, FailKind, Failure, Page};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, WALLET, server, server_with, upload_form};
+use crate::support::{PASSWORD, WALLET, server, server_with, upload_form, upload_form_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer() {
@@ -670,6 +670,22 @@ async fn the_openapi_document_covers_every_route() {
         "#/components/schemas/ErrorResponse"
     );
     assert!(document["paths"]["/healthz"]["get"]["security"].is_null());
+    // Every code an error may carry is listed, and an error's code is one of the list.
+    let listed: Vec<&str> = document["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("the codes are listed")
+        .iter()
+        .map(|code| code.as_str().expect("a code"))
+        .collect();
+    let codes: Vec<&str> = casewire_server::ErrorCode::ALL
+        .iter()
+        .map(|code| code.as_str())
+        .collect();
+    assert_eq!(listed, codes);
+    assert_eq!(
+        document["components"]["schemas"]["ErrorBody"]["properties"]["code"]["$ref"],
+        "#/components/schemas/ErrorCode"
+    );
     for schema in [
         "ErrorResponse",
         "Case",
@@ -1036,4 +1052,66 @@ async fn answers_carry_the_security_headers_and_a_download_runs_nothing() {
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_and_evidence_are_listed_a_page_at_a_time() {
+    let s = server().await;
+    let analyst = s.token("analyst").await;
+    for n in 0..3 {
+        let (status, created) = s
+            .post(
+                "/api/cases",
+                Some(&analyst),
+                json!({"title": format!("Paged {n}"), "description": ""}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let case_id = created["case"]["caseId"].as_str().expect("case id");
+        let form = upload_form_for(case_id, vec![n as u8 + 1], WALLET);
+        let response = s
+            .client
+            .post(s.url("/api/evidence/upload"))
+            .bearer_auth(&analyst)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    for list in ["cases", "evidence"] {
+        let (status, first) = s.get(&format!("/api/{list}?limit=2"), Some(&analyst)).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let cursor = first["nextCursor"]
+            .as_str()
+            .expect("a next page")
+            .to_owned();
+        let (_, second) = s
+            .get(
+                &format!("/api/{list}?limit=2&after={cursor}"),
+                Some(&analyst),
+            )
+            .await;
+        let ids = |page: &Value| -> Vec<String> {
+            page[list]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|item| item.to_string())
+                .collect()
+        };
+        assert_eq!((ids(&first).len(), ids(&second).len()), (2, 1), "{list}");
+        assert!(second.get("nextCursor").is_none(), "{list}: the last page");
+        assert!(ids(&second).iter().all(|id| !ids(&first).contains(id)));
+        for bad in ["limit=0", "limit=1001", "after=yesterday"] {
+            let (status, body) = s.get(&format!("/api/{list}?{bad}"), Some(&analyst)).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_request")),
+                "{list}?{bad}: {body}"
+            );
+        }
+    }
+    let (_, found) = s.get("/api/cases?search=paged%201", Some(&analyst)).await;
+    assert_eq!(found["cases"].as_array().map(Vec::len), Some(1), "{found}");
 }

@@ -128,3 +128,114 @@ async fn past_the_cap_a_connection_waits_for_a_slot_and_is_then_served() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_time_is_answered_408_in_the_error_envelope() {
+    let s = server_with_limits(ServeLimits {
+        timeout: Duration::from_secs(10),
+        request: Duration::from_millis(500),
+        ..ServeLimits::default()
+    })
+    .await;
+    let mut slow = connect(&s).await;
+    slow.write_all(
+        b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    // A byte every 100 ms: never idle long enough for the body timeout, too slow for the
+    // request's.
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    for _ in 0..100 {
+        let _ = slow.write_all(b" ").await;
+        let mut chunk = [0u8; 4096];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), slow.read(&mut chunk)).await
+        {
+            answer.extend_from_slice(&chunk[..n]);
+            if n == 0 || answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    }
+    let (rest, _) = until_closed(&mut slow, started).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned() + &rest;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains(r#""code":"request_timeout""#),
+        "408 in the envelope: {answer}"
+    );
+}
+
+/// An upload form of `size` zero bytes, as raw HTTP, with the length declared or chunked.
+fn oversized_upload(token: &str, size: usize, declared: bool, expect: bool) -> (Vec<u8>, Vec<u8>) {
+    let mut body = b"--X\r\nContent-Disposition: form-data; name=\"caseId\"\r\n\r\nCASE-2024-001\r\n--X\r\nContent-Disposition: form-data; name=\"evidenceFile\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+    body.resize(body.len() + size, 0);
+    body.extend_from_slice(b"\r\n--X--\r\n");
+    let framing = if declared {
+        format!("Content-Length: {}\r\n", body.len())
+    } else {
+        "Transfer-Encoding: chunked\r\n".to_owned()
+    };
+    let head = format!(
+        "POST /api/evidence/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=X\r\n{framing}{}\r\n",
+        if expect {
+            "Expect: 100-continue\r\n"
+        } else {
+            ""
+        }
+    );
+    if declared {
+        return (head.into_bytes(), body);
+    }
+    let mut chunked = Vec::new();
+    for chunk in body.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    (head.into_bytes(), chunked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_far_past_the_limit_is_answered_413_not_reset_while_it_is_sent() {
+    let s = server_with_limits(ServeLimits::default()).await;
+    let token = s.token("investigator").await;
+    // 16 MiB against the test server's 64 KiB: 256 times the limit, with its length declared
+    // and chunked. The whole body is sent, as browsers and simple clients do, and the answer
+    // read after it.
+    for declared in [true, false] {
+        let (head, body) = oversized_upload(&token, 16 * 1024 * 1024, declared, false);
+        let mut upload = connect(&s).await;
+        upload.write_all(&head).await.expect("headers");
+        let sent = tokio::time::timeout(Duration::from_secs(30), upload.write_all(&body))
+            .await
+            .expect("sent within 30 s");
+        assert!(
+            sent.is_ok(),
+            "declared {declared}: the connection was cut while the body was sent: {sent:?}"
+        );
+        let (answer, _) = until_closed(&mut upload, Instant::now()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "declared {declared}: {answer}"
+        );
+        assert!(answer.contains(r#""code":"too_large""#), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_declared_past_the_limit_is_refused_before_its_body_is_asked_for() {
+    let s = server_with_limits(ServeLimits::default()).await;
+    let token = s.token("investigator").await;
+    let (head, _) = oversized_upload(&token, 16 * 1024 * 1024, true, true);
+    let mut upload = connect(&s).await;
+    upload.write_all(&head).await.expect("headers");
+    // No body is sent: a client that waits for 100 Continue gets the refusal instead.
+    let (answer, _) = until_closed(&mut upload, Instant::now()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+}

@@ -79,7 +79,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Lists cases, newest first. */
+        /** Lists cases, newest first, a page at a time. */
         get: operations["list_cases"];
         put?: never;
         /** Opens a case (`case.created`). */
@@ -217,7 +217,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Lists evidence records, deleted ones included (their hash stays). */
+        /**
+         * Lists evidence records, deleted ones included (their hash stays), newest first, a page at
+         *     a time.
+         */
         get: operations["list_evidence"];
         put?: never;
         post?: never;
@@ -918,6 +921,8 @@ export interface components {
         CasesResponse: {
             /** @description The cases, newest first. */
             cases: components["schemas"]["Case"][];
+            /** @description Where the next page starts (pass it as `after`); absent on the last page. */
+            nextCursor?: string | null;
             /** @description Always `true`. */
             success: boolean;
             /** @description When the answer was made, RFC 3339 with milliseconds. */
@@ -1028,20 +1033,17 @@ export interface components {
         };
         /** @description What went wrong. */
         ErrorBody: {
-            /**
-             * @description A stable code: `invalid_request`, `unauthenticated`, `forbidden`, `not_found`, `gone`,
-             *     `conflict`, `too_large`, `unsupported_media_type`, `login_throttled`, `queue_full`,
-             *     `bad_host`, `cross_origin`, `idempotency_key_reused`, `idempotency_in_progress`,
-             *     `idempotency_outcome_unknown`, `setup_done`, `setup_code_invalid`, `invalid_setting`,
-             *     `settings_unavailable`, `local_files_unavailable`, `unknown_file_handle`,
-             *     `answer_too_large`, `starting`, `evidence_tampered`, `closed`, `updates_off`, `updates_unavailable`,
-             *     `update_in_progress`, `update_not_offered`, `update_channel_unreachable`,
-             *     `update_signature_invalid`, `update_install_failed`, `internal`.
-             */
-            code: string;
+            /** @description A stable code for clients to act on: one of the values listed. */
+            code: components["schemas"]["ErrorCode"];
             /** @description For people. */
             message: string;
         };
+        /**
+         * @description Every code an error may carry: stable, for clients to act on, and listed in the OpenAPI
+         *     document (the `code` of `ErrorBody` is this enum), so a client can handle each.
+         * @enum {string}
+         */
+        ErrorCode: "invalid_request" | "bad_credentials" | "login_throttled" | "unauthenticated" | "forbidden" | "not_found" | "gone" | "conflict" | "too_large" | "unsupported_media_type" | "request_timeout" | "queue_full" | "bad_host" | "cross_origin" | "idempotency_key_reused" | "idempotency_in_progress" | "idempotency_outcome_unknown" | "setup_done" | "setup_code_invalid" | "invalid_setting" | "settings_unavailable" | "local_files_unavailable" | "unknown_file_handle" | "answer_too_large" | "starting" | "evidence_tampered" | "closed" | "updates_off" | "updates_unavailable" | "update_in_progress" | "update_not_offered" | "update_channel_unreachable" | "update_signature_invalid" | "update_install_failed" | "internal";
         /** @description Every error: `{"success": false, "error": {"code", "message"}, "timestamp"}`. */
         ErrorResponse: {
             /** @description What went wrong. */
@@ -1114,8 +1116,10 @@ export interface components {
         };
         /** @description Evidence records. */
         EvidenceListResponse: {
-            /** @description The records. */
+            /** @description The records, newest first. */
             evidence: components["schemas"]["Evidence"][];
+            /** @description Where the next page starts (pass it as `after`); absent on the last page. */
+            nextCursor?: string | null;
             /** @description Always `true`. */
             success: boolean;
             /** @description When the answer was made, RFC 3339 with milliseconds. */
@@ -1837,6 +1841,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is over the limit */
             413: {
                 headers: {
@@ -1939,6 +1952,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2057,6 +2079,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2186,6 +2217,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -2256,6 +2296,12 @@ export interface operations {
             query?: {
                 /** @description Only cases in this state. */
                 status?: components["schemas"]["CaseStatus"];
+                /** @description Only cases whose id, title, description, creator or assignee contain this text. */
+                search?: string;
+                /** @description At most this many (default 50, 1 to 1000). */
+                limit?: number;
+                /** @description After this position (the previous page's `nextCursor`). */
+                after?: string;
             };
             header?: never;
             path?: never;
@@ -2300,6 +2346,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2429,6 +2484,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -2551,6 +2615,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -2665,6 +2738,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2797,6 +2879,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -2915,6 +3006,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3047,6 +3147,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -3165,6 +3274,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3293,6 +3411,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -3414,6 +3541,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -3486,6 +3622,10 @@ export interface operations {
                 caseId?: string;
                 /** @description About this wallet. */
                 wallet?: string;
+                /** @description At most this many (default 50, 1 to 1000). */
+                limit?: number;
+                /** @description After this position (the previous page's `nextCursor`). */
+                after?: string;
             };
             header?: never;
             path?: never;
@@ -3530,6 +3670,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3659,6 +3808,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -3774,6 +3932,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3902,6 +4069,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -4023,6 +4199,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -4137,6 +4322,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4269,6 +4463,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -4384,6 +4587,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4516,6 +4728,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -4637,6 +4858,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -4738,6 +4968,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is over the limit */
             413: {
                 headers: {
@@ -4822,6 +5061,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4952,6 +5200,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -5074,6 +5331,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -5189,6 +5455,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5323,6 +5598,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -5444,6 +5728,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -5555,6 +5848,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5685,6 +5987,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -5800,6 +6111,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5929,6 +6249,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -6051,6 +6380,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -6162,6 +6500,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6291,6 +6638,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -6391,6 +6747,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is over the limit */
             413: {
                 headers: {
@@ -6461,6 +6826,15 @@ export interface operations {
             };
             /** @description A cross-site request, or a role without the permission */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6552,6 +6926,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6677,6 +7060,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -6788,6 +7180,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6917,6 +7318,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -7028,6 +7438,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7150,6 +7569,15 @@ export interface operations {
             };
             /** @description No such thing */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7282,6 +7710,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -7407,6 +7844,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
             409: {
                 headers: {
@@ -7507,6 +7953,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is over the limit */
             413: {
                 headers: {
@@ -7574,6 +8029,15 @@ export interface operations {
             };
             /** @description A cross-site request, or a role without the permission */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7657,6 +8121,15 @@ export interface operations {
             };
             /** @description A cross-site request, or a role without the permission */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -3,6 +3,8 @@ import type { components } from './schema';
 
 type S = components['schemas'];
 
+/** Every code the server's errors may carry. */
+export type ServerErrorCode = S['ErrorCode'];
 export type Case = S['Case'];
 export type CaseStatus = S['CaseStatus'];
 export type Evidence = S['Evidence'];

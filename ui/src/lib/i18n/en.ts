@@ -10,6 +10,7 @@ import {
   plural,
   type Instant,
 } from '../format';
+import type { ServerErrorCode } from '../api/types';
 
 const n = formatNumber;
 
@@ -49,6 +50,10 @@ export const errorMessages = {
   gone: {
     title: 'This was deleted.',
     action: 'Its record and hash are kept, but the content cannot be used any more.',
+  },
+  request_timeout: {
+    title: 'The server took too long and stopped this request.',
+    action: 'It may or may not have been saved: check, then try again.',
   },
   queue_full: {
     title: 'The event queue on this laptop is full, so nothing was recorded.',
@@ -162,7 +167,12 @@ export const errorMessages = {
     title: 'Something went wrong.',
     action: 'Try again. If it keeps happening, tell your admin.',
   },
-} as const satisfies Record<string, { title: string; action: string }>;
+} as const satisfies Record<
+  // Every code the server may send has its message (the type check fails otherwise), and the
+  // codes the UI makes itself.
+  ServerErrorCode | 'shell' | 'network' | 'unknown',
+  { title: string; action: string }
+>;
 
 export type ErrorCode = keyof typeof errorMessages;
 
@@ -473,7 +483,8 @@ export const t = {
     created: (id: string) => `Case ${id} opened.`,
     empty: 'No cases yet. Open the first one with “New case”.',
     emptyFiltered: 'No case matches this filter.',
-    count: (shown: number, total: number) => `${n(shown)} of ${n(total)} cases`,
+    count: (shown: number, more: boolean) =>
+      more ? `The newest ${n(shown)} cases; more below` : plural(shown, { one: `${n(shown)} case`, other: `${n(shown)} cases` }),
     colId: 'Case',
     colTitle: 'Title',
     colStatus: 'Status',
