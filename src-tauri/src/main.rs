@@ -154,7 +154,12 @@ fn start(
     channel: bool,
 ) -> anyhow::Result<()> {
     let store = store::DesktopStore::open(app.handle(), &dir.join("desktop-settings.json"))?;
-    let backend = Arc::new(App::open(dir, settings, Arc::new(store))?);
+    // The desktop keeps the data key's key in the OS keyring unless configured otherwise.
+    let unlock = casewire_core::Unlock {
+        default_store: casewire_core::DefaultKeyStore::Keyring,
+        passphrase: None,
+    };
+    let backend = Arc::new(App::open_with(dir, settings, Arc::new(store), unlock)?);
     tauri::async_runtime::block_on(backend.start_relay())?;
     tauri::async_runtime::spawn(backend.housekeeping());
     if channel {

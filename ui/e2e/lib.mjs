@@ -87,6 +87,8 @@ export async function startServer({ name = 'casewire', kafkaPort = null, env = {
     ...process.env,
     CASEWIRE_LISTEN: `127.0.0.1:${port}`,
     CASEWIRE_DATA_DIR: dataDir,
+    // Beside the data folder, never in it.
+    CASEWIRE_KEY_FILE: `${dataDir}.key`,
     RUST_LOG: process.env.RUST_LOG ?? 'info',
     NO_COLOR: '1',
     ...env,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use casewire_outbox::{Clock, Outbox, OutboxConfig, RetryPolicy, SystemClock};
 use casewire_relay::{Relay, RelayConfig, RelayCounters};
 
+use crate::keys::{DataKeys, KeyStore, KeysFile};
 use crate::settings::{SettingView, Settings, spec_of};
 use crate::updates::Updates;
 use crate::{Auth, AuthPolicy, Cases, CoreError, EvidenceStore, Idempotency, Policy};
@@ -97,6 +98,138 @@ struct RunningRelay {
     counters: Arc<RelayCounters>,
 }
 
+/// How a start unlocks encrypted data (see [`crate::keys`]).
+#[derive(Debug, Default)]
+pub struct Unlock {
+    /// Where the key is kept when neither `CASEWIRE_KEY_STORE` nor the data directory says:
+    /// the desktop keeps it in the OS keyring, `casewire serve` in a key file.
+    pub default_store: DefaultKeyStore,
+    /// A passphrase read at start (`casewire serve --passphrase-stdin`).
+    pub passphrase: Option<zeroize::Zeroizing<String>>,
+}
+
+/// The key store a start uses when nothing else says.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultKeyStore {
+    /// A key file (`CASEWIRE_KEY_FILE`, or the OS configuration folder's).
+    #[default]
+    File,
+    /// The OS keyring.
+    Keyring,
+}
+
+/// The data directory's keys, made at the first start with encryption on, or `None` when it
+/// is off. A directory whose data is encrypted cannot be opened with encryption off.
+fn unlock_data(
+    data_dir: &Path,
+    settings: &Settings,
+    unlock: Unlock,
+) -> Result<Option<(KeysFile, DataKeys)>, CoreError> {
+    let existing = KeysFile::load(data_dir)?;
+    match settings.get("CASEWIRE_ENCRYPTION").as_deref() {
+        Some("on") | None => {}
+        Some("off") if existing.is_some() => {
+            return Err(CoreError::Config(format!(
+                "CASEWIRE_ENCRYPTION=off, but the data in {} is encrypted ({}): remove the setting to open it",
+                data_dir.display(),
+                crate::keys::KEYS_FILE
+            )));
+        }
+        Some("off") => return Ok(None),
+        Some(other) => {
+            return Err(CoreError::Config(format!(
+                "CASEWIRE_ENCRYPTION={other:?} must be on or off"
+            )));
+        }
+    }
+    let store = key_store(data_dir, settings, existing.as_ref(), unlock)?;
+    match existing {
+        Some(file) => {
+            let keys = file.unlock(&store)?;
+            Ok(Some((file, keys)))
+        }
+        None => {
+            let (file, keys) = KeysFile::create(&store)?;
+            file.save(data_dir)?;
+            tracing::info!(store = ?store, "encryption is on: made this data directory's key");
+            Ok(Some((file, keys)))
+        }
+    }
+}
+
+/// Where the key that unlocks `data_dir` is kept: a passphrase given at start, else
+/// `CASEWIRE_KEY_STORE`, else what `keys.json` records, else `unlock`'s default.
+pub(crate) fn key_store(
+    data_dir: &Path,
+    settings: &Settings,
+    existing: Option<&KeysFile>,
+    unlock: Unlock,
+) -> Result<KeyStore, CoreError> {
+    let key_file = || -> Result<PathBuf, CoreError> {
+        let path = match settings.get("CASEWIRE_KEY_FILE") {
+            Some(path) => PathBuf::from(path),
+            None => match existing.and_then(KeysFile::key_file) {
+                Some(path) => path.to_owned(),
+                None => KeyStore::default_file()?,
+            },
+        };
+        let inside = |dir: &Path| {
+            let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+            absolute(&path).starts_with(absolute(dir))
+        };
+        if inside(data_dir) {
+            return Err(CoreError::Config(format!(
+                "the key file {} is inside the data directory, beside the data it unlocks: keep it elsewhere (CASEWIRE_KEY_FILE)",
+                path.display()
+            )));
+        }
+        Ok(path)
+    };
+    let store = match (
+        unlock.passphrase,
+        settings.get("CASEWIRE_KEY_STORE").as_deref(),
+    ) {
+        (Some(passphrase), _) => KeyStore::Passphrase(passphrase),
+        (None, Some("keyring")) => KeyStore::Keyring,
+        (None, Some("file")) => KeyStore::File(key_file()?),
+        (None, Some("passphrase")) => {
+            return Err(CoreError::Config(
+                "CASEWIRE_KEY_STORE=passphrase: start with --passphrase-stdin and give the passphrase on standard input".into(),
+            ));
+        }
+        (None, Some(other)) => {
+            return Err(CoreError::Config(format!(
+                "CASEWIRE_KEY_STORE={other:?} must be keyring, file or passphrase"
+            )));
+        }
+        (None, None) => match existing.map(KeysFile::store_kind) {
+            Some("keyring") => KeyStore::Keyring,
+            Some("file") => KeyStore::File(key_file()?),
+            Some(_) => {
+                return Err(CoreError::Config(
+                    "the data key is guarded by a passphrase: start with --passphrase-stdin and give it on standard input".into(),
+                ));
+            }
+            None if unlock.default_store == DefaultKeyStore::Keyring => KeyStore::Keyring,
+            None => KeyStore::File(key_file()?),
+        },
+    };
+    Ok(store)
+}
+
+/// Re-wraps `data_dir`'s data key with a new key in `to`; the current key is found as a start
+/// finds it (`unlock`). The data is not rewritten.
+pub fn rotate_key(
+    data_dir: &Path,
+    settings: &Settings,
+    unlock: Unlock,
+    to: KeyStore,
+) -> Result<(), CoreError> {
+    let existing = KeysFile::load(data_dir)?;
+    let from = key_store(data_dir, settings, existing.as_ref(), unlock)?;
+    crate::keys::rotate(data_dir, &from, &to)
+}
+
 /// The backend: outbox, domain, relay and settings.
 pub struct App {
     /// The outbox, and the database behind it.
@@ -129,6 +262,16 @@ impl App {
         data_dir: &Path,
         settings: Settings,
         store: Arc<dyn SettingsStore>,
+    ) -> Result<App, CoreError> {
+        App::open_with(data_dir, settings, store, Unlock::default())
+    }
+
+    /// [`App::open`], unlocking encrypted data as `unlock` says.
+    pub fn open_with(
+        data_dir: &Path,
+        settings: Settings,
+        store: Arc<dyn SettingsStore>,
+        unlock: Unlock,
     ) -> Result<App, CoreError> {
         let changed = crate::private::make_private(data_dir).map_err(|e| {
             CoreError::Storage(format!(
@@ -169,15 +312,36 @@ impl App {
         config.quota_bytes = settings.number("CASEWIRE_QUEUE_QUOTA_BYTES", config.quota_bytes)?;
         config.legacy_queue_file = Some(data_dir.join("pending_events.json"));
         let quota_bytes = config.quota_bytes;
+        let encryption = unlock_data(data_dir, &settings, unlock)?;
+        if let Some((keys_file, keys)) = &encryption {
+            if persist && !keys_file.database_encrypted {
+                let path = data_dir.join("outbox.db");
+                let started = std::time::Instant::now();
+                casewire_outbox::encrypt_in_place(&path, &keys.database)?;
+                let mut done = keys_file.clone();
+                done.database_encrypted = true;
+                done.save(data_dir)?;
+                tracing::info!(elapsed = ?started.elapsed(), "the database is encrypted");
+            }
+            config.key = persist.then(|| keys.database.clone());
+        }
         let outbox = Arc::new(Outbox::open(config)?);
         crate::migrate(&outbox)?;
         let max_bytes = settings.number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
-        let evidence = Arc::new(EvidenceStore::open(
-            outbox.clone(),
-            clock.clone(),
-            data_dir,
-            max_bytes,
-        )?);
+        let evidence = EvidenceStore::open(outbox.clone(), clock.clone(), data_dir, max_bytes)?
+            .with_key(encryption.as_ref().map(|(_, keys)| keys.content.clone()));
+        if let Some((keys_file, _)) = &encryption {
+            let mut current = KeysFile::load(data_dir)?.unwrap_or_else(|| keys_file.clone());
+            if !current.evidence_sealed {
+                let sealed = evidence.seal_existing()?;
+                current.evidence_sealed = true;
+                current.save(data_dir)?;
+                if sealed > 0 {
+                    tracing::info!(sealed, "evidence files stored before encryption are sealed");
+                }
+            }
+        }
+        let evidence = Arc::new(evidence);
         Ok(App {
             auth: Arc::new(Auth::new(
                 outbox.clone(),

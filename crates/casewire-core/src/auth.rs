@@ -603,11 +603,17 @@ impl Auth {
     /// Counts the refusal events already queued (from before a restart) against their share.
     pub fn adopt_queued_refusals(&self) -> Result<(), CoreError> {
         let queued = self.outbox.read(|conn| {
+            // The type spelled out, so the outbox's partial index of refusals answers this.
             let mut rows = conn.prepare(
-                "SELECT event_id, length(payload) FROM outbox_events WHERE event_type = ?1",
+                "SELECT event_id, length(payload) FROM outbox_events
+                  WHERE event_type = 'user.unauthorized_access'",
             )?;
+            debug_assert_eq!(
+                EventType::UserUnauthorizedAccess.as_str(),
+                "user.unauthorized_access"
+            );
             let found = rows
-                .query_map([EventType::UserUnauthorizedAccess.as_str()], |r| {
+                .query_map([], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

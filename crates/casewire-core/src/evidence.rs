@@ -27,6 +27,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::paging::{ListPage, Listed, Position};
+use crate::sealed::{ContentKey, OpenReader, SealWriter};
 use crate::{CoreError, RequestInfo, User};
 
 /// What an uploader says about a file.
@@ -147,6 +148,8 @@ pub struct EvidenceStore {
     /// uploads hold each. A file is only removed under this lock, when no live record uses it
     /// and no upload holds it: a delete racing an upload of the same content keeps the file.
     pins: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// The key files are sealed with; `None` stores them as they are.
+    key: Option<ContentKey>,
 }
 
 const RISK_LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
@@ -180,7 +183,89 @@ impl EvidenceStore {
             clock,
             dir,
             max_bytes,
+            key: None,
         })
+    }
+
+    /// The store with its files sealed (encrypted) with `key`, or stored as they are.
+    pub fn with_key(mut self, key: Option<ContentKey>) -> EvidenceStore {
+        self.key = key;
+        self
+    }
+
+    /// The plaintext of the stored content `hash`, decrypted as it is read when sealed.
+    fn open_content(&self, hash: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        let file = File::open(self.content_path(hash))?;
+        let reader = std::io::BufReader::with_capacity(256 * 1024, file);
+        match &self.key {
+            None => Ok(Box::new(reader)),
+            Some(key) => Ok(Box::new(OpenReader::new(key, reader)?)),
+        }
+    }
+
+    /// The SHA-256 of the stored content's plaintext; `None` if it cannot be read whole (a
+    /// missing file, or a sealed one that fails its authentication).
+    fn hash_content(&self, hash: &str) -> Option<String> {
+        let mut content = self.open_content(hash).ok()?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = content.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Some(hex::encode(hasher.finalize()))
+    }
+
+    /// Seals every stored file that is not sealed yet (written before encryption was on), one
+    /// at a time and crash-safely: each is sealed into a temporary file, made durable and
+    /// renamed over the original, so a crash leaves each file either as it was or sealed, and
+    /// running this again finishes the work. A file is known to be unsealed when its content
+    /// hashes to its name. Returns how many were sealed.
+    pub fn seal_existing(&self) -> Result<u64, CoreError> {
+        let Some(key) = &self.key else { return Ok(0) };
+        let mut sealed = 0;
+        let shards = std::fs::read_dir(&self.dir).map_err(|e| io(&self.dir, e))?;
+        for shard in shards {
+            let shard = shard.map_err(|e| io(&self.dir, e))?.path();
+            if !shard.is_dir() || shard.file_name().is_some_and(|n| n == "tmp") {
+                continue;
+            }
+            for entry in std::fs::read_dir(&shard).map_err(|e| io(&shard, e))? {
+                let path = entry.map_err(|e| io(&shard, e))?.path();
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if name.len() != 64 || hash_file(&path).as_deref() != Some(name) {
+                    continue;
+                }
+                let mut tmp_name = [0u8; 8];
+                rand::rng().fill_bytes(&mut tmp_name);
+                let tmp = self.dir.join("tmp").join(hex::encode(tmp_name));
+                let done = (|| {
+                    let mut source = File::open(&path).map_err(|e| io(&path, e))?;
+                    let file = crate::private::create_file(&tmp).map_err(|e| io(&tmp, e))?;
+                    let mut writer = SealWriter::new(key, std::io::BufWriter::new(file))
+                        .map_err(|e| io(&tmp, e))?;
+                    std::io::copy(&mut source, &mut writer).map_err(|e| io(&tmp, e))?;
+                    let file = writer
+                        .finish()
+                        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+                        .map_err(|e| io(&tmp, e))?;
+                    file.sync_all().map_err(|e| io(&tmp, e))?;
+                    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+                    sync_dir(&shard)
+                })();
+                if done.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                done?;
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
     }
 
     fn content_path(&self, hash: &str) -> PathBuf {
@@ -374,7 +459,11 @@ impl EvidenceStore {
         rand::rng().fill_bytes(&mut name);
         let tmp = self.dir.join("tmp").join(hex::encode(name));
         let result = (|| {
-            let mut file = crate::private::create_file(&tmp).map_err(|e| io(&tmp, e))?;
+            let file = crate::private::create_file(&tmp).map_err(|e| io(&tmp, e))?;
+            let mut file = match &self.key {
+                None => Sink::Plain(file),
+                Some(key) => Sink::Sealed(SealWriter::new(key, file).map_err(|e| io(&tmp, e))?),
+            };
             let mut hasher = Sha256::new();
             let mut size = 0u64;
             let mut buf = vec![0u8; 64 * 1024];
@@ -397,6 +486,7 @@ impl EvidenceStore {
             if size == 0 {
                 return Err(invalid("the file is empty"));
             }
+            let file = file.finish().map_err(|e| io(&tmp, e))?;
             file.sync_all().map_err(|e| io(&tmp, e))?;
             let hash = hex::encode(hasher.finalize());
             let path = self.content_path(&hash);
@@ -492,7 +582,7 @@ impl EvidenceStore {
         from: &RequestInfo,
     ) -> Result<Verification, CoreError> {
         let evidence = self.live(evidence_id)?;
-        let actual = hash_file(&self.content_path(&evidence.storage_hash));
+        let actual = self.hash_content(&evidence.storage_hash);
         let verified = actual.as_deref() == Some(evidence.storage_hash.as_str());
         let result = Verification {
             verified,
@@ -576,10 +666,18 @@ impl EvidenceStore {
         evidence_id: &str,
         user: &User,
         from: &RequestInfo,
-    ) -> Result<(Evidence, File), CoreError> {
+    ) -> Result<(Evidence, Box<dyn Read + Send>), CoreError> {
         let evidence = self.live(evidence_id)?;
-        let path = self.content_path(&evidence.storage_hash);
-        let file = File::open(&path).map_err(|e| io(&path, e))?;
+        let file = match self.open_content(&evidence.storage_hash) {
+            Ok(file) => file,
+            // A sealed file whose header no longer reads was changed: the same alarm as a
+            // hash that does not match.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                self.check_served(&evidence, "", user, from)?;
+                return Err(CoreError::Tampered(evidence.evidence_id));
+            }
+            Err(e) => return Err(io(&self.content_path(&evidence.storage_hash), e)),
+        };
         let event = self.event(
             EventType::EvidenceDownloaded,
             serde_json::json!({
@@ -796,7 +894,30 @@ fn sync_dir(dir: &Path) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// The SHA-256 of a file, streamed; `None` if it cannot be read.
+/// Where an upload is written: as it is, or sealed.
+enum Sink {
+    Plain(File),
+    Sealed(SealWriter<File>),
+}
+
+impl Sink {
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(file) => file.write_all(data),
+            Sink::Sealed(writer) => writer.write_all(data),
+        }
+    }
+
+    /// The file, with the last sealed chunk written.
+    fn finish(self) -> std::io::Result<File> {
+        match self {
+            Sink::Plain(file) => Ok(file),
+            Sink::Sealed(writer) => writer.finish(),
+        }
+    }
+}
+
+/// The SHA-256 of a file as it is on disk, streamed; `None` if it cannot be read.
 fn hash_file(path: &Path) -> Option<String> {
     let mut file = File::open(path).ok()?;
     let mut hasher = Sha256::new();

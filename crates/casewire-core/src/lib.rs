@@ -13,27 +13,33 @@ pub mod auth;
 pub mod cases;
 pub mod evidence;
 pub mod idempotency;
+pub mod keys;
 pub mod notices;
 pub mod paging;
 pub mod private;
 pub mod refusals;
 pub mod rl;
+pub mod sealed;
 pub mod settings;
 pub mod updates;
 pub mod users;
 
 use casewire_outbox::Outbox;
 
-pub use app::{App, JsonFileStore, RelayStatus, SettingsStore};
+pub use app::{
+    App, DefaultKeyStore, JsonFileStore, RelayStatus, SettingsStore, Unlock, rotate_key,
+};
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
 pub use cases::{Case, CaseFilter, CaseStatus, Cases, Delivery, DeliveryStage, TimelineEntry};
 pub use evidence::{
     Anchor, Evidence, EvidenceFilter, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification,
 };
 pub use idempotency::{Begin, Idempotency, StoredResponse};
+pub use keys::KeyStore;
 pub use notices::{Notice, NoticeWatch, QueueLook, SyncState};
 pub use paging::{ListPage, Listed};
 pub use rl::{Feedback, Policy, Prediction, PredictionRequest};
+pub use sealed::ContentKey;
 pub use settings::{Applies, SettingView, Settings, Source};
 pub use updates::{Release, UpdateError, UpdatePhase, UpdateSource, UpdateView, Updates};
 pub use users::{UserChange, UserRecord};

@@ -147,6 +147,9 @@ pub const KNOWN: &[Spec] = &[
         Applies::NextStart,
         Some("104857600"),
     ),
+    spec("CASEWIRE_ENCRYPTION", false, Applies::NextStart, Some("on")),
+    spec("CASEWIRE_KEY_STORE", false, Applies::NextStart, None),
+    spec("CASEWIRE_KEY_FILE", false, Applies::NextStart, None),
 ];
 
 /// The spec of `key`, if Casewire knows it.

@@ -78,6 +78,7 @@
 #![deny(missing_docs)]
 
 mod acked;
+mod cipher;
 mod clock;
 mod legacy;
 mod queue;
@@ -102,6 +103,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 
 pub use acked::{DEFAULT_SWEEP_AFTER_IDLE, Delivered};
+pub use cipher::{DatabaseKey, encrypt_in_place, is_plaintext};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use legacy::ImportReport;
 pub use queue::{
@@ -153,6 +155,15 @@ pub enum Error {
         path: PathBuf,
         /// What `quick_check` or SQLite reported.
         detail: String,
+    },
+    /// The file cannot be read with the key given (or without one, when it is encrypted).
+    /// Nothing is changed on disk: a wrong key must never look like a corrupt file.
+    #[error(
+        "outbox database {path} cannot be read with the key given: the key is wrong, or the file is not a Casewire database encrypted with it; nothing was changed"
+    )]
+    WrongKey {
+        /// The database file.
+        path: PathBuf,
     },
     /// The database was written by a newer Casewire whose schema this one does not know.
     #[error("outbox database was written by a newer version of Casewire; upgrade to open it")]
@@ -261,6 +272,8 @@ pub struct OutboxConfig {
     /// How long the writer waits with nothing to do before it deletes the rows of delivered
     /// events; `None` leaves them to [`Outbox::sweep_delivered`] and to the quota.
     pub sweep_after_idle: Option<Duration>,
+    /// The key the database file is encrypted with (SQLCipher); `None` for an unencrypted file.
+    pub key: Option<DatabaseKey>,
 }
 
 impl OutboxConfig {
@@ -284,6 +297,7 @@ impl OutboxConfig {
             clock: Arc::new(SystemClock),
             rng_seed: None,
             sweep_after_idle: Some(DEFAULT_SWEEP_AFTER_IDLE),
+            key: None,
         }
     }
 }
@@ -446,12 +460,14 @@ impl Outbox {
             Storage::File(path) => {
                 let lock_file = lock_database(path)?;
                 create_private(path)?;
-                let opened = schema::open_file(path, config.durability, shared.clock.now())?;
+                let key = config.key.as_ref();
+                let opened = schema::open_file(path, config.durability, shared.clock.now(), key)?;
                 report.quarantined = opened.quarantined;
                 let reader = Connection::open(path).map_err(|source| Error::Open {
                     path: path.clone(),
                     source,
                 })?;
+                cipher::apply_key(&reader, key)?;
                 schema::configure(&reader, config.durability, true)?;
                 (opened.conn, reader, Some(lock_file))
             }
@@ -624,7 +640,7 @@ impl Drop for Outbox {
 /// Creates the database file empty and readable by its owner alone if it does not exist, so
 /// SQLite opens it rather than creating it with the umask's mode (its WAL and shared-memory
 /// files then take the same mode).
-fn create_private(path: &Path) -> Result<(), Error> {
+pub(crate) fn create_private(path: &Path) -> Result<(), Error> {
     let mut options = File::options();
     options.create_new(true).write(true);
     #[cfg(unix)]
@@ -640,7 +656,7 @@ fn create_private(path: &Path) -> Result<(), Error> {
 }
 
 /// Takes an exclusive lock on `<database>.lock`, so two processes never share one outbox.
-fn lock_database(path: &Path) -> Result<File, Error> {
+pub(crate) fn lock_database(path: &Path) -> Result<File, Error> {
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
     let mut options = File::options();
     options.create(true).truncate(false).write(true);

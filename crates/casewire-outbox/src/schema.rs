@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 
-use crate::{Durability, Error};
+use crate::{DatabaseKey, Durability, Error};
 
 /// Counter rows of `outbox_counters`: 0–3 hold queued events by priority rank, 4 dead letters,
 /// 5 delivered events whose rows are not yet deleted.
@@ -123,6 +123,13 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         DROP TRIGGER outbox_events_counted_out;
         "#,
         ),
+        // At every start the refusal events already queued are counted against their share of
+        // the quota; without an index that read every row of a large queue. A partial index
+        // holds only refusals, so other events' inserts do not pay for it.
+        M::up(
+            "CREATE INDEX outbox_events_refusals ON outbox_events (event_type)
+               WHERE event_type = 'user.unauthorized_access';",
+        ),
     ])
 });
 
@@ -194,8 +201,9 @@ pub(crate) fn open_file(
     path: &Path,
     durability: Durability,
     now: DateTime<Utc>,
+    key: Option<&DatabaseKey>,
 ) -> Result<Opened, Error> {
-    match open_checked(path, durability) {
+    match open_checked(path, durability, key) {
         Ok(conn) => Ok(Opened {
             conn,
             quarantined: None,
@@ -207,7 +215,7 @@ pub(crate) fn open_file(
                 %detail,
                 "outbox database is corrupt: moved it aside and started a fresh one"
             );
-            let conn = open_checked(path, durability)?;
+            let conn = open_checked(path, durability, key)?;
             Ok(Opened {
                 conn,
                 quarantined: Some(aside),
@@ -217,13 +225,23 @@ pub(crate) fn open_file(
     }
 }
 
-fn open_checked(path: &Path, durability: Durability) -> Result<Connection, Error> {
+fn open_checked(
+    path: &Path,
+    durability: Durability,
+    key: Option<&DatabaseKey>,
+) -> Result<Connection, Error> {
     let corrupt = |detail: String| Error::Corrupt {
         path: path.to_owned(),
         detail,
     };
     let classify = |e: rusqlite::Error| {
-        if is_corruption(&e) {
+        // An encrypted file read with the wrong key looks exactly like a damaged first page:
+        // with a key it is a wrong key, never a corrupt file to move aside.
+        if key.is_some() && e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+            Error::WrongKey {
+                path: path.to_owned(),
+            }
+        } else if is_corruption(&e) {
             corrupt(e.to_string())
         } else {
             Error::Open {
@@ -236,6 +254,7 @@ fn open_checked(path: &Path, durability: Durability) -> Result<Connection, Error
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(classify)?;
+    crate::cipher::apply_key(&conn, key)?;
     configure(&conn, durability, true).map_err(|e| match e {
         Error::Sqlite(e) => classify(e),
         other => other,

@@ -1086,22 +1086,22 @@ fn served_type(claimed: &str) -> &str {
 /// file's hash has been checked (`check`), so a file changed on disk is never served whole:
 /// on a mismatch the body ends with an error instead (the connection is cut).
 fn verified_stream(
-    file: std::fs::File,
+    content: Box<dyn std::io::Read + Send>,
     check: impl FnOnce(String) -> Result<(), CoreError> + Send + 'static,
 ) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
     use futures_util::StreamExt;
     use sha2::{Digest, Sha256};
+    type Chunks = std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send>,
+    >;
     struct Held<C> {
-        chunks: tokio_util::io::ReaderStream<tokio::fs::File>,
+        chunks: Chunks,
         hasher: Sha256,
         last: Option<axum::body::Bytes>,
         check: Option<C>,
     }
     let held = Held {
-        chunks: tokio_util::io::ReaderStream::with_capacity(
-            tokio::fs::File::from_std(file),
-            64 * 1024,
-        ),
+        chunks: Box::pin(read_chunks(content)),
         hasher: Sha256::new(),
         last: None,
         check: Some(check),
@@ -1116,7 +1116,16 @@ fn verified_stream(
                         return Some((Ok(previous), Some(held)));
                     }
                 }
-                Some(Err(e)) => return Some((Err(e), None)),
+                Some(Err(e)) => {
+                    // Sealed content that fails its authentication was changed: raise the
+                    // alarm as a hash mismatch does.
+                    if e.kind() == std::io::ErrorKind::InvalidData
+                        && let Some(check) = held.check.take()
+                    {
+                        let _ = tokio::task::spawn_blocking(move || check(String::new())).await;
+                    }
+                    return Some((Err(e), None));
+                }
                 None => {
                     let actual = hex::encode(held.hasher.clone().finalize());
                     let check = held.check.take()?;
@@ -1129,6 +1138,31 @@ fn verified_stream(
                     };
                 }
             }
+        }
+    })
+}
+
+/// A blocking reader's bytes (a stored file, decrypted when sealed) as a stream, each read on
+/// the blocking pool.
+fn read_chunks(
+    reader: Box<dyn std::io::Read + Send>,
+) -> impl futures_util::Stream<Item = std::io::Result<axum::body::Bytes>> + Send + 'static {
+    futures_util::stream::unfold(Some(reader), |state| async move {
+        let mut reader = state?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = reader.read(&mut buf);
+            (reader, buf, n)
+        })
+        .await;
+        match read {
+            Ok((reader, mut buf, Ok(n))) if n > 0 => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), Some(reader)))
+            }
+            Ok((_, _, Ok(_))) => None,
+            Ok((_, _, Err(e))) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
         }
     })
 }

@@ -58,6 +58,29 @@ pub fn case_event(case: &str, n: usize, source: &str) -> Event {
     )
 }
 
+/// The key file of this test process's encrypted data directories: one per process, outside
+/// every data directory, so tests never touch the account's own key file.
+pub fn test_key_file() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("casewire-test-keys-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    })
+    .join("data.key")
+}
+
+/// The settings of a test's environment: `pairs`, and the process's key file.
+pub fn test_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let mut env: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    env.entry("CASEWIRE_KEY_FILE".into())
+        .or_insert_with(|| test_key_file().display().to_string());
+    move |key| env.get(key).cloned()
+}
+
 /// Shows logs in a failing test's output (info, librdkafka's warnings; `RUST_LOG` tunes them).
 /// Safe to call from every test: only the first call installs the subscriber.
 pub fn test_logging() {
@@ -195,8 +218,12 @@ impl Drop for Tansu {
 /// reading claims nothing and can be repeated while the outbox is open). Rows of delivered
 /// events awaiting deletion are not queued.
 pub fn queued_events(db: &Path) -> Vec<Event> {
-    let db = rusqlite::Connection::open(db).expect("open the outbox file");
-    let delivered = casewire_outbox::Delivered::load(&db).expect("delivered marks");
+    queued_events_in(&rusqlite::Connection::open(db).expect("open the outbox file"))
+}
+
+/// [`queued_events`], read on `db` (an encrypted outbox's own reader, for one).
+pub fn queued_events_in(db: &rusqlite::Connection) -> Vec<Event> {
+    let delivered = casewire_outbox::Delivered::load(db).expect("delivered marks");
     let mut stmt = db
         .prepare("SELECT seq, payload FROM outbox_events ORDER BY seq")
         .expect("query");

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use casewire_core::{App, JsonFileStore, Role, Settings};
+use casewire_core::{App, JsonFileStore, KeyStore, Role, Settings};
 use casewire_outbox::Page;
 use casewire_server::{ServerState, Setup};
 use clap::{Parser, Subcommand};
@@ -29,6 +29,10 @@ struct Cli {
     /// A TOML configuration file (default: casewire.toml in the data directory, if present).
     #[arg(long, env = "CASEWIRE_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// The first line of standard input is the passphrase that guards the data key
+    /// (`CASEWIRE_KEY_STORE=passphrase`), read before anything else.
+    #[arg(long, global = true)]
+    passphrase_stdin: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,10 +57,30 @@ enum Command {
     },
     /// Print the HTTP API's OpenAPI document (what `GET /api/openapi.json` serves).
     Openapi,
+    /// Manage the key that guards the data key (encryption at rest).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Import the guide's pending_events.json into the queue (once; the file is renamed).
     Import {
         /// The queue file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Re-wrap the data key with a new key (the data is not rewritten): in a new key file, a
+    /// new keyring entry, or under a new passphrase (the next line of standard input).
+    Rotate {
+        /// Where the new key is kept: file, keyring or passphrase.
+        #[arg(long)]
+        to: String,
+        /// The key file, for `--to file` (default: the current one, or the configuration
+        /// folder's).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
 }
 
@@ -125,6 +149,18 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line of standard input, without its line ending; refused when empty.
+fn read_line(
+    input: &mut impl std::io::BufRead,
+    what: &str,
+) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    input.read_line(&mut line)?;
+    let trimmed = zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    anyhow::ensure!(!trimmed.is_empty(), "{what} was expected on standard input");
+    Ok(trimmed)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     casewire_core::private::private_by_default();
@@ -138,11 +174,43 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let dir = data_dir(&cli)?;
     let settings = Settings::load(|k| std::env::var(k).ok(), cli.config.as_deref(), &dir)?;
+    let mut input = std::io::stdin().lock();
+    let passphrase = if cli.passphrase_stdin {
+        Some(read_line(&mut input, "the passphrase")?)
+    } else {
+        None
+    };
+    let unlock = casewire_core::Unlock {
+        passphrase,
+        ..casewire_core::Unlock::default()
+    };
+    if let Command::Key {
+        command: KeyCommand::Rotate { to, key_file },
+    } = &cli.command
+    {
+        let to = match to.as_str() {
+            "keyring" => KeyStore::Keyring,
+            "file" => KeyStore::File(match key_file {
+                Some(path) => path.clone(),
+                None => match settings.get("CASEWIRE_KEY_FILE") {
+                    Some(path) => PathBuf::from(path),
+                    None => KeyStore::default_file()?,
+                },
+            }),
+            "passphrase" => KeyStore::Passphrase(read_line(&mut input, "the new passphrase")?),
+            other => anyhow::bail!("--to {other:?}: say file, keyring or passphrase"),
+        };
+        casewire_core::rotate_key(&dir, &settings, unlock, to)?;
+        eprintln!("the data key is re-wrapped; the data was not rewritten");
+        return Ok(());
+    }
+    drop(input);
     // The settings screen's values for a headless server: settings.json in the data directory.
-    let app = Arc::new(App::open(
+    let app = Arc::new(App::open_with(
         &dir,
         settings,
         Arc::new(JsonFileStore::in_dir(&dir)),
+        unlock,
     )?);
     let outbox = app.outbox.clone();
     match cli.command {
@@ -198,6 +266,8 @@ async fn main() -> anyhow::Result<()> {
                 ),
             }
         }
+        // Rotated above, before the app opened.
+        Command::Key { .. } => Ok(()),
         Command::Openapi => print_json(&casewire_server::openapi(&ServerState::for_app(app, 0))),
         Command::Import { file } => {
             let report = outbox.import_legacy(&file)?;

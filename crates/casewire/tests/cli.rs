@@ -265,6 +265,7 @@ fn under_umask(umask: &str, data: &std::path::Path) -> Command {
         .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_casewire"))
         .env("CASEWIRE_DATA_DIR", data)
+        .env("CASEWIRE_KEY_FILE", casewire_testkit::test_key_file())
         .env("RUST_LOG", "info,librdkafka=off")
         .env_remove("KAFKA_BROKERS");
     command

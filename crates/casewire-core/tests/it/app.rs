@@ -15,7 +15,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn open(dir: &std::path::Path) -> App {
-    let settings = Settings::load(|_| None, None, dir).expect("settings");
+    let settings = Settings::load(casewire_testkit::test_env(&[]), None, dir).expect("settings");
     App::open(dir, settings, Arc::new(JsonFileStore::in_dir(dir))).expect("app")
 }
 

@@ -3,6 +3,7 @@
 mod app;
 mod auth;
 mod cases;
+mod encryption;
 mod evidence;
 mod rl;
 mod settings;

@@ -93,7 +93,7 @@ impl UpdateSource for Channel {
 }
 
 fn open(dir: &std::path::Path) -> Arc<App> {
-    let settings = Settings::load(|_| None, None, dir).expect("settings");
+    let settings = Settings::load(casewire_testkit::test_env(&[]), None, dir).expect("settings");
     Arc::new(App::open(dir, settings, Arc::new(JsonFileStore::in_dir(dir))).expect("app"))
 }
 

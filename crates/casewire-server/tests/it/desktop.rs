@@ -45,7 +45,8 @@ struct Desktop {
 
 fn desktop(files: Picked) -> Desktop {
     let dir = tempfile::tempdir().expect("temp dir");
-    let settings = Settings::load(|_| None, None, dir.path()).expect("settings");
+    let settings =
+        Settings::load(casewire_testkit::test_env(&[]), None, dir.path()).expect("settings");
     let app = Arc::new(
         App::open(
             dir.path(),

@@ -97,11 +97,8 @@ async fn server_with_users_and_policy(
 /// environment's settings and the users of [`USERS`].
 pub(crate) async fn app_server(environment: &[(&str, &str)]) -> (Server, Arc<App>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let env: std::collections::HashMap<String, String> = environment
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let settings = Settings::load(|k| env.get(k).cloned(), None, dir.path()).expect("settings");
+    let settings = Settings::load(casewire_testkit::test_env(environment), None, dir.path())
+        .expect("settings");
     let app = Arc::new(
         App::open(
             dir.path(),
@@ -251,9 +248,12 @@ pub(crate) fn upload_form_for(
 pub(crate) const WALLET: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
 impl Server {
-    /// Every event queued so far, in order (reading claims nothing).
+    /// Every event queued so far, in order (reading claims nothing), read through the
+    /// outbox's own reader, which holds the key when the file is encrypted.
     pub(crate) fn events(&self) -> Vec<Event> {
-        casewire_testkit::queued_events(&self.dir.path().join("outbox.db"))
+        self.outbox
+            .read(|db| Ok::<_, casewire_outbox::Error>(casewire_testkit::queued_events_in(db)))
+            .expect("read")
     }
 
     /// Sends `request` and returns the status, the JSON body and the events it queued.

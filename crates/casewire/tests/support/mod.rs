@@ -17,6 +17,7 @@ pub fn casewire(data: &Path, brokers: Option<&str>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_casewire"));
     command
         .env("CASEWIRE_DATA_DIR", data)
+        .env("CASEWIRE_KEY_FILE", casewire_testkit::test_key_file())
         .env("RETRY_INTERVAL", "200")
         .env("RUST_LOG", "info,librdkafka=off");
     match brokers {

@@ -269,6 +269,9 @@ export const settingHints: Record<string, string> = {
   QUEUE_PERSIST: 'true keeps queued events on disk, so they survive a restart; false keeps them in memory only.',
   CASEWIRE_LISTEN: 'The address the API listens on; it answers only on this computer.',
   CASEWIRE_MAX_EVIDENCE_BYTES: 'The largest evidence file accepted, in bytes.',
+  CASEWIRE_ENCRYPTION: 'on encrypts the database and the evidence files on this disk; off stores them readable by anyone with the disk (only for a data folder that was never encrypted).',
+  CASEWIRE_KEY_STORE: 'Where the key that unlocks the data is kept: keyring (the system’s, the desktop’s default) or file (casewire serve’s default).',
+  CASEWIRE_KEY_FILE: 'The key file, when the key is kept in a file: readable by this account only, never inside the data folder.',
 };
 
 export const eventTypes: Record<string, string> = {
