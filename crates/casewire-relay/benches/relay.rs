@@ -6,6 +6,8 @@
 //!   N = 200,000 guide-shaped events as fast as it can, until all are acknowledged;
 //! - the relay draining the same N events from a durable outbox backlog (until every event is
 //!   acknowledged in the outbox), and how long the idle writer then takes to delete their rows;
+//! - the same drain from an encrypted database (SQLCipher), after each unencrypted one, as a
+//!   ratio of it;
 //! - commit-to-delivery-report latency (p50, p99) at a steady 1,000 events/s;
 //! - the time from a broker accepting connections to the first delivered backlog event.
 //!
@@ -53,15 +55,16 @@ fn main() {
         .max(1);
     let (mut raws, mut drains, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut sweeps = Vec::new();
+    let (mut encrypted_drains, mut encrypted_ratios) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         let raw = {
             let broker = broker();
             raw_producer(&broker.brokers(), &events)
         };
-        let drain = {
+        let mut drain_once = |key: Option<casewire_outbox::DatabaseKey>| {
             let broker = broker();
             let dir = tempfile::tempdir().unwrap();
-            let outbox = open(&dir);
+            let outbox = open_keyed(&dir, key);
             fill(&outbox, &events);
             if let Some(pause) = std::env::var_os("RELAY_BENCH_PAUSE_BEFORE_DRAIN") {
                 // For attaching a profiler to the drain alone.
@@ -86,10 +89,20 @@ fn main() {
             // The delivered rows are deleted once the drain is over: timed, not counted above.
             let swept = Instant::now();
             wait_until(|| outbox.stats(Page::first(0)).unwrap().awaiting_deletion == 0);
-            sweeps.push(swept.elapsed().as_secs_f64() * 1e3);
+            let sweep = swept.elapsed().as_secs_f64() * 1e3;
             rt.block_on(relay.shutdown());
-            rate
+            (rate, sweep)
         };
+        let (drain, sweep) = drain_once(None);
+        sweeps.push(sweep);
+        // The same drain from an encrypted database (SQLCipher), right after.
+        let (encrypted, _) = drain_once(Some(casewire_outbox::DatabaseKey::new([7; 32])));
+        println!(
+            "round {round}: the drain from an encrypted database {encrypted:.0} events/s ({:.2} of the unencrypted one)",
+            encrypted / drain
+        );
+        encrypted_ratios.push(encrypted / drain);
+        encrypted_drains.push(encrypted);
         println!(
             "round {round}: bare rdkafka producer {raw:.0} events/s, relay draining a durable backlog {drain:.0} events/s ({:.2}), delivered rows deleted {:.0} ms after",
             drain / raw,
@@ -150,6 +163,9 @@ fn main() {
         "drain_ratio": (drain_ratio * 100.0).round() / 100.0,
         "drain_ratios": ratios.iter().map(|r| (r * 100.0).round() / 100.0).collect::<Vec<_>>(),
         "sweep_after_drain_ms": median(&sweeps).round(),
+        "encrypted_drain_per_s": median(&encrypted_drains).round(),
+        "encrypted_drain_ratio": (median(&encrypted_ratios) * 100.0).round() / 100.0,
+        "encrypted_drain_ratios": encrypted_ratios.iter().map(|r| (r * 100.0).round() / 100.0).collect::<Vec<_>>(),
         "commit_to_ack_p50_ms": (p50 * 100.0).round() / 100.0,
         "commit_to_ack_p99_ms": (p99 * 100.0).round() / 100.0,
         "recovery_first_event_ms": recovery_first_event_ms.round(),
@@ -189,9 +205,14 @@ fn config(brokers: &str) -> RelayConfig {
 }
 
 fn open(dir: &tempfile::TempDir) -> Arc<Outbox> {
+    open_keyed(dir, None)
+}
+
+fn open_keyed(dir: &tempfile::TempDir, key: Option<casewire_outbox::DatabaseKey>) -> Arc<Outbox> {
     Arc::new(
         Outbox::open(OutboxConfig {
             quota_bytes: u64::MAX,
+            key,
             ..OutboxConfig::file(dir.path().join("outbox.db"))
         })
         .unwrap(),

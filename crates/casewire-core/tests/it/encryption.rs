@@ -275,3 +275,35 @@ fn rotating_the_key_rewraps_the_data_key_and_leaves_the_data_as_it_is() {
         "{refused}"
     );
 }
+
+/// The key in the OS keyring, for real: Secret Service on a session bus, run by
+/// `scripts/test` inside `scripts/in-desktop-session` (D-Bus and an unlocked gnome-keyring).
+#[test]
+#[ignore = "needs a Secret Service; scripts/test runs it under scripts/in-desktop-session"]
+fn the_data_key_kept_in_the_os_keyring_unlocks_the_data_and_its_rotation_to_a_file_works() {
+    let dirs = dirs();
+    let app = open_with(&dirs, &[("CASEWIRE_KEY_STORE", "keyring")]).expect("keyring");
+    let (case_id, _) = record(&app);
+    drop(app);
+    assert!(
+        !dirs.key_file.exists(),
+        "no key file: the key is in the keyring"
+    );
+    let keys = std::fs::read_to_string(dirs.data.join("keys.json")).expect("keys.json");
+    assert!(keys.contains("\"store\": \"keyring\""), "{keys}");
+    // The next start finds it in the keyring, as keys.json says, with no setting.
+    let app = open_with(&dirs, &[]).expect("reopened from the keyring");
+    assert_eq!(app.cases.get(&case_id).expect("case").title, TITLE);
+    drop(app);
+    let settings =
+        Settings::load(casewire_testkit::test_env(&[]), None, &dirs.data).expect("settings");
+    casewire_core::rotate_key(
+        &dirs.data,
+        &settings,
+        casewire_core::Unlock::default(),
+        KeyStore::File(dirs.key_file.clone()),
+    )
+    .expect("rotated to a file");
+    let app = open_with(&dirs, &[]).expect("opens from the key file");
+    assert_eq!(app.cases.get(&case_id).expect("case").title, TITLE);
+}

@@ -104,3 +104,74 @@ fn an_unreachable_directory_is_an_error_not_a_reset() {
         "{err}"
     );
 }
+
+/// Every file in the fixture's directory with its bytes.
+fn snapshot(fx: &Fixture) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(fx.dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read");
+            (
+                p.file_name().expect("name").to_string_lossy().into_owned(),
+                bytes,
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn an_encrypted_file_opened_with_the_wrong_key_is_refused_and_left_as_it_is() {
+    let fx = Fixture::new();
+    let keyed = |byte: u8| casewire_outbox::OutboxConfig {
+        key: Some(casewire_outbox::DatabaseKey::new([byte; 32])),
+        ..fx.config()
+    };
+    let outbox = Outbox::open(keyed(1)).expect("encrypted");
+    fx.queue(&outbox, 10, Priority::Medium);
+    drop(outbox);
+    let path = fx.dir.path().join("outbox.db");
+    assert!(!casewire_outbox::is_plaintext(&path).expect("header"));
+    let before = snapshot(&fx);
+
+    let refused = Outbox::open(keyed(2)).err().expect("a wrong key");
+    assert!(matches!(refused, Error::WrongKey { .. }), "{refused}");
+    assert!(
+        refused.to_string().contains("nothing was changed"),
+        "{refused}"
+    );
+    assert_eq!(
+        snapshot(&fx),
+        before,
+        "no quarantine, no new file, nothing rewritten"
+    );
+
+    let outbox = Outbox::open(keyed(1)).expect("the right key");
+    assert_eq!(queued_ids(&outbox).len(), 10);
+}
+
+#[test]
+fn an_unencrypted_file_is_encrypted_in_place_and_then_needs_its_key() {
+    let fx = Fixture::new();
+    fill(&fx, 10);
+    let path = fx.dir.path().join("outbox.db");
+    assert!(casewire_outbox::is_plaintext(&path).expect("header"));
+    let key = casewire_outbox::DatabaseKey::new([7; 32]);
+    casewire_outbox::encrypt_in_place(&path, &key).expect("encrypted");
+    assert!(!casewire_outbox::is_plaintext(&path).expect("header"));
+    // A second run finds nothing to do.
+    casewire_outbox::encrypt_in_place(&path, &key).expect("again");
+    let outbox = Outbox::open(casewire_outbox::OutboxConfig {
+        key: Some(key),
+        ..fx.config()
+    })
+    .expect("opens with its key");
+    assert_eq!(queued_ids(&outbox).len(), 10);
+    assert!(
+        !fx.dir.path().join("outbox.db.encrypting").exists(),
+        "no copy left beside it"
+    );
+}
