@@ -61,7 +61,7 @@ fn main() {
             let broker = broker();
             raw_producer(&broker.brokers(), &events)
         };
-        let mut drain_once = |key: Option<casewire_outbox::DatabaseKey>| {
+        let drain_once = |key: Option<casewire_outbox::DatabaseKey>| {
             let broker = broker();
             let dir = tempfile::tempdir().unwrap();
             let outbox = open_keyed(&dir, key);
