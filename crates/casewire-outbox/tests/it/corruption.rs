@@ -137,7 +137,7 @@ fn an_encrypted_file_opened_with_the_wrong_key_is_refused_and_left_as_it_is() {
     assert!(!casewire_outbox::is_plaintext(&path).expect("header"));
     let before = snapshot(&fx);
 
-    let refused = Outbox::open(keyed(2)).err().expect("a wrong key");
+    let refused = Outbox::open(keyed(2)).expect_err("a wrong key");
     assert!(matches!(refused, Error::WrongKey { .. }), "{refused}");
     assert!(
         refused.to_string().contains("nothing was changed"),
