@@ -75,6 +75,13 @@ describe('sync badge', () => {
     expect(label.title).toContain('Last delivery 1 minute ago');
   });
 
+  it('names the refusal the server reports, whatever the reason text says', () => {
+    const err = syncLabel({ ...status, state: 'error', waiting: 3, lastError: 'Local: SSL error: something librdkafka said', refused: 'certificate' }, 'ok', NOW);
+    expect(err.detail).toBe('TLS certificate problem');
+    const auth = syncLabel({ ...status, state: 'error', waiting: 3, lastError: 'Broker: unusual words', refused: 'authentication' }, 'ok', NOW);
+    expect(auth.detail).toBe('Kafka refused the sign-in (SASL)');
+  });
+
   it('shortens an error reason for the badge and keeps it whole on hover', () => {
     const sasl = 'Message production error: Authentication (Local: Authentication failure): SASL authentication error: Authentication failed: Invalid username or password (after 312ms in state AUTH_REQ)';
     const err = syncLabel({ ...status, state: 'error', waiting: 2, lastError: sasl }, 'ok', NOW);

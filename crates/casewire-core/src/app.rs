@@ -88,6 +88,9 @@ pub struct RelayStatus {
     pub last_delivery_ms: Option<i64>,
     /// The last error reported since the last delivery.
     pub last_error: Option<String>,
+    /// Why the cluster refuses this client, while it does: `authentication`, `certificate`
+    /// or `authorization`.
+    pub refused: Option<&'static str>,
 }
 
 /// How often the backend's periodic work runs ([`App::start_housekeeping`]).
@@ -142,6 +145,12 @@ fn unlock_data(
             )));
         }
     }
+    // The keyring by default only: a desktop without a Secret Service (no D-Bus session, a
+    // minimal window manager) keeps the key in a key file instead, said in the log.
+    let keyring_by_default = existing.is_none()
+        && unlock.passphrase.is_none()
+        && unlock.default_store == DefaultKeyStore::Keyring
+        && settings.get("CASEWIRE_KEY_STORE").is_none();
     let store = key_store(data_dir, settings, existing.as_ref(), unlock)?;
     match existing {
         Some(file) => {
@@ -149,9 +158,20 @@ fn unlock_data(
             Ok(Some((file, keys)))
         }
         None => {
-            let (file, keys) = KeysFile::create(&store)?;
+            let (file, keys) = match KeysFile::create(&store) {
+                Err(e) if keyring_by_default => {
+                    let fallback = key_store(data_dir, settings, None, Unlock::default())?;
+                    tracing::warn!(
+                        error = %e,
+                        store = ?fallback,
+                        "the OS keyring cannot be used: the key of the data key is kept in a key file instead, as safe as this account"
+                    );
+                    KeysFile::create(&fallback)?
+                }
+                created => created?,
+            };
             file.save(data_dir)?;
-            tracing::info!(store = ?store, "encryption is on: made this data directory's key");
+            tracing::info!("encryption is on: made this data directory's key");
             Ok(Some((file, keys)))
         }
     }
@@ -410,6 +430,11 @@ impl App {
             self.clock.clone(),
         ));
         let counters = relay.shared_counters();
+        tokio::spawn(alert_refusals(
+            counters.clone(),
+            self.outbox.clone(),
+            self.clock.clone(),
+        ));
         *write(&self.counters) = Some(counters.clone());
         *running = Some(RunningRelay { relay, counters });
         Ok(true)
@@ -426,12 +451,14 @@ impl App {
                     running: true,
                     last_delivery_ms: (last > 0).then_some(last),
                     last_error: c.last_error(),
+                    refused: c.refused().map(casewire_relay::Refusal::as_str),
                 }
             }
             None => RelayStatus {
                 running: false,
                 last_delivery_ms: None,
                 last_error: None,
+                refused: None,
             },
         }
     }
@@ -517,6 +544,54 @@ impl App {
             .is_err()
         {
             tracing::error!("closing the outbox panicked");
+        }
+    }
+}
+
+/// Raises a critical `system.alert` each time the cluster starts refusing this client (wrong
+/// credentials, a certificate that does not verify, an ACL), until the relay stops. The alert
+/// waits in the queue with the rest and says what to fix; it holds no secret.
+async fn alert_refusals(counters: Arc<RelayCounters>, outbox: Arc<Outbox>, clock: Arc<dyn Clock>) {
+    let mut refusals = counters.refused.subscribe();
+    let counters = Arc::downgrade(&counters);
+    while refusals.changed().await.is_ok() {
+        let Some(refusal) = *refusals.borrow_and_update() else {
+            continue;
+        };
+        let what = match refusal {
+            casewire_relay::Refusal::Authentication => {
+                "Kafka refused this client's credentials (KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD)"
+            }
+            casewire_relay::Refusal::Certificate => {
+                "the Kafka broker's certificate did not verify against KAFKA_SSL_CA_LOCATION"
+            }
+            casewire_relay::Refusal::Authorization => {
+                "Kafka's ACLs do not let this client write to the topic"
+            }
+        };
+        let reason = counters.upgrade().and_then(|c| c.last_error());
+        let mut data = serde_json::Map::new();
+        data.insert(
+            "message".into(),
+            format!("{what}: events wait on this machine and no attempt is counted; correct the Kafka settings").into(),
+        );
+        data.insert("refusal".into(), refusal.as_str().into());
+        data.insert("reason".into(), reason.into());
+        let event = casewire_events::Event::new(
+            casewire_events::EventType::SystemAlert,
+            data,
+            casewire_events::Metadata {
+                source: Some(crate::SOURCE.into()),
+                ..casewire_events::Metadata::default()
+            },
+            clock.now(),
+            &mut rand::rng(),
+        )
+        .with_priority(casewire_events::Priority::Critical);
+        let outbox = outbox.clone();
+        let queued = tokio::task::spawn_blocking(move || outbox.enqueue(&event).wait()).await;
+        if let Ok(Err(e)) = queued {
+            tracing::error!(error = %e, "could not queue the alert of Kafka's refusal");
         }
     }
 }

@@ -14,17 +14,29 @@ fn is_permanent(code: RDKafkaErrorCode) -> bool {
             | InvalidRecord
             | MessageBatchTooLarge
             | BadMessage
-            | TopicAuthorizationFailed
-            | ClusterAuthorizationFailed
-            | TransactionalIdAuthorizationFailed
             | UnknownTopic
             | UnknownTopicOrPartition
             | InvalidTopic
             | PolicyViolation
             | UnsupportedForMessageFormat
             | InvalidRequiredAcks
-            | SaslAuthenticationFailed
+    )
+}
+
+/// Errors that say the cluster refuses this client, not this event: wrong credentials, a
+/// certificate that does not verify, an ACL that does not let it write. Every event would meet
+/// the same refusal, and the cure is in the settings or the cluster: the attempt does not
+/// count, nothing is dead-lettered, and the relay reports the refusal for an admin to act on.
+pub(crate) fn is_refused_client(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        SaslAuthenticationFailed
             | Authentication
+            | SSL
+            | TopicAuthorizationFailed
+            | ClusterAuthorizationFailed
+            | TransactionalIdAuthorizationFailed
     )
 }
 
@@ -57,7 +69,7 @@ pub(crate) fn classify(error: &KafkaError, reachable: bool) -> FailKind {
     };
     if is_permanent(code) {
         FailKind::Permanent
-    } else if is_unreachable(code) || !reachable {
+    } else if is_refused_client(code) || is_unreachable(code) || !reachable {
         FailKind::Unreachable
     } else {
         FailKind::Retriable
@@ -75,13 +87,7 @@ mod tests {
 
     #[test]
     fn refusals_a_retry_cannot_fix_are_permanent() {
-        for code in [
-            C::MessageSizeTooLarge,
-            C::TopicAuthorizationFailed,
-            C::ClusterAuthorizationFailed,
-            C::InvalidMessage,
-            C::UnknownTopic,
-        ] {
+        for code in [C::MessageSizeTooLarge, C::InvalidMessage, C::UnknownTopic] {
             assert_eq!(
                 classify(&delivery(code), true),
                 FailKind::Permanent,
@@ -92,6 +98,25 @@ mod tests {
                 FailKind::Permanent,
                 "{code:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_cluster_refusing_this_client_burns_no_attempt_and_dead_letters_nothing() {
+        for code in [
+            C::SaslAuthenticationFailed,
+            C::Authentication,
+            C::SSL,
+            C::TopicAuthorizationFailed,
+            C::ClusterAuthorizationFailed,
+        ] {
+            for reachable in [true, false] {
+                assert_eq!(
+                    classify(&delivery(code), reachable),
+                    FailKind::Unreachable,
+                    "{code:?}"
+                );
+            }
         }
     }
 

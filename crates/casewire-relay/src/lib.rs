@@ -84,9 +84,72 @@ pub struct RelayCounters {
     /// authorised, …), cleared when a delivery succeeds. Never holds a secret: librdkafka's
     /// reasons name brokers and mechanisms, not passwords.
     pub last_error: std::sync::Mutex<Option<String>>,
+    /// Why the cluster refuses this client, while it does (cleared by a delivery); watched by
+    /// whoever raises the alert.
+    pub refused: watch::Sender<Option<Refusal>>,
+}
+
+/// The cluster refuses this client, whatever the event: what an admin must fix in the settings
+/// or the cluster. Nothing is dead-lettered for it and no attempt is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The SASL credentials were refused (a wrong password, an unknown user).
+    Authentication,
+    /// The broker's TLS certificate did not verify against the configured CA (or TLS failed).
+    Certificate,
+    /// The credentials were accepted but the cluster's ACLs do not let this client write.
+    Authorization,
+}
+
+impl Refusal {
+    /// The refusal a librdkafka error code means, if it means one.
+    pub fn of(code: RDKafkaErrorCode) -> Option<Refusal> {
+        use RDKafkaErrorCode as C;
+        match code {
+            C::Authentication | C::SaslAuthenticationFailed => Some(Refusal::Authentication),
+            C::SSL => Some(Refusal::Certificate),
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::TransactionalIdAuthorizationFailed => Some(Refusal::Authorization),
+            _ => None,
+        }
+    }
+
+    /// Its name in stats, metrics and readiness: `authentication`, `certificate`,
+    /// `authorization`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Authentication => "authentication",
+            Refusal::Certificate => "certificate",
+            Refusal::Authorization => "authorization",
+        }
+    }
 }
 
 impl RelayCounters {
+    /// Why the cluster refuses this client, if it does now.
+    pub fn refused(&self) -> Option<Refusal> {
+        *self.refused.borrow()
+    }
+
+    fn set_refused(&self, refusal: Option<Refusal>) {
+        self.refused.send_if_modified(|refused| {
+            if *refused == refusal {
+                return false;
+            }
+            match refusal {
+                Some(r) => tracing::error!(
+                    refusal = r.as_str(),
+                    "Kafka refuses this client ({}): events wait here, no attempt is counted; correct the Kafka settings",
+                    r.as_str()
+                ),
+                None => tracing::info!("Kafka accepts this client again"),
+            }
+            *refused = refusal;
+            true
+        });
+    }
+
     /// The last error reported, if no delivery succeeded since.
     pub fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
@@ -164,6 +227,9 @@ impl ClientContext for RelayContext {
             // (a refused authentication, a bad certificate) is what an admin needs to read.
             self.counters
                 .set_last_error(Some(format!("{error}: {reason}")));
+        }
+        if let Some(refusal) = code.and_then(Refusal::of) {
+            self.counters.set_refused(Some(refusal));
         }
         if code == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.set_reachable(false);
@@ -636,6 +702,9 @@ impl Loop {
                     if timed_out && reachable && !self.resetting {
                         self.begin_reset("messages time out while a broker is up".to_owned());
                     }
+                    if let Some(refusal) = classify::code_of(&error).and_then(Refusal::of) {
+                        self.counters.set_refused(Some(refusal));
+                    }
                     let kind = if self.resetting || timed_out {
                         FailKind::Unreachable
                     } else {
@@ -659,6 +728,7 @@ impl Loop {
                 .last_delivery_ms
                 .store(now_ms(), Ordering::Relaxed);
             self.counters.set_last_error(None);
+            self.counters.set_refused(None);
             if self.was_reachable {
                 self.recovering += n;
             }

@@ -148,6 +148,21 @@ pub(crate) async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         "1 when a broker is reachable.",
         u8::from(stats.kafka_connected),
     );
+    let refused = state
+        .app
+        .as_ref()
+        .and_then(|app| app.relay_status().refused);
+    let _ = writeln!(
+        out,
+        "# HELP casewire_kafka_refused 1 while the cluster refuses this client, by why: authentication (the credentials), certificate (the broker's certificate did not verify), authorization (the ACLs). Events wait; no attempt is counted.\n# TYPE casewire_kafka_refused gauge"
+    );
+    for reason in ["authentication", "certificate", "authorization"] {
+        let _ = writeln!(
+            out,
+            "casewire_kafka_refused{{reason=\"{reason}\"}} {}",
+            u8::from(refused == Some(reason))
+        );
+    }
     let totals = state.outbox.delivery_totals();
     counter(
         &mut out,

@@ -221,16 +221,19 @@ async fn readyz(State(state): St) -> Response {
     match state.outbox.stats(Page::first(0)) {
         Ok(stats) => {
             // The app's relay comes and goes with the settings: asked now, not copied at start.
-            let configured = state
-                .app
+            let status = state.app.as_ref().map(|app| app.relay_status());
+            let configured = status
                 .as_ref()
-                .map_or(state.relay_configured, |app| app.relay_status().running);
-            let relay = match (configured, stats.kafka_available) {
-                (false, _) => "not configured",
-                (true, true) => "running",
-                (true, false) => "not running",
+                .map_or(state.relay_configured, |status| status.running);
+            let refused = status.and_then(|status| status.refused);
+            let relay = match (configured, stats.kafka_available, refused) {
+                (false, _, _) => "not configured".to_owned(),
+                (true, true, Some(why)) => format!("refused: {why}"),
+                (true, true, None) => "running".to_owned(),
+                (true, false, _) => "not running".to_owned(),
             };
-            let ready = relay != "not running";
+            // A relay the cluster refuses cannot deliver until an admin corrects the settings.
+            let ready = relay == "running" || relay == "not configured";
             let status = if ready {
                 StatusCode::OK
             } else {
@@ -239,7 +242,7 @@ async fn readyz(State(state): St) -> Response {
             let body = Readiness {
                 status: if ready { "ready" } else { "not ready" }.into(),
                 database: "open".into(),
-                relay: Some(relay.into()),
+                relay: Some(relay),
                 timestamp: now(),
             };
             (status, Json(body)).into_response()

@@ -203,7 +203,8 @@ pub(crate) struct Readiness {
     pub(crate) status: String,
     /// `open`, or why the database cannot be read.
     pub(crate) database: String,
-    /// `running` or `not running`; absent when not ready.
+    /// `running`, `not running`, `not configured`, or `refused: authentication` (or
+    /// `certificate`, `authorization`) while the cluster refuses this client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) relay: Option<String>,
     /// Now.
@@ -490,6 +491,9 @@ pub(crate) struct SyncStatus {
     pub(crate) last_delivery_at: Option<String>,
     /// What the relay last reported going wrong, while it is not resolved.
     pub(crate) last_error: Option<String>,
+    /// While the cluster refuses this client, why: `authentication` (the credentials),
+    /// `certificate` (the broker's certificate did not verify) or `authorization` (the ACLs).
+    pub(crate) refused: Option<String>,
 }
 envelope!(
     /// The desktop app's updates: the running version, whether looking is allowed, what is on

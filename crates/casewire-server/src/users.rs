@@ -333,6 +333,7 @@ pub(crate) async fn sync(State(state): St, ctx: Ctx) -> Result<Json<SyncResponse
         in_flight: stats.in_flight,
         dead_letters: stats.dead_letter_count,
         broker_connected: stats.kafka_connected,
+        refused: relay.as_ref().and_then(|r| r.refused).map(str::to_owned),
         last_delivery_at: relay.and_then(|r| r.last_delivery_ms).map(rfc3339),
         last_error,
     }))

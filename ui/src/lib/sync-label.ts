@@ -53,6 +53,11 @@ export function syncLabel(status: SyncStatus | null, link: Link, now: number): S
     const text = link === 'unsupported' ? t.sync.unsupported : t.sync.unknown;
     return { state: 'unknown', text, detail: '', title: text, announce: '', tone: 'neutral' };
   }
+  const refusedReasons: Record<string, string> = {
+    authentication: t.sync.reasons.authentication,
+    certificate: t.sync.reasons.tls,
+    authorization: t.sync.reasons.authorisation,
+  };
   const last = status.lastDeliveryAt ? t.sync.lastDelivery(status.lastDeliveryAt, now) : t.sync.neverDelivered;
   const waiting = status.waiting;
   switch (status.state) {
@@ -68,7 +73,9 @@ export function syncLabel(status: SyncStatus | null, link: Link, now: number): S
     }
     case 'error': {
       const text = t.sync.error(waiting);
-      const detail = status.lastError ? shortReason(status.lastError) : t.sync.errorNoReason;
+      // The server says outright when the cluster refuses this client; else the reason's text.
+      const refused = status.refused ? refusedReasons[status.refused] : undefined;
+      const detail = refused ?? (status.lastError ? shortReason(status.lastError) : t.sync.errorNoReason);
       const title = t.sync.errorTitle(status.lastError ?? t.sync.errorNoReason, waiting);
       return { state: 'error', text, detail, title, announce: t.sync.errorAnnounce(detail), tone: 'alarm' };
     }

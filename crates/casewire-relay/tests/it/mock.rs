@@ -175,9 +175,11 @@ async fn a_slow_broker_still_gets_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_topic_authorization_failure_dead_letters_at_once_and_later_events_flow() {
+async fn a_topic_authorization_failure_is_reported_burns_no_attempt_and_the_event_is_delivered_once_allowed()
+ {
     let mock = cluster();
-    // The next produce request is refused: the only event queued then is in it.
+    // The next produce request is refused: the only event queued then is in it. An ACL says
+    // nothing against the event: it waits, uncounted, and goes once the cluster lets it.
     mock.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
@@ -186,28 +188,28 @@ async fn a_topic_authorization_failure_dead_letters_at_once_and_later_events_flo
     let refused = fx.enqueue(1, 1);
     let relay =
         Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
-    until("the refused event to be dead-lettered", || {
-        fx.stats().dead_letter_count == 1
-    })
-    .await;
-    let dead = fx
-        .outbox
-        .dead_letters(Page::first(10))
-        .expect("dead letters");
-    assert_eq!(dead[0].event_id, refused[0]);
-    assert!(
-        dead[0].reason.contains("Authorization"),
-        "{}",
-        dead[0].reason
-    );
+    let counters = relay.shared_counters();
+    let mut refusals = counters.refused.subscribe();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        refusals.wait_for(|r| *r == Some(casewire_relay::Refusal::Authorization)),
+    )
+    .await
+    .expect("the refusal reported within 30 s")
+    .expect("relay running");
     let flowing = fx.enqueue(40, 4);
-    until("the other events to drain", || fx.stats().queue_size == 0).await;
+    until("every event to drain", || fx.stats().queue_size == 0).await;
+    assert_eq!(fx.stats().dead_letter_count, 0, "nothing dead-lettered");
+    assert_eq!(fx.outbox.delivery_totals().failed, 0, "no attempt counted");
+    assert_eq!(counters.refused(), None, "a delivery ends the refusal");
     relay.shutdown().await;
     let brokers = mock.bootstrap_servers();
-    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 40))
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 41))
         .await
         .expect("reader");
-    assert_delivered_once_in_order(&delivered, &flowing);
+    let mut expected = refused;
+    expected.extend(flowing);
+    assert_delivered_once_in_order(&delivered, &expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1453,7 +1453,10 @@ export interface components {
         Readiness: {
             /** @description `open`, or why the database cannot be read. */
             database: string;
-            /** @description `running` or `not running`; absent when not ready. */
+            /**
+             * @description `running`, `not running`, `not configured`, or `refused: authentication` (or
+             *     `certificate`, `authorization`) while the cluster refuses this client.
+             */
             relay?: string | null;
             /** @description `ready` or `not ready`. */
             status: string;
@@ -1598,6 +1601,11 @@ export interface components {
             lastDeliveryAt?: string | null;
             /** @description What the relay last reported going wrong, while it is not resolved. */
             lastError?: string | null;
+            /**
+             * @description While the cluster refuses this client, why: `authentication` (the credentials),
+             *     `certificate` (the broker's certificate did not verify) or `authorization` (the ACLs).
+             */
+            refused?: string | null;
             /** @description The badge's state. */
             state: components["schemas"]["SyncState"];
             /**
