@@ -121,6 +121,41 @@ pub enum DefaultKeyStore {
     Keyring,
 }
 
+/// Takes `<data dir>/start.lock` for as long as the value lives, or says that another
+/// Casewire is starting or running on the directory.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, CoreError> {
+    let path = data_dir.join("start.lock");
+    let file = crate::private::create_file_keep(&path)
+        .map_err(|e| CoreError::Storage(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CoreError::Storage(format!(
+            "another Casewire is starting or running on {}: stop it first",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(CoreError::Storage(format!("{}: {e}", path.display())))
+        }
+    }
+}
+
+/// Refuses a database that is neither unencrypted nor empty when there is no key for it: it
+/// is most likely encrypted with a `keys.json` that was lost, and must not be moved aside as
+/// corrupt or encrypted again with a new key.
+fn refuse_unreadable_database(data_dir: &Path) -> Result<(), CoreError> {
+    let path = data_dir.join("outbox.db");
+    let filled = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+    if filled && !casewire_outbox::is_plaintext(&path)? {
+        return Err(CoreError::Config(format!(
+            "{} is not a database Casewire can read without a key: it is most likely encrypted, and {} (which holds its wrapped key) is missing. Restore {} from a backup; nothing was changed",
+            path.display(),
+            crate::keys::KEYS_FILE,
+            crate::keys::KEYS_FILE
+        )));
+    }
+    Ok(())
+}
+
 /// The data directory's keys, made at the first start with encryption on, or `None` when it
 /// is off. A directory whose data is encrypted cannot be opened with encryption off.
 fn unlock_data(
@@ -138,7 +173,10 @@ fn unlock_data(
                 crate::keys::KEYS_FILE
             )));
         }
-        Some("off") => return Ok(None),
+        Some("off") => {
+            refuse_unreadable_database(data_dir)?;
+            return Ok(None);
+        }
         Some(other) => {
             return Err(CoreError::Config(format!(
                 "CASEWIRE_ENCRYPTION={other:?} must be on or off"
@@ -158,6 +196,7 @@ fn unlock_data(
             Ok(Some((file, keys)))
         }
         None => {
+            refuse_unreadable_database(data_dir)?;
             let (file, keys) = match KeysFile::create(&store) {
                 Err(e) if keyring_by_default => {
                     let fallback = key_store(data_dir, settings, None, Unlock::default())?;
@@ -177,6 +216,12 @@ fn unlock_data(
     }
 }
 
+/// Whether `path` is inside `dir`.
+fn inside(path: &Path, dir: &Path) -> bool {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    absolute(path).starts_with(absolute(dir))
+}
+
 /// Where the key that unlocks `data_dir` is kept: a passphrase given at start, else
 /// `CASEWIRE_KEY_STORE`, else what `keys.json` records, else `unlock`'s default.
 pub(crate) fn key_store(
@@ -193,11 +238,7 @@ pub(crate) fn key_store(
                 None => KeyStore::default_file()?,
             },
         };
-        let inside = |dir: &Path| {
-            let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-            absolute(&path).starts_with(absolute(dir))
-        };
-        if inside(data_dir) {
+        if inside(&path, data_dir) {
             return Err(CoreError::Config(format!(
                 "the key file {} is inside the data directory, beside the data it unlocks: keep it elsewhere (CASEWIRE_KEY_FILE)",
                 path.display()
@@ -247,6 +288,14 @@ pub fn rotate_key(
 ) -> Result<(), CoreError> {
     let existing = KeysFile::load(data_dir)?;
     let from = key_store(data_dir, settings, existing.as_ref(), unlock)?;
+    if let KeyStore::File(path) = &to
+        && inside(path, data_dir)
+    {
+        return Err(CoreError::Config(format!(
+            "the key file {} would be inside the data directory, beside the data it unlocks: choose a path elsewhere; nothing was changed",
+            path.display()
+        )));
+    }
     crate::keys::rotate(data_dir, &from, &to)
 }
 
@@ -332,21 +381,30 @@ impl App {
         config.quota_bytes = settings.number("CASEWIRE_QUEUE_QUOTA_BYTES", config.quota_bytes)?;
         config.legacy_queue_file = Some(data_dir.join("pending_events.json"));
         let quota_bytes = config.quota_bytes;
+        // One start at a time in a data directory, from making or reading its key to the
+        // outbox's own lock: two starts must never make two data keys.
+        let lock = lock_data_dir(data_dir)?;
         let encryption = unlock_data(data_dir, &settings, unlock)?;
         if let Some((keys_file, keys)) = &encryption {
-            if persist && !keys_file.database_encrypted {
-                let path = data_dir.join("outbox.db");
+            // Every start: a database written unencrypted (before encryption was on, or
+            // restored from an old backup) is encrypted; an encrypted one is left (its header
+            // says so, read in microseconds).
+            let path = data_dir.join("outbox.db");
+            if persist && casewire_outbox::is_plaintext(&path)? {
                 let started = std::time::Instant::now();
                 casewire_outbox::encrypt_in_place(&path, &keys.database)?;
+                tracing::info!(elapsed = ?started.elapsed(), "the database is encrypted");
+            }
+            if persist && !keys_file.database_encrypted {
                 let mut done = keys_file.clone();
                 done.database_encrypted = true;
                 done.save(data_dir)?;
-                tracing::info!(elapsed = ?started.elapsed(), "the database is encrypted");
             }
             config.key = persist.then(|| keys.database.clone());
         }
         let outbox = Arc::new(Outbox::open(config)?);
         crate::migrate(&outbox)?;
+        let _lock = lock;
         let max_bytes = settings.number("CASEWIRE_MAX_EVIDENCE_BYTES", 100 * 1024 * 1024)?;
         let evidence = EvidenceStore::open(outbox.clone(), clock.clone(), data_dir, max_bytes)?
             .with_key(encryption.as_ref().map(|(_, keys)| keys.content.clone()));
@@ -553,7 +611,10 @@ impl App {
 /// waits in the queue with the rest and says what to fix; it holds no secret.
 async fn alert_refusals(counters: Arc<RelayCounters>, outbox: Arc<Outbox>, clock: Arc<dyn Clock>) {
     let mut refusals = counters.refused.subscribe();
-    let counters = Arc::downgrade(&counters);
+    // Held weakly, so the relay's end (its counters dropped) ends this task.
+    let weak = Arc::downgrade(&counters);
+    drop(counters);
+    let counters = weak;
     while refusals.changed().await.is_ok() {
         let Some(refusal) = *refusals.borrow_and_update() else {
             continue;

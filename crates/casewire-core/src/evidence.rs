@@ -226,6 +226,12 @@ impl EvidenceStore {
     /// hashes to its name. Returns how many were sealed.
     pub fn seal_existing(&self) -> Result<u64, CoreError> {
         let Some(key) = &self.key else { return Ok(0) };
+        // Uploads a crash cut short are unencrypted and belong to no record: removed.
+        let tmp_dir = self.dir.join("tmp");
+        for entry in std::fs::read_dir(&tmp_dir).map_err(|e| io(&tmp_dir, e))? {
+            let path = entry.map_err(|e| io(&tmp_dir, e))?.path();
+            std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+        }
         let mut sealed = 0;
         let shards = std::fs::read_dir(&self.dir).map_err(|e| io(&self.dir, e))?;
         for shard in shards {
@@ -238,8 +244,19 @@ impl EvidenceStore {
                 let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                     continue;
                 };
-                if name.len() != 64 || hash_file(&path).as_deref() != Some(name) {
+                if name.len() != 64 {
                     continue;
+                }
+                // Unreadable is not "already sealed": the start stops rather than leave it.
+                match hash_file(&path) {
+                    Some(hash) if hash == name => {}
+                    Some(_) => continue,
+                    None => {
+                        return Err(CoreError::Storage(format!(
+                            "cannot read the evidence file {} to encrypt it",
+                            path.display()
+                        )));
+                    }
                 }
                 let mut tmp_name = [0u8; 8];
                 rand::rng().fill_bytes(&mut tmp_name);

@@ -156,7 +156,7 @@ impl KeysFile {
             file.write_all(&json)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(data_dir)?.sync_all()
+            sync_dir(data_dir)
         };
         write().map_err(|e| storage(&path.display().to_string(), e))
     }
@@ -183,20 +183,8 @@ impl KeysFile {
         Ok((file, split(&data)))
     }
 
-    /// The data key, unwrapped with the key `store` holds (finishing a rotation that a crash
-    /// interrupted after `keys.json` was saved).
+    /// The data key, unwrapped with the key `store` holds.
     pub(crate) fn unlock(&self, store: &KeyStore) -> Result<DataKeys, CoreError> {
-        if let KeyStore::File(path) = store {
-            let staged = staged_key_file(path);
-            if let Ok(Some(kek)) = read_key_file(&staged)
-                && let Some(data) = unwrap(&kek, &self.wrapped)
-            {
-                std::fs::rename(&staged, path)
-                    .map_err(|e| storage(&path.display().to_string(), e))?;
-                tracing::info!("finished a rotation of the data key interrupted before");
-                return Ok(split(&data));
-            }
-        }
         if self.store != store.kind() {
             return Err(CoreError::Config(format!(
                 "the data key of this data directory is guarded by the {} store, not the {} one: set CASEWIRE_KEY_STORE={}, or rotate the key to the other store",
@@ -216,10 +204,9 @@ impl KeysFile {
     }
 
     /// Re-wraps the data key with a new key in `to` (the same store or another) and saves
-    /// the file; the data is not rewritten. Crash-safe: a new key for a key file that exists
-    /// is written beside it (`<file>.next`) and moved over it only once `keys.json` names it,
-    /// and a start that finds `keys.json` unwrapped by the `.next` key finishes the move; a
-    /// keyring key gets a new entry, the old one removed after.
+    /// the file; the data is not rewritten. Crash-safe: the new key is made first (a new key
+    /// file, a new keyring entry), then `keys.json` is replaced atomically; the old keyring
+    /// entry is removed after, and an old key file is left for its owner to delete.
     pub(crate) fn rotate(
         &mut self,
         data_dir: &Path,
@@ -240,19 +227,24 @@ impl KeysFile {
         next.store = to.kind().to_owned();
         next.key_file = None;
         next.salt = None;
-        let (kek, staged) = match to {
-            KeyStore::File(path) if path.exists() => {
-                let staged = staged_key_file(path);
-                let _ = std::fs::remove_file(&staged);
-                next.key_file = Some(path.clone());
-                (create_key_file(&staged)?, Some((staged, path.clone())))
-            }
-            _ => (next.new_kek(to)?, None),
-        };
+        // A key file may guard other data directories too: a rotation never replaces one, it
+        // makes a new one.
+        if let KeyStore::File(path) = to
+            && path.exists()
+        {
+            return Err(CoreError::Config(format!(
+                "the key file {} exists, and other data directories may use its key: rotate to a new file (--key-file); nothing was changed",
+                path.display()
+            )));
+        }
+        let kek = next.new_kek(to)?;
         next.wrapped = wrap(&kek, &data)?;
         next.save(data_dir)?;
-        if let Some((staged, path)) = staged {
-            std::fs::rename(&staged, &path).map_err(|e| storage(&path.display().to_string(), e))?;
+        if let KeyStore::File(old) = from {
+            tracing::warn!(
+                old_key_file = %old.display(),
+                "this data directory no longer needs the old key file: delete it once no other data directory uses it"
+            );
         }
         if let Some(old) = old_entry.filter(|old| *old != next.id)
             && let Err(e) = keyring_entry(&old)
@@ -346,11 +338,18 @@ impl KeysFile {
     }
 }
 
-/// Where a rotation stages the new key of key file `path`.
-fn staged_key_file(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".next");
-    path.with_file_name(name)
+/// Makes the entries of `dir` durable (a rename, a new file); a no-op where directories cannot
+/// be synced (Windows, whose renames are durable once done).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// Re-wraps `data_dir`'s data key with a new key in `to`, unlocking it with `from` (see
@@ -501,18 +500,30 @@ fn create_key_file(path: &Path) -> Result<Kek, CoreError> {
     let mut suffix = [0u8; 8];
     rand::rng().fill_bytes(&mut suffix);
     let staging = path.with_file_name(format!(".data-key-{}", hex::encode(suffix)));
-    let write = || -> std::io::Result<()> {
+    let write_new = |at: &Path| -> std::io::Result<()> {
         use std::io::Write;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&staging)?;
+        let mut file = options.open(at)?;
         file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        let linked = std::fs::hard_link(&staging, path);
+        file.sync_all()
+    };
+    let write = || -> std::io::Result<()> {
+        let staged = write_new(&staging).and_then(|()| std::fs::hard_link(&staging, path));
+        // The staging file holds the whole key: it goes whatever happened.
         let _ = std::fs::remove_file(&staging);
-        linked
+        match staged {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
+            // A filesystem without hard links (FAT, some network shares): created in place.
+            Err(_) => write_new(path)?,
+            Ok(()) => {}
+        }
+        match path.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
     };
     write().map_err(|e| storage(&format!("creating the key file {}", path.display()), e))?;
     tracing::warn!(

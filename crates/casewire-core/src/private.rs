@@ -82,6 +82,15 @@ pub fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
+/// Opens (or creates) `path` for writing, private, keeping what it holds: a lock file.
+pub fn create_file_keep(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    options.open(path)
+}
+
 /// Writes `bytes` to `path` (created private, or replaced in place).
 pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

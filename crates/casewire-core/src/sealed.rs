@@ -122,7 +122,11 @@ impl<R: Read> OpenReader<R> {
     /// A reader of `inner`, whose header it reads and checks now.
     pub(crate) fn new(key: &ContentKey, mut inner: R) -> io::Result<OpenReader<R>> {
         let mut header = [0u8; MAGIC.len() + PREFIX];
-        inner.read_exact(&mut header).map_err(|_| tampered())?;
+        // A file too short for its header was cut; a disk that cannot be read is not tampering.
+        inner.read_exact(&mut header).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => tampered(),
+            _ => e,
+        })?;
         if &header[..MAGIC.len()] != MAGIC {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

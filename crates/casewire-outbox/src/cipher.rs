@@ -138,7 +138,10 @@ pub fn encrypt_in_place(path: &Path, key: &DatabaseKey) -> Result<(), Error> {
             wal.display()
         )));
     }
-    File::open(&copy)
+    // Write access: Windows flushes only a handle that may write.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&copy)
         .and_then(|f| f.sync_all())
         .map_err(io(&copy))?;
     std::fs::rename(&copy, path).map_err(io(path))?;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod secure_kafka;
+
 use casewire_events::{Event, EventType, Metadata};
 use casewire_outbox::{Error, Outbox};
 use serde_json::json;

@@ -77,8 +77,7 @@ enum KeyCommand {
         /// Where the new key is kept: file, keyring or passphrase.
         #[arg(long)]
         to: String,
-        /// The key file, for `--to file` (default: the current one, or the configuration
-        /// folder's).
+        /// The new key file, for `--to file`: a path where no file is yet.
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
@@ -190,13 +189,11 @@ async fn main() -> anyhow::Result<()> {
     {
         let to = match to.as_str() {
             "keyring" => KeyStore::Keyring,
-            "file" => KeyStore::File(match key_file {
-                Some(path) => path.clone(),
-                None => match settings.get("CASEWIRE_KEY_FILE") {
-                    Some(path) => PathBuf::from(path),
-                    None => KeyStore::default_file()?,
-                },
-            }),
+            "file" => KeyStore::File(key_file.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--to file needs --key-file: a new file (an existing one may guard other data directories)"
+                )
+            })?),
             "passphrase" => KeyStore::Passphrase(read_line(&mut input, "the new passphrase")?),
             other => anyhow::bail!("--to {other:?}: say file, keyring or passphrase"),
         };

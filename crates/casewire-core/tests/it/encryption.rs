@@ -252,28 +252,64 @@ fn rotating_the_key_rewraps_the_data_key_and_leaves_the_data_as_it_is() {
         &dirs.data,
     )
     .expect("settings");
-    casewire_core::rotate_key(
-        &dirs.data,
-        &settings,
-        casewire_core::Unlock::default(),
-        KeyStore::File(dirs.key_file.clone()),
-    )
-    .expect("rotated");
-    assert_ne!(std::fs::read(&dirs.key_file).expect("key"), old_key);
+    let rotate = |to: PathBuf| {
+        casewire_core::rotate_key(
+            &dirs.data,
+            &settings,
+            casewire_core::Unlock::default(),
+            KeyStore::File(to),
+        )
+    };
+    // A key file that exists may guard other directories: never replaced.
+    let refused = rotate(dirs.key_file.clone()).expect_err("an existing key file");
+    assert!(
+        refused.to_string().contains("rotate to a new file"),
+        "{refused}"
+    );
+    let refused = rotate(dirs.data.join("inside.key")).expect_err("inside the data");
+    assert!(
+        refused.to_string().contains("inside the data directory"),
+        "{refused}"
+    );
+    let rotated = dirs.key_file.with_file_name("rotated.key");
+    rotate(rotated.clone()).expect("rotated");
+    assert_eq!(
+        std::fs::read(&dirs.key_file).expect("key"),
+        old_key,
+        "the old key file is left as it was, for other directories"
+    );
     assert_eq!(
         std::fs::read(dirs.data.join("outbox.db")).expect("db"),
         database,
         "the data was not rewritten"
     );
-    let app = open_with(&dirs, &[]).expect("opens with the new key");
+    let rotated_env = rotated.display().to_string();
+    let app = open_with(&dirs, &[("CASEWIRE_KEY_FILE", &rotated_env)]).expect("the new key");
     assert_eq!(app.cases.get(&case_id).expect("case").title, TITLE);
     drop(app);
-    std::fs::write(&dirs.key_file, &old_key).expect("the old key");
     let refused = open_with(&dirs, &[]).err().expect("old key");
     assert!(
         refused.to_string().contains("cannot be unwrapped"),
         "{refused}"
     );
+}
+
+#[test]
+fn an_encrypted_database_whose_keys_file_is_lost_is_refused_not_replaced() {
+    let dirs = dirs();
+    drop(record(&open_with(&dirs, &[]).expect("app")));
+    std::fs::remove_file(dirs.data.join("keys.json")).expect("lose keys.json");
+    let database = std::fs::read(dirs.data.join("outbox.db")).expect("db");
+    for env in [&[][..], &[("CASEWIRE_ENCRYPTION", "off")][..]] {
+        let refused = open_with(&dirs, env).err().expect("refused");
+        assert!(refused.to_string().contains("is missing"), "{refused}");
+        assert_eq!(
+            std::fs::read(dirs.data.join("outbox.db")).expect("db"),
+            database,
+            "nothing moved aside or encrypted again"
+        );
+        assert!(!dirs.data.join("keys.json").exists(), "no new key made");
+    }
 }
 
 /// The key in the OS keyring, for real: Secret Service on a session bus, run by
