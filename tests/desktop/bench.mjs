@@ -83,7 +83,9 @@ async function navigateToQueue(browser) {
 const asShipped = { WEBKIT_DISABLE_COMPOSITING_MODE: null };
 const small = mkdtempSync(join(tmpdir(), 'casewire-bench-'));
 const smallDriver = await Driver.start(appEnv(small, asShipped), small);
-const bigDriver = await Driver.start(appEnv(QUEUE_DIR, { ...asShipped, CASEWIRE_QUEUE_QUOTA_BYTES: String(8 * 1024 ** 3) }), small);
+// The big queue was encrypted by scripts/desktop-bench with its key in a file.
+const bigKeys = process.env.DESKTOP_BENCH_KEY_FILE ? { CASEWIRE_KEY_FILE: process.env.DESKTOP_BENCH_KEY_FILE } : {};
+const bigDriver = await Driver.start(appEnv(QUEUE_DIR, { ...asShipped, ...bigKeys, CASEWIRE_QUEUE_QUOTA_BYTES: String(8 * 1024 ** 3) }), small);
 try {
   // Set up the small data folder: a superadmin, and a few events queued (no Kafka configured).
   let browser = await smallDriver.launch();
