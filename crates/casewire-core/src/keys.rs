@@ -33,6 +33,9 @@ pub const KEYS_FILE: &str = "keys.json";
 /// kind of secret.
 const WRAP_CONTEXT: &[u8] = b"casewire data key v1";
 
+/// The format of `keys.json` this version writes and reads.
+const FORMAT: u32 = 1;
+
 /// The keyring's service name for the data directory's key-encryption key.
 const KEYRING_SERVICE: &str = "org.casewire.data-key";
 
@@ -134,12 +137,21 @@ impl KeysFile {
     pub(crate) fn load(data_dir: &Path) -> Result<Option<KeysFile>, CoreError> {
         let path = KeysFile::path(data_dir);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                CoreError::Storage(format!(
-                    "{} is damaged ({e}); it holds the wrapped data key: restore it from a backup",
-                    path.display()
-                ))
-            }),
+            Ok(bytes) => {
+                let file: KeysFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    CoreError::Storage(format!(
+                        "{} is damaged ({e}); it holds the wrapped data key: restore it from a backup",
+                        path.display()
+                    ))
+                })?;
+                if file.version > FORMAT {
+                    return Err(CoreError::Config(format!(
+                        "{} was written by a newer version of Casewire; upgrade to open it (nothing was changed)",
+                        path.display()
+                    )));
+                }
+                Ok(Some(file))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(storage(&path.display().to_string(), e)),
         }
@@ -169,7 +181,7 @@ impl KeysFile {
         let mut data = Zeroizing::new([0u8; 64]);
         rand::rng().fill_bytes(data.as_mut());
         let mut file = KeysFile {
-            version: 1,
+            version: FORMAT,
             id,
             store: store.kind().to_owned(),
             key_file: None,

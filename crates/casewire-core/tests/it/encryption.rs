@@ -295,6 +295,26 @@ fn rotating_the_key_rewraps_the_data_key_and_leaves_the_data_as_it_is() {
 }
 
 #[test]
+fn keys_written_by_a_newer_casewire_are_refused_and_left_as_they_are() {
+    let dirs = dirs();
+    drop(open_with(&dirs, &[]).expect("app"));
+    let path = dirs.data.join("keys.json");
+    let mut keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("keys.json")).expect("json");
+    keys["version"] = 1000.into();
+    std::fs::write(&path, serde_json::to_vec(&keys).expect("json")).expect("newer");
+    let before = files(&dirs.data);
+    let refused = open_with(&dirs, &[]).err().expect("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("newer version of Casewire; upgrade to open it"),
+        "{refused}"
+    );
+    assert_eq!(files(&dirs.data), before, "nothing changed");
+}
+
+#[test]
 fn an_encrypted_database_whose_keys_file_is_lost_is_refused_not_replaced() {
     let dirs = dirs();
     drop(record(&open_with(&dirs, &[]).expect("app")));
