@@ -16,9 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use casewire_core::{ContentKey, EvidenceStore, NewEvidence, RequestInfo, Role, User};
-use casewire_events::{Event, EventId};
 use casewire_outbox::{DatabaseKey, Outbox, OutboxConfig, SystemClock};
-use casewire_testkit::guide_event;
+use casewire_testkit::{fresh_copy, guide_event};
 use serde_json::json;
 
 const PHASE: Duration = Duration::from_secs(2);
@@ -81,7 +80,7 @@ fn main() {
             let start = Instant::now();
             let mut n = 0u64;
             while start.elapsed() < PHASE {
-                outbox.enqueue(&fresh(&template)).wait().unwrap();
+                outbox.enqueue(&fresh_copy(&template)).wait().unwrap();
                 n += 1;
             }
             n as f64 / start.elapsed().as_secs_f64()
@@ -104,7 +103,7 @@ fn main() {
                             let template = guide_event(0);
                             let mut n = 0u64;
                             while start.elapsed() < PHASE {
-                                outbox.enqueue(&fresh(&template)).wait().unwrap();
+                                outbox.enqueue(&fresh_copy(&template)).wait().unwrap();
                                 n += 1;
                             }
                             n
@@ -150,14 +149,6 @@ fn open(path: &std::path::Path, key: Option<DatabaseKey>) -> Outbox {
         ..OutboxConfig::file(path)
     })
     .unwrap()
-}
-
-fn fresh(template: &Event) -> Event {
-    let mut event = template.clone();
-    let now = chrono::Utc::now();
-    event.timestamp = now;
-    event.event_id = EventId::generate(now.timestamp_millis(), &mut rand::rng());
-    event
 }
 
 fn user() -> User {

@@ -17,9 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use casewire_events::{Event, EventId};
 use casewire_outbox::{Error, Outbox, OutboxConfig, Page};
-use casewire_testkit::guide_event;
+use casewire_testkit::{fresh_copy, guide_event};
 use serde_json::json;
 
 /// How long each throughput phase runs.
@@ -49,7 +48,7 @@ fn main() {
     let single = {
         let outbox = open(&dir.path().join("single.db"));
         let template = guide_event(0);
-        rate(|| outbox.enqueue(&fresh(&template)).wait().unwrap(), 1)
+        rate(|| outbox.enqueue(&fresh_copy(&template)).wait().unwrap(), 1)
     };
     println!("durable enqueue, one event per transaction: {single:.0}/s");
 
@@ -179,17 +178,6 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
-/// A copy of `template` with a new id and time, as a caller creates them: the phases that time
-/// enqueues measure the outbox, not the building of JSON maps. Validation and serialisation
-/// still happen in `enqueue`.
-fn fresh(template: &Event) -> Event {
-    let mut event = template.clone();
-    let now = chrono::Utc::now();
-    event.timestamp = now;
-    event.event_id = EventId::generate(now.timestamp_millis(), &mut rand::rng());
-    event
-}
-
 fn raw_fsync_rate(path: &Path) -> f64 {
     let mut file = std::fs::File::create(path).unwrap();
     let block = [0x42u8; 4096];
@@ -239,7 +227,7 @@ fn group_rate(outbox: &Arc<Outbox>, writers: usize) -> f64 {
                 let template = guide_event(w);
                 let mut n = 0u64;
                 while start.elapsed() < PHASE {
-                    outbox.enqueue(&fresh(&template)).wait().unwrap();
+                    outbox.enqueue(&fresh_copy(&template)).wait().unwrap();
                     n += 1;
                 }
                 n
@@ -266,7 +254,7 @@ fn group_task_rate(outbox: &Arc<Outbox>, writers: usize) -> f64 {
                     let template = guide_event(w);
                     let mut n = 0u64;
                     while start.elapsed() < PHASE {
-                        outbox.enqueue(&fresh(&template)).await.unwrap();
+                        outbox.enqueue(&fresh_copy(&template)).await.unwrap();
                         n += 1;
                     }
                     n

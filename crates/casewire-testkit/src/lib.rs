@@ -43,6 +43,17 @@ pub fn guide_event(n: usize) -> Event {
     )
 }
 
+/// A copy of `template` with a new id and time, as a caller creates them: the benchmarks that
+/// time enqueues measure the outbox, not the building of JSON maps (validation and
+/// serialisation still happen in `enqueue`).
+pub fn fresh_copy(template: &Event) -> Event {
+    let mut event = template.clone();
+    let now = chrono::Utc::now();
+    event.timestamp = now;
+    event.event_id = casewire_events::EventId::generate(now.timestamp_millis(), &mut rand::rng());
+    event
+}
+
 /// A small `case.updated` event of `case`, numbered `n`, from `source`.
 pub fn case_event(case: &str, n: usize, source: &str) -> Event {
     Event::new(
@@ -118,21 +129,27 @@ pub fn fill_guide(outbox: &Outbox, n: usize) {
     }
 }
 
-/// Where `scripts/bootstrap` puts the tansu broker; `TANSU_BIN` overrides.
-pub fn tansu_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("TANSU_BIN") {
+/// A test tool `scripts/bootstrap` caches at `~/.cache/casewire/<relative>`, or what the
+/// environment variable `overridden_by` names.
+pub fn cached_tool(overridden_by: &str, relative: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(overridden_by) {
         return PathBuf::from(path);
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
-    let path = home.join(".cache/casewire/bin/tansu");
+    let path = home.join(".cache/casewire").join(relative);
     assert!(
         path.exists(),
-        "tansu not found at {}: run scripts/bootstrap",
+        "{relative} not found at {}: run scripts/bootstrap",
         path.display()
     );
     path
+}
+
+/// Where `scripts/bootstrap` puts the tansu broker; `TANSU_BIN` overrides.
+pub fn tansu_bin() -> PathBuf {
+    cached_tool("TANSU_BIN", "bin/tansu")
 }
 
 /// A free loopback port.

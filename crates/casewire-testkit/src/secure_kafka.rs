@@ -25,19 +25,7 @@ pub const PASSWORD: &str = "s3cret-Scram-pass";
 
 /// Where `scripts/bootstrap` builds tansu with SQL storage; `TANSU_SQL_BIN` overrides.
 pub fn tansu_sql_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("TANSU_SQL_BIN") {
-        return PathBuf::from(path);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let path = home.join(".cache/casewire/tansu-sql/bin/tansu");
-    assert!(
-        path.exists(),
-        "tansu with SQL storage not found at {}: run scripts/bootstrap",
-        path.display()
-    );
-    path
+    crate::cached_tool("TANSU_SQL_BIN", "tansu-sql/bin/tansu")
 }
 
 /// The running broker and its TLS front.

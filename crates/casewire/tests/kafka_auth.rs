@@ -96,6 +96,19 @@ async fn until_ready_says(client: &reqwest::Client, base: &str, relay: &str) -> 
     }
 }
 
+/// `GET path` with `token`, as JSON.
+async fn get_json(client: &reqwest::Client, base: &str, path: &str, token: &str) -> Value {
+    client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect(path)
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn until_drained(client: &reqwest::Client, base: &str, token: &str) {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -195,28 +208,18 @@ async fn a_wrong_password_is_a_refusal_that_burns_nothing_and_the_backlog_drains
         metrics.contains("casewire_events_failed_total 0"),
         "no attempt counted"
     );
-    let sync: Value = client
-        .get(format!("{base}/api/sync"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("sync")
-        .json()
-        .await
-        .expect("json");
+    let sync = get_json(&client, &base, "/api/sync", &token).await;
     assert_eq!(sync["sync"]["state"], "error", "{sync}");
     assert_eq!(sync["sync"]["refused"], "authentication", "{sync}");
     let stats = queue_stats(&client, &base, &token).await;
     assert_eq!(stats["queue"]["deadLetterCount"], 0, "{stats}");
-    let alerts: Value = client
-        .get(format!("{base}/api/queue/events?eventType=system.alert"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("events")
-        .json()
-        .await
-        .expect("json");
+    let alerts = get_json(
+        &client,
+        &base,
+        "/api/queue/events?eventType=system.alert",
+        &token,
+    )
+    .await;
     let alerts = alerts["events"].as_array().expect("events").len();
     assert_eq!(alerts, 1, "one alert for the refusal");
     let waiting = stats["queue"]["queueSize"].as_u64().expect("size");
@@ -226,14 +229,7 @@ async fn a_wrong_password_is_a_refusal_that_burns_nothing_and_the_backlog_drains
     let (child, base) = serve_secure(&data, &kafka, USER_512, PASSWORD, &kafka.ca(), &log);
     let token = login(&client, &base, "root").await;
     until_drained(&client, &base, &token).await;
-    let body: Value = client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let body = get_json(&client, &base, "/readyz", &token).await;
     assert_eq!(body["relay"], "running", "{body}");
     stop(child);
     let want = waiting as usize;
