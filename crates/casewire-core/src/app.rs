@@ -385,7 +385,7 @@ impl App {
         // outbox's own lock: two starts must never make two data keys.
         let lock = lock_data_dir(data_dir)?;
         let encryption = unlock_data(data_dir, &settings, unlock)?;
-        if let Some((keys_file, keys)) = &encryption {
+        if let Some((_, keys)) = &encryption {
             // Every start: a database written unencrypted (before encryption was on, or
             // restored from an old backup) is encrypted; an encrypted one is left (its header
             // says so, read in microseconds).
@@ -394,11 +394,6 @@ impl App {
                 let started = std::time::Instant::now();
                 casewire_outbox::encrypt_in_place(&path, &keys.database)?;
                 tracing::info!(elapsed = ?started.elapsed(), "the database is encrypted");
-            }
-            if persist && !keys_file.database_encrypted {
-                let mut done = keys_file.clone();
-                done.database_encrypted = true;
-                done.save(data_dir)?;
             }
             config.key = persist.then(|| keys.database.clone());
         }
@@ -409,7 +404,7 @@ impl App {
         let evidence = EvidenceStore::open(outbox.clone(), clock.clone(), data_dir, max_bytes)?
             .with_key(encryption.as_ref().map(|(_, keys)| keys.content.clone()));
         if let Some((keys_file, _)) = &encryption {
-            let mut current = KeysFile::load(data_dir)?.unwrap_or_else(|| keys_file.clone());
+            let mut current = keys_file.clone();
             if !current.evidence_sealed {
                 let sealed = evidence.seal_existing()?;
                 current.evidence_sealed = true;

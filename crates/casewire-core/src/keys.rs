@@ -11,8 +11,9 @@
 //! - or a passphrase given on standard input at start, stretched with Argon2id.
 //!
 //! Rotating the key-encryption key re-wraps the data key; the data is not rewritten.
-//! `keys.json` also records how far the encryption of data written before it got, so a start
-//! interrupted half way finishes it. Nothing about a key is logged.
+//! `keys.json` also records whether the evidence stored before it was sealed (the database says
+//! so itself, by its header), so a start interrupted half way finishes it. Nothing about a key
+//! is logged.
 
 use std::path::{Path, PathBuf};
 
@@ -115,8 +116,6 @@ pub(crate) struct KeysFile {
     salt: Option<String>,
     /// The nonce and the wrapped data key, hex.
     wrapped: String,
-    /// Whether the database written before encryption was on has been encrypted.
-    pub(crate) database_encrypted: bool,
     /// Whether the evidence stored before encryption was on has been sealed.
     pub(crate) evidence_sealed: bool,
 }
@@ -187,7 +186,6 @@ impl KeysFile {
             key_file: None,
             salt: None,
             wrapped: String::new(),
-            database_encrypted: false,
             evidence_sealed: false,
         };
         let kek = file.new_kek(store)?;
