@@ -479,7 +479,11 @@ impl EvidenceStore {
             let file = crate::private::create_file(&tmp).map_err(|e| io(&tmp, e))?;
             let mut file = match &self.key {
                 None => Sink::Plain(file),
-                Some(key) => Sink::Sealed(SealWriter::new(key, file).map_err(|e| io(&tmp, e))?),
+                Some(key) => Sink::Sealed(
+                    SealWriter::new(key, file)
+                        .and_then(Offloaded::new)
+                        .map_err(|e| io(&tmp, e))?,
+                ),
             };
             let mut hasher = Sha256::new();
             let mut size = 0u64;
@@ -911,10 +915,11 @@ fn sync_dir(dir: &Path) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Where an upload is written: as it is, or sealed.
+/// Where an upload is written: as it is, or sealed on a thread of its own, so that reading and
+/// hashing the upload runs beside sealing and writing it rather than before each chunk.
 enum Sink {
     Plain(File),
-    Sealed(SealWriter<File>),
+    Sealed(Offloaded<SealWriter<File>>),
 }
 
 impl Sink {
@@ -929,7 +934,80 @@ impl Sink {
     fn finish(self) -> std::io::Result<File> {
         match self {
             Sink::Plain(file) => Ok(file),
-            Sink::Sealed(writer) => writer.finish(),
+            Sink::Sealed(writer) => writer.finish()?.finish(),
+        }
+    }
+}
+
+/// Buffers in flight between an [`Offloaded`] writer and its thread.
+const OFFLOADED_DEPTH: usize = 4;
+
+/// A writer whose writes run on a thread of its own: `write_all` hands over a copy and returns.
+/// An error of the inner writer is returned by the next `write_all` or by `finish`. Dropped
+/// unfinished, it waits for its thread, so the inner writer is closed when it is gone.
+struct Offloaded<W: Write + Send + 'static> {
+    to_worker: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Buffers the thread is done with, to be used again.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: Option<std::thread::JoinHandle<std::io::Result<W>>>,
+}
+
+impl<W: Write + Send + 'static> Offloaded<W> {
+    fn new(mut inner: W) -> std::io::Result<Offloaded<W>> {
+        let (to_worker, chunks) = std::sync::mpsc::sync_channel::<Vec<u8>>(OFFLOADED_DEPTH);
+        let (give_back, spare) = std::sync::mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("evidence-writer".into())
+            .spawn(move || {
+                for chunk in chunks {
+                    inner.write_all(&chunk)?;
+                    let _ = give_back.send(chunk);
+                }
+                Ok(inner)
+            })?;
+        Ok(Offloaded {
+            to_worker: Some(to_worker),
+            spare,
+            worker: Some(worker),
+        })
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let mut chunk = self.spare.try_recv().unwrap_or_default();
+        chunk.clear();
+        chunk.extend_from_slice(data);
+        let sent = self.to_worker.as_ref().map(|to| to.send(chunk).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The thread stopped at an error: that error is the answer.
+        match self.join() {
+            Err(e) => Err(e),
+            Ok(_) => Err(std::io::Error::other("the evidence writer stopped")),
+        }
+    }
+
+    /// Waits for every write; the inner writer, or the first error.
+    fn finish(mut self) -> std::io::Result<W> {
+        self.join()
+    }
+
+    fn join(&mut self) -> std::io::Result<W> {
+        self.to_worker = None;
+        match self.worker.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("the evidence writer panicked")),
+            None => Err(std::io::Error::other(
+                "the evidence writer has already stopped",
+            )),
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for Offloaded<W> {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            let _ = self.join();
         }
     }
 }

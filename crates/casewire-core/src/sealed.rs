@@ -70,7 +70,7 @@ impl<W: Write> SealWriter<W> {
         Ok(SealWriter {
             inner,
             encryptor: Some(EncryptorBE32::from_aead(key.cipher(), (&prefix).into())),
-            chunk: Zeroizing::new(Vec::with_capacity(CHUNK)),
+            chunk: Zeroizing::new(Vec::with_capacity(CHUNK + TAG)),
         })
     }
 
@@ -92,10 +92,11 @@ impl<W: Write> Write for SealWriter<W> {
         self.chunk.extend_from_slice(&data[..n]);
         if self.chunk.len() == CHUNK {
             let encryptor = self.encryptor.as_mut().ok_or_else(tampered)?;
-            let sealed = encryptor
-                .encrypt_next(self.chunk.as_slice())
+            // In place: the tag is appended to the chunk's own buffer, which has room for it.
+            encryptor
+                .encrypt_next_in_place(&[], &mut *self.chunk)
                 .map_err(|_| io::Error::other("sealing a chunk failed"))?;
-            self.inner.write_all(&sealed)?;
+            self.inner.write_all(&self.chunk)?;
             self.chunk.clear();
         }
         Ok(n)

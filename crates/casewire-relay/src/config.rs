@@ -322,6 +322,13 @@ impl RelayConfig {
             // Reconnect quickly when a broker returns, so recovery takes well under a second.
             .set("reconnect.backoff.ms", "50")
             .set("reconnect.backoff.max.ms", "250")
+            // A network that drops packets (a laptop off Wi-Fi) answers a connection attempt
+            // with silence, and TCP retries its SYN after 1, 3, 7, 15 s: an attempt left to
+            // run 30 s (the default) could see the link return and wait 8 s more to notice.
+            // Given up after 2 s and made again, an attempt is never more than about 1.3 s
+            // from the link's return. Links slower than that for TCP, TLS and SASL together
+            // (about 250 ms a round trip) set it higher in `[librdkafka]`.
+            .set("socket.connection.setup.timeout.ms", "2000")
             .set("statistics.interval.ms", "500")
             .set("queue.buffering.max.messages", "1000000")
             .set("security.protocol", self.security.protocol.as_str());

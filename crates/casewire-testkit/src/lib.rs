@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod netns;
 pub mod secure_kafka;
 
 use casewire_events::{Event, EventType, Metadata};
@@ -161,11 +162,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A tansu broker process on a fixed loopback port, with in-memory storage: killed, it forgets
-/// everything.
+/// A tansu broker process on a fixed port, with in-memory storage: killed, it forgets
+/// everything. On loopback, or inside a [`netns::Link`]'s namespace.
 pub struct Tansu {
     /// The port it listens on (chosen before it first starts).
     pub port: u16,
+    /// The address it listens on.
+    host: std::net::Ipv4Addr,
+    /// The namespace it runs in, if not the test's.
+    ns: Option<String>,
     child: Option<Child>,
 }
 
@@ -174,6 +179,18 @@ impl Tansu {
     pub fn stopped() -> Tansu {
         Tansu {
             port: free_port(),
+            host: std::net::Ipv4Addr::LOCALHOST,
+            ns: None,
+            child: None,
+        }
+    }
+
+    /// A broker not running yet, at the far end of `link`, inside its namespace.
+    pub fn behind(link: &netns::Link) -> Tansu {
+        Tansu {
+            port: 9092,
+            host: link.far_ip,
+            ns: Some(link.ns.clone()),
             child: None,
         }
     }
@@ -185,16 +202,20 @@ impl Tansu {
         t
     }
 
-    /// `127.0.0.1:<port>`.
+    /// `<host>:<port>`: `127.0.0.1:<port>` on loopback.
     pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// Starts the broker; returns once it accepts connections, with that moment.
     pub fn start(&mut self) -> Instant {
         assert!(self.child.is_none(), "tansu already running");
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(tansu_bin())
+        let url = format!("tcp://{}:{}", self.host, self.port);
+        let mut command = match &self.ns {
+            Some(ns) => netns::in_namespace(ns, &tansu_bin()),
+            None => Command::new(tansu_bin()),
+        };
+        let child = command
             .args([
                 "broker",
                 "--listener-url",
@@ -210,7 +231,7 @@ impl Tansu {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect((self.host, self.port)).is_ok() {
                 return Instant::now();
             }
             assert!(Instant::now() < deadline, "tansu did not start listening");

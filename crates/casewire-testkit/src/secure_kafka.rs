@@ -282,3 +282,75 @@ impl Drop for SecureKafka {
         }
     }
 }
+
+/// A plaintext tansu broker on loopback whose storage (SQLite, in a directory of its own)
+/// survives its restarts, SIGKILL included, with the topic `fraud.events` in 3 partitions.
+pub struct DurableKafka {
+    dir: tempfile::TempDir,
+    /// The port it listens on.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl DurableKafka {
+    /// A running broker with the topic made.
+    pub fn start() -> DurableKafka {
+        let mut kafka = DurableKafka {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            child: None,
+        };
+        kafka.restart();
+        run(
+            Command::new(tansu_sql_bin()).args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", kafka.port),
+                "--partitions",
+                "3",
+                "fraud.events",
+            ]),
+            "tansu topic create",
+        );
+        kafka
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker again on the same storage (SIGKILLing it first if it runs); returns
+    /// once it listens.
+    pub fn restart(&mut self) {
+        self.kill();
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        self.child = Some(
+            Command::new(tansu_sql_bin())
+                .current_dir(self.dir.path())
+                .args(["broker", "--listener-url", &url])
+                .args(["--advertised-listener-url", &url])
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn tansu with SQL storage"),
+        );
+        wait_listening(self.port, "tansu with SQL storage");
+    }
+
+    /// SIGKILLs the broker; its storage stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for DurableKafka {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -4,12 +4,16 @@
 //! machine falls on both. Prints a table, then one JSON line.
 //!
 //! Settings (environment): `API_BENCH_ROUND_SECONDS` (default 4), `API_BENCH_ROUNDS` (per
-//! condition, default 2), `API_BENCH_CLIENTS` (default 32).
+//! condition, default 2), `API_BENCH_CLIENTS` (default 32), `API_BENCH_OUTAGE`: `killed` (the
+//! default: the broker is stopped, connections are refused) or `blackholed` (the broker runs in
+//! a network namespace of its own and every packet to it is dropped: a partition the relay only
+//! learns of by waiting; needs root).
 #![allow(clippy::print_stdout)] // A benchmark reports on stdout.
 
 use std::time::{Duration, Instant};
 
 use casewire_testkit::Tansu;
+use casewire_testkit::netns::Link;
 use serde_json::{Value, json};
 
 #[path = "../tests/support/mod.rs"]
@@ -93,8 +97,21 @@ fn main() {
     let seconds = setting("API_BENCH_ROUND_SECONDS", 4);
     let rounds = setting("API_BENCH_ROUNDS", 2);
     let clients = setting("API_BENCH_CLIENTS", 32) as usize;
+    let blackholed = match std::env::var("API_BENCH_OUTAGE").as_deref() {
+        Ok("blackholed") => true,
+        Ok("killed") | Err(_) => false,
+        Ok(other) => panic!("API_BENCH_OUTAGE is killed or blackholed, not {other:?}"),
+    };
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut tansu = Tansu::stopped();
+    let link = blackholed.then(Link::new);
+    let mut tansu = match &link {
+        Some(link) => {
+            let mut tansu = Tansu::behind(link);
+            tansu.start();
+            tansu
+        }
+        None => Tansu::stopped(),
+    };
     assert!(
         support::add_user(dir.path(), "bench", "admin")
             .status
@@ -122,9 +139,17 @@ fn main() {
     });
     let (mut down, mut up) = (Sample::default(), Sample::default());
     for _ in 0..rounds {
-        tansu.kill();
+        match &link {
+            Some(link) => link.cut(),
+            None => tansu.kill(),
+        }
         rt.block_on(round(&client, &base, &tokens, seconds, &mut down));
-        tansu.start();
+        match &link {
+            Some(link) => link.restore(),
+            None => {
+                tansu.start();
+            }
+        }
         // The backlog of the outage goes out first: measure the healthy path, not the drain.
         let deadline = Instant::now() + Duration::from_secs(120);
         while rt.block_on(support::queue_size(&client, &base, &tokens[0])) > 0 {
@@ -138,8 +163,9 @@ fn main() {
 
     let (p50_down, p99_down) = (down.quantile_ms(0.50), down.quantile_ms(0.99));
     let (p50_up, p99_up) = (up.quantile_ms(0.50), up.quantile_ms(0.99));
+    let outage = if blackholed { "blackholed" } else { "killed" };
     println!(
-        "POST /api/cases, {clients} clients, {rounds} × {seconds} s per condition (queue after the last up round: {queued_up})"
+        "POST /api/cases, {clients} clients, {rounds} × {seconds} s per condition, broker {outage} when down (queue after the last up round: {queued_up})"
     );
     println!("broker | requests |    req/s |  p50 ms |  p99 ms");
     for (name, sample, p50, p99) in [
@@ -156,6 +182,7 @@ fn main() {
         "{}",
         json!({
             "clients": clients,
+            "outage": outage,
             "api_p50_ms_up": p50_up,
             "api_p99_ms_up": p99_up,
             "api_p50_ms_down": p50_down,

@@ -5,45 +5,24 @@
 use std::time::{Duration, Instant};
 
 use casewire_testkit::Tansu;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 
 mod support;
 
-use support::{add_user, casewire, login, queue_size, serve, stop};
+use support::{add_user, casewire, login, queue_size, serve, stop, topic_events};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Event types read from the whole topic until every type in `want` is among them (events of
-/// different keys sit in different partitions, read in any order).
+/// Event types read from the whole topic until every type in `want` is among them.
 fn topic_has(brokers: &str, want: &[&str]) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "casewire-guide-scenarios")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some("fraud.events"), Duration::from_secs(10))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..metadata.topics()[0].partitions().len() as i32 {
-        tpl.add_partition_offset("fraud.events", p, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut types = Vec::new();
-    let deadline = Instant::now() + PATIENCE;
-    while !want.iter().all(|w| types.iter().any(|t| t == w)) && Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            let event: Value =
-                serde_json::from_slice(message.payload().expect("value")).expect("json");
-            types.push(event["eventType"].as_str().expect("type").to_owned());
-        }
-    }
-    types
+    let has_all = |events: &[Value]| {
+        want.iter()
+            .all(|w| events.iter().any(|e| e["eventType"] == *w))
+    };
+    topic_events(&[("bootstrap.servers", brokers)], has_all, PATIENCE)
+        .iter()
+        .map(|event| event["eventType"].as_str().expect("type").to_owned())
+        .collect()
 }
 
 #[test]

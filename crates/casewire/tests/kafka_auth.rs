@@ -10,13 +10,11 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use casewire_testkit::secure_kafka::{PASSWORD, SecureKafka, USER_256, USER_512};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::{Value, json};
 
 mod support;
-use support::{add_user, casewire, login, queue_stats, stop};
+use support::{add_user, casewire, login, queue_stats, stop, topic_events};
 
 const PATIENCE: Duration = Duration::from_secs(45);
 const WRONG: &str = "not-the-Scram-password";
@@ -124,36 +122,14 @@ async fn until_drained(client: &reqwest::Client, base: &str, token: &str) {
     }
 }
 
-/// The event ids on the topic, read over TLS as `user`.
+/// The event ids on the topic, read over TLS as `user`, until `want` are read.
 fn delivered_ids(kafka: &SecureKafka, user: &str, want: usize) -> Vec<String> {
-    let mut config = ClientConfig::new();
-    for (key, value) in kafka.client_settings(user, PASSWORD, &kafka.ca()) {
-        config.set(key, value);
-    }
-    let consumer: BaseConsumer = config
-        .set("group.id", "casewire-kafka-auth")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some("fraud.events"), Duration::from_secs(15))
-        .expect("metadata");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..metadata.topics()[0].partitions().len() as i32 {
-        tpl.add_partition_offset("fraud.events", p, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut ids = Vec::new();
-    let deadline = Instant::now() + PATIENCE;
-    while ids.len() < want && Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            let event: Value =
-                serde_json::from_slice(message.payload().expect("value")).expect("json");
-            ids.push(event["eventId"].as_str().expect("id").to_owned());
-        }
-    }
-    ids
+    let settings = kafka.client_settings(user, PASSWORD, &kafka.ca());
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    topic_events(&settings, |events| events.len() >= want, PATIENCE)
+        .iter()
+        .map(|event| event["eventId"].as_str().expect("id").to_owned())
+        .collect()
 }
 
 fn assert_no_password(log: &Path) {

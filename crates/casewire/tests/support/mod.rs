@@ -122,3 +122,44 @@ pub async fn queue_size(client: &reqwest::Client, base: &str, token: &str) -> u6
         .as_u64()
         .expect("queueSize")
 }
+
+/// The events on the topic `fraud.events`, read from the beginning of every partition by a
+/// consumer with `settings` (`bootstrap.servers` and any security), until `enough` holds of
+/// what was read or `patience` runs out. Events of different keys sit in different partitions,
+/// so they come in any order across keys.
+pub fn topic_events(
+    settings: &[(&str, &str)],
+    enough: impl Fn(&[Value]) -> bool,
+    patience: Duration,
+) -> Vec<Value> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let mut config = ClientConfig::new();
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config
+        .set("group.id", "casewire-tests")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some("fraud.events"), Duration::from_secs(15))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..metadata.topics()[0].partitions().len() as i32 {
+        tpl.add_partition_offset("fraud.events", p, Offset::Beginning)
+            .expect("offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut events = Vec::new();
+    let deadline = Instant::now() + patience;
+    while !enough(&events) && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            events.push(serde_json::from_slice(message.payload().expect("value")).expect("json"));
+        }
+    }
+    events
+}

@@ -247,7 +247,7 @@ export const settingHints: Record<string, string> = {
   KAFKA_BROKERS: 'Kafka brokers at headquarters, host:port, separated by commas. Not set: events stay on this laptop.',
   KAFKA_TOPIC: 'The topic events are sent to.',
   KAFKA_CLIENT_ID: 'How this laptop names itself to Kafka.',
-  KAFKA_SECURITY_PROTOCOL: 'plaintext, ssl, sasl_plaintext or sasl_ssl.',
+  KAFKA_SECURITY_PROTOCOL: 'plaintext, ssl, sasl_plaintext or sasl_ssl. Each change is checked whole against the others: to switch a connected laptop to SASL, clear KAFKA_BROKERS, set these, then set the brokers again.',
   KAFKA_SASL_MECHANISM: 'With SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.',
   KAFKA_SASL_USERNAME: 'With SASL: the user Kafka knows this laptop as.',
   KAFKA_SASL_PASSWORD: 'With SASL: that user’s password.',
