@@ -365,6 +365,23 @@ export async function startTansu(logDir) {
 }
 
 /**
+ * A broker that demands SASL/SCRAM over TLS on loopback: the Rust tests' own
+ * (`casewire_testkit::secure_kafka`), through its `secure-kafka` binary, which says how to reach
+ * it (`brokers`, `ca`, `otherCa`, `username`, `mechanism`, `password`) and runs until its stdin
+ * closes.
+ */
+export async function startSecureKafka(logDir) {
+  const bin = process.env.SECURE_KAFKA_BIN;
+  if (!bin) throw new Error('SECURE_KAFKA_BIN names the secure-kafka binary (scripts/desktop-e2e sets it)');
+  const log = openSync(join(logDir, 'secure-kafka.log'), 'a');
+  const child = spawn(bin, [], { stdio: ['pipe', 'pipe', log] });
+  let said = '';
+  child.stdout.on('data', (chunk) => (said += chunk.toString()));
+  await until('the secure broker says where it is', () => said.includes('\n'), 120_000);
+  return { ...JSON.parse(said), stop: () => child.stdin.end() };
+}
+
+/**
  * Drags the file at `path` from another application's window (drag-source.py, GTK) and drops
  * it on the X window `target`, with the pointer, as a person drags from a file manager.
  */
