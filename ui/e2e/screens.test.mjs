@@ -67,6 +67,7 @@ test('every screen in both themes: no serious or critical axe violation, and a s
       { name: 'cases', hash: '#/cases', ready: () => page.getByRole('link', { name: caseId }).waitFor() },
       { name: 'case-new-dialog', hash: '#/cases', ready: async () => { await page.getByRole('link', { name: caseId }).waitFor(); await page.keyboard.press('n'); await page.getByRole('dialog', { name: 'Open a new case' }).waitFor(); } },
       { name: 'case', hash: `#/cases/${caseId}`, ready: () => page.locator('table.timeline [data-delivery]').first().waitFor() },
+      { name: 'case-timeline-checked', hash: `#/cases/${caseId}`, ready: async () => { await page.getByRole('button', { name: 'Check timeline' }).click(); await page.locator('[data-testid="timeline-check"]').getByText('The timeline is intact.').waitFor(); } },
       { name: 'cases-search', hash: '#/cases', ready: async () => { await page.getByRole('link', { name: caseId }).waitFor(); await page.getByLabel('Search cases').fill('phishing'); await page.getByRole('link', { name: caseId }).waitFor({ state: 'detached' }); await page.getByRole('cell', { name: 'Phishing kit, bank impersonation' }).waitFor(); } },
       { name: 'case-closed', hash: `#/cases/${closedId}`, ready: () => page.getByRole('button', { name: 'Reopen case' }).waitFor() },
       { name: 'case-escalate-dialog', hash: `#/cases/${caseId}`, ready: async () => { await page.getByRole('button', { name: 'Escalate' }).click(); await page.getByRole('dialog', { name: 'Escalate to an authority' }).waitFor(); } },

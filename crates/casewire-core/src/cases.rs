@@ -472,6 +472,48 @@ impl Cases {
         }))
     }
 
+    /// Recomputes the hash chain of a case's timeline from the database and names whatever
+    /// was edited, deleted, inserted or moved there outside Casewire.
+    pub fn check_timeline(&self, case_id: &str) -> Result<crate::TimelineCheck, CoreError> {
+        let case_id = case_id.to_owned();
+        self.outbox.read(|tx| crate::custody::check(tx, &case_id))
+    }
+
+    /// Checks a case's timeline for a person ([`Cases::check_timeline`]); when it was tampered
+    /// with, records a critical `system.alert` that names what was found, in the case's
+    /// timeline too, so the finding itself is chained.
+    pub fn verify_timeline(
+        &self,
+        case_id: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<crate::TimelineCheck, CoreError> {
+        let check = self.check_timeline(case_id)?;
+        if !check.intact {
+            let found: Vec<&str> = check.problems.iter().map(|p| p.message.as_str()).collect();
+            let event = self
+                .event(
+                    EventType::SystemAlert,
+                    json!({
+                        "message": format!(
+                            "the timeline of {case_id} was changed outside Casewire: {}",
+                            found.join("; ")
+                        ),
+                        "caseId": case_id,
+                        "problems": check.problems.len(),
+                    }),
+                    user,
+                    from,
+                )
+                .with_priority(casewire_events::Priority::Critical);
+            self.outbox
+                .write(move |tx| enqueue_in_timeline(tx, &event))
+                .wait()?;
+            tracing::warn!(case = %case_id, problems = check.problems.len(), "a case's timeline failed its check");
+        }
+        Ok(check)
+    }
+
     /// Everything that happened to a case, in order, each event with its delivery.
     pub fn timeline(&self, case_id: &str) -> Result<Vec<TimelineEntry>, CoreError> {
         let case_id = case_id.to_owned();
@@ -606,22 +648,29 @@ pub(crate) fn enqueue_in_timeline(tx: &WriteTx<'_>, event: &Event) -> Result<(),
     }
 }
 
-/// Enqueues a case's event and adds it to the case's timeline.
+/// Enqueues a case's event, chained to the case's event before it, and adds it to the case's
+/// timeline with the chained document.
 fn record(tx: &WriteTx<'_>, case_id: &str, event: &Event) -> Result<(), CoreError> {
-    let seq = tx.enqueue_returning_seq(event)?;
-    tx.execute(
-        "INSERT INTO case_events (case_id, event_id, event_type, actor, at, data, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            case_id,
-            event.event_id.as_str(),
-            event.event_type.as_str(),
-            event.metadata.user_id.clone().unwrap_or_default(),
-            event.timestamp.timestamp_millis(),
-            Value::Object(event.data.clone()).to_string(),
-            seq,
-        ],
-    )?;
+    let mut event = event.clone();
+    let link = crate::custody::append(tx, case_id, &mut event)?;
+    let seq = tx.enqueue_returning_seq(&event)?;
+    tx.prepare_cached(
+        "INSERT INTO case_events (case_id, event_id, event_type, actor, at, data, seq,
+             chain_sequence, chain_hash, document)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        case_id,
+        event.event_id.as_str(),
+        event.event_type.as_str(),
+        event.metadata.user_id.clone().unwrap_or_default(),
+        event.timestamp.timestamp_millis(),
+        Value::Object(event.data.clone()).to_string(),
+        seq,
+        link.sequence as i64,
+        link.hash,
+        String::from_utf8_lossy(&event.to_json()),
+    ])?;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use casewire_events::{Event, EventType, Priority, validate_wallet};
+use casewire_events::{Event, EventType, Priority, parse_wallet, validate_evm_address};
 use casewire_outbox::{Clock, Outbox};
 use rand::RngCore;
 use rusqlite::{OptionalExtension, params};
@@ -52,7 +52,7 @@ pub struct NewEvidence {
 pub struct EvidenceFilter {
     /// Only this case's.
     pub case_id: Option<String>,
-    /// Only those about this wallet (ignoring case).
+    /// Only those about this wallet (any spelling of it: hex and bech32 ignore case).
     pub wallet: Option<String>,
 }
 
@@ -66,6 +66,9 @@ pub struct Evidence {
     pub case_id: String,
     /// The wallet it concerns.
     pub wallet: String,
+    /// The chain its address belongs to: `evm`, `bitcoin`, `tron` or `solana`.
+    #[schema(value_type = casewire_events::Chain)]
+    pub wallet_chain: String,
     /// Who reported it.
     pub reporter: String,
     /// The declared risk level.
@@ -348,7 +351,7 @@ impl EvidenceStore {
             return Err(invalid("reporter is required"));
         }
         check_file_name(&meta.filename)?;
-        validate_wallet(&meta.wallet)
+        parse_wallet(&meta.wallet)
             .map_err(|e| invalid(format!("wallet is not a valid address: {e}")))?;
         if let Some(level) = &meta.risk_level
             && !RISK_LEVELS.contains(&level.as_str())
@@ -407,6 +410,8 @@ impl EvidenceStore {
         from: &RequestInfo,
     ) -> Result<Evidence, CoreError> {
         EvidenceStore::check(&meta)?;
+        let wallet = parse_wallet(&meta.wallet)
+            .map_err(|e| invalid(format!("wallet is not a valid address: {e}")))?;
         let Stored { hash, size } = stored;
         let mut id = [0u8; 12];
         rand::rng().fill_bytes(&mut id);
@@ -414,6 +419,7 @@ impl EvidenceStore {
             evidence_id: hex::encode(id),
             case_id: meta.case_id,
             wallet: meta.wallet,
+            wallet_chain: wallet.chain().as_str().to_owned(),
             reporter: meta.reporter,
             risk_level: meta.risk_level,
             filename: meta.filename,
@@ -428,6 +434,7 @@ impl EvidenceStore {
             "evidenceId": evidence.evidence_id,
             "caseId": evidence.case_id,
             "wallet": evidence.wallet,
+            "walletChain": evidence.wallet_chain,
             "reporter": evidence.reporter,
             "filename": evidence.filename,
             "fileSize": evidence.file_size,
@@ -445,8 +452,9 @@ impl EvidenceStore {
                 crate::cases::open_for_evidence(tx, &record.case_id, &uploader, created)?;
                 tx.execute(
                     "INSERT INTO evidence (evidence_id, case_id, wallet, reporter, risk_level, filename,
-                        content_type, file_size, storage_hash, uploaded_by, uploaded_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        content_type, file_size, storage_hash, uploaded_by, uploaded_at,
+                        wallet_chain, wallet_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         record.evidence_id,
                         record.case_id,
@@ -458,7 +466,9 @@ impl EvidenceStore {
                         record.file_size as i64,
                         record.storage_hash,
                         record.uploaded_by,
-                        record.uploaded_at
+                        record.uploaded_at,
+                        record.wallet_chain,
+                        wallet.key()
                     ],
                 )?;
                 crate::cases::enqueue_in_timeline(tx, &event)?;
@@ -541,7 +551,7 @@ impl EvidenceStore {
         self.outbox.read(|tx| {
             tx.query_row(
                 "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
-                            file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
+                            file_size, storage_hash, uploaded_by, uploaded_at, deleted_at, wallet_chain
                        FROM evidence WHERE evidence_id = ?1",
                 [&id],
                 row_to_evidence,
@@ -563,12 +573,21 @@ impl EvidenceStore {
         let size = page.size()?;
         let start = page.start()?;
         let own = (!crate::cases::sees_every_case(user)).then(|| user.username.clone());
+        let wallet_key = filter
+            .wallet
+            .as_deref()
+            .map(|address| {
+                parse_wallet(address)
+                    .map(|wallet| wallet.key().to_owned())
+                    .map_err(|e| invalid(format!("wallet {address:?} {e}")))
+            })
+            .transpose()?;
         let rows = self.outbox.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT evidence_id, case_id, wallet, reporter, risk_level, filename, content_type,
-                        file_size, storage_hash, uploaded_by, uploaded_at, deleted_at
+                        file_size, storage_hash, uploaded_by, uploaded_at, deleted_at, wallet_chain
                    FROM evidence
-                  WHERE (?1 IS NULL OR case_id = ?1) AND (?2 IS NULL OR lower(wallet) = lower(?2))
+                  WHERE (?1 IS NULL OR case_id = ?1) AND (?2 IS NULL OR wallet_key = ?2)
                     AND (?3 IS NULL OR case_id IN
                            (SELECT case_id FROM cases WHERE created_by = ?3 OR assignee = ?3))
                     AND (?4 IS NULL OR (uploaded_at, evidence_id) < (?4, ?5))
@@ -578,7 +597,7 @@ impl EvidenceStore {
             let rows = stmt.query_map(
                 params![
                     filter.case_id,
-                    filter.wallet,
+                    wallet_key,
                     own,
                     start.as_ref().map(|p| p.at),
                     start.as_ref().map(|p| p.id.as_str()),
@@ -770,7 +789,7 @@ impl EvidenceStore {
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid("txHash must be 0x followed by 64 hex digits"));
         }
-        validate_wallet(&receipt.contract_address)
+        validate_evm_address(&receipt.contract_address)
             .map_err(|e| invalid(format!("contractAddress: {e}")))?;
         if receipt.block_number == 0 || i64::try_from(receipt.block_number).is_err() {
             return Err(invalid("blockNumber must be a positive block height"));
@@ -791,6 +810,7 @@ impl EvidenceStore {
                 "evidenceId": anchor.evidence_id,
                 "caseId": evidence.case_id,
                 "wallet": evidence.wallet,
+                "walletChain": evidence.wallet_chain,
                 "fileHash": anchor.file_hash,
                 "txHash": anchor.tx_hash,
                 "blockNumber": anchor.block_number,
@@ -901,6 +921,7 @@ fn row_to_evidence(r: &rusqlite::Row<'_>) -> rusqlite::Result<Evidence> {
         uploaded_by: r.get(9)?,
         uploaded_at: r.get(10)?,
         deleted_at: r.get(11)?,
+        wallet_chain: r.get(12)?,
     })
 }
 

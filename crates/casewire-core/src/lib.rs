@@ -11,6 +11,7 @@
 pub mod app;
 pub mod auth;
 pub mod cases;
+pub mod custody;
 pub mod evidence;
 pub mod idempotency;
 pub mod keys;
@@ -31,6 +32,7 @@ pub use app::{
 };
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
 pub use cases::{Case, CaseFilter, CaseStatus, Cases, Delivery, DeliveryStage, TimelineEntry};
+pub use custody::{ProblemKind, TimelineCheck, TimelineProblem};
 pub use evidence::{
     Anchor, Evidence, EvidenceFilter, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification,
 };
@@ -329,6 +331,24 @@ const MIGRATIONS: &[&str] = &[
      WHERE case_id GLOB 'CASE-[0-9][0-9][0-9][0-9]-[0-9]*'
      GROUP BY substr(case_id, 6, 4)
      ON CONFLICT (year) DO UPDATE SET last = MAX(last, excluded.last);
+"#,
+    // Wallets of other chains than EVM ones: each record keeps the chain its address was
+    // detected as, and the key its spellings share (lowercase for hex and bech32, the address
+    // itself for base58, which is case-sensitive). Every wallet before was an EVM one.
+    r#"
+    ALTER TABLE evidence ADD COLUMN wallet_chain TEXT NOT NULL DEFAULT 'evm';
+    ALTER TABLE evidence ADD COLUMN wallet_key TEXT;
+    UPDATE evidence SET wallet_key = lower(wallet);
+    CREATE INDEX evidence_by_wallet ON evidence (wallet_key);
+"#,
+    // Tamper-evident timelines: each case event's place in its case's hash chain and the
+    // chained document, and each case's chain head. Events recorded before stay unchained.
+    r#"
+    ALTER TABLE case_events ADD COLUMN chain_sequence INTEGER;
+    ALTER TABLE case_events ADD COLUMN chain_hash TEXT;
+    ALTER TABLE case_events ADD COLUMN document TEXT;
+    ALTER TABLE cases ADD COLUMN chain_length INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE cases ADD COLUMN chain_head TEXT;
 "#,
 ];
 

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use casewire_events::{EventType, Priority, validate_wallet};
+use casewire_events::{EventType, Priority, Wallet, parse_wallet};
 use casewire_outbox::{Clock, Outbox};
 use rand::RngCore;
 use rusqlite::{OptionalExtension, params};
@@ -147,14 +147,19 @@ fn learn(
     Ok(())
 }
 
+/// The chain of a wallet on record, for its events (`None` for one that no longer parses).
+fn chain_of(wallet: &str) -> Option<&'static str> {
+    parse_wallet(wallet).ok().map(|w| w.chain().as_str())
+}
+
 fn model_version(tx: &rusqlite::Connection) -> rusqlite::Result<i64> {
     tx.query_row("SELECT version FROM rl_model WHERE id = 1", [], |r| {
         r.get(0)
     })
 }
 
-/// The wallet's state from the evidence and cases on record (case-insensitively).
-fn state_of(tx: &rusqlite::Connection, wallet: &str) -> rusqlite::Result<&'static str> {
+/// The wallet's state from the evidence and cases on record about any spelling of it.
+fn state_of(tx: &rusqlite::Connection, wallet: &Wallet) -> rusqlite::Result<&'static str> {
     let (escalated, risky, reported): (bool, bool, bool) = tx.query_row(
         "SELECT COALESCE(MAX(EXISTS (SELECT 1 FROM case_events ce
                                         WHERE ce.case_id = e.case_id
@@ -162,8 +167,8 @@ fn state_of(tx: &rusqlite::Connection, wallet: &str) -> rusqlite::Result<&'stati
                 COALESCE(MAX(e.risk_level IN ('high', 'critical')), 0),
                 COUNT(e.evidence_id) > 0
            FROM evidence e
-          WHERE lower(e.wallet) = lower(?1) AND e.deleted_at IS NULL",
-        [wallet],
+          WHERE e.wallet_key = ?1 AND e.deleted_at IS NULL",
+        [wallet.key()],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     Ok(if escalated {
@@ -191,12 +196,13 @@ impl Policy {
         user: &User,
         from: &RequestInfo,
     ) -> Result<Prediction, CoreError> {
-        validate_wallet(&request.wallet).map_err(|e| CoreError::Invalid(format!("wallet: {e}")))?;
+        let wallet = parse_wallet(&request.wallet)
+            .map_err(|e| CoreError::Invalid(format!("wallet: {e}")))?;
         let (clock, user, from) = (self.clock.clone(), user.clone(), from.clone());
         let prediction = self
             .outbox
             .write(move |tx| {
-                let state = state_of(tx, &request.wallet)?;
+                let state = state_of(tx, &wallet)?;
                 let mut best = (ACTIONS[0], f64::MIN);
                 for action in ACTIONS {
                     let v = value(tx, state, action)?;
@@ -233,6 +239,7 @@ impl Policy {
                 let mut data = serde_json::json!({
                     "predictionId": prediction.prediction_id,
                     "wallet": prediction.wallet,
+                    "walletChain": wallet.chain().as_str(),
                     "action": prediction.action,
                     "score": prediction.score,
                     "state": prediction.state,
@@ -333,6 +340,7 @@ impl Policy {
                     "feedbackId": feedback.feedback_id,
                     "predictionId": feedback.prediction_id,
                     "wallet": feedback.wallet,
+                    "walletChain": chain_of(&feedback.wallet),
                     "predictedAction": feedback.predicted_action,
                     "actualAction": feedback.actual_action,
                     "outcome": feedback.outcome,

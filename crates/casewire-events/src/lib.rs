@@ -10,6 +10,7 @@
 //! come in as arguments ([`Event::new`] takes `now` and an RNG), so callers decide both.
 #![deny(missing_docs)]
 
+pub mod chain;
 mod event;
 mod types;
 mod validate;
@@ -18,7 +19,10 @@ mod wallet;
 pub use event::{DEFAULT_SOURCE, Event, EventId, Metadata};
 pub use types::{EventType, Priority};
 pub use validate::{DEFAULT_MAX_EVENT_BYTES, FieldKind, Limits, required_fields};
-pub use wallet::{WalletError, validate_wallet};
+pub use wallet::{
+    ACCEPTED_FORMATS, Chain, Wallet, WalletError, parse_wallet, validate_evm_address,
+    validate_wallet,
+};
 
 /// Why an event document or event is not acceptable.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +71,14 @@ pub enum EventError {
         field: &'static str,
         /// What is wrong with the address.
         source: WalletError,
+    },
+    /// `walletChain` does not name the chain of `wallet`'s address.
+    #[error("data.walletChain is {named:?} but data.wallet is {}", detected.map_or("no wallet address".to_owned(), |chain| format!("an address of the {chain} chain")))]
+    WalletChainMismatch {
+        /// The chain the event names.
+        named: String,
+        /// The chain detected from `wallet`, when it is an address.
+        detected: Option<&'static str>,
     },
     /// The serialised event exceeds the configured cap.
     #[error("event is {size} bytes, over the limit of {limit} bytes")]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::wallet::validate_wallet;
+use crate::wallet::{parse_wallet, validate_evm_address};
 use crate::{Event, EventError, EventType};
 
 /// The default cap on a serialised event: 256 KiB.
@@ -15,8 +15,10 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
 pub enum FieldKind {
     /// A non-empty string.
     Text,
-    /// A wallet address (see [`crate::validate_wallet`]).
+    /// A wallet address of any chain accepted (see [`crate::parse_wallet`]).
     Wallet,
+    /// An EVM address: a contract's.
+    EvmAddress,
     /// Any JSON number.
     Number,
     /// A non-negative integer.
@@ -28,13 +30,14 @@ impl std::fmt::Display for FieldKind {
         f.write_str(match self {
             FieldKind::Text => "a non-empty string",
             FieldKind::Wallet => "a wallet address",
+            FieldKind::EvmAddress => "an EVM address",
             FieldKind::Number => "a number",
             FieldKind::Count => "a non-negative integer",
         })
     }
 }
 
-use FieldKind::{Count, Number, Text, Wallet};
+use FieldKind::{Count, EvmAddress, Number, Text, Wallet};
 
 /// Fields every event of a type must carry.
 pub fn required_fields(event_type: EventType) -> &'static [(&'static str, FieldKind)] {
@@ -88,7 +91,7 @@ const OPTIONAL_FIELDS: &[(&str, FieldKind)] = &[
     ("caseId", Text),
     ("evidenceId", Text),
     ("wallet", Wallet),
-    ("contractAddress", Wallet),
+    ("contractAddress", EvmAddress),
     ("fileSize", Count),
     ("blockNumber", Count),
     ("score", Number),
@@ -137,7 +140,27 @@ impl Event {
                 check_field(self.event_type, field, kind, value)?;
             }
         }
-        Ok(())
+        self.check_wallet_chain()
+    }
+
+    /// `walletChain`, when present, names the chain of `wallet`'s address.
+    fn check_wallet_chain(&self) -> Result<(), EventError> {
+        let Some(named) = self.data.get("walletChain").filter(|v| !v.is_null()) else {
+            return Ok(());
+        };
+        let detected = self
+            .data
+            .get("wallet")
+            .and_then(Value::as_str)
+            .and_then(|address| parse_wallet(address).ok())
+            .map(|wallet| wallet.chain());
+        match (named.as_str(), detected) {
+            (Some(named), Some(chain)) if named == chain.as_str() => Ok(()),
+            (named, detected) => Err(EventError::WalletChainMismatch {
+                named: named.unwrap_or_default().to_owned(),
+                detected: detected.map(|chain| chain.as_str()),
+            }),
+        }
     }
 }
 
@@ -161,7 +184,7 @@ fn check_field(
     value: &Value,
 ) -> Result<(), EventError> {
     let fits = match kind {
-        Text | Wallet => value.as_str().is_some_and(|s| !s.is_empty()),
+        Text | Wallet | EvmAddress => value.as_str().is_some_and(|s| !s.is_empty()),
         Number => value.is_number(),
         Count => value.is_u64(),
     };
@@ -172,8 +195,11 @@ fn check_field(
             expected: kind,
         });
     }
-    if let (Wallet, Some(address)) = (kind, value.as_str()) {
-        validate_wallet(address).map_err(|source| EventError::BadWallet { field, source })?;
-    }
+    let checked = match (kind, value.as_str()) {
+        (Wallet, Some(address)) => parse_wallet(address).map(|_| ()),
+        (EvmAddress, Some(address)) => validate_evm_address(address),
+        _ => Ok(()),
+    };
+    checked.map_err(|source| EventError::BadWallet { field, source })?;
     Ok(())
 }

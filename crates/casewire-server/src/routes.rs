@@ -68,6 +68,7 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(close_case))
         .routes(routes!(reopen_case))
         .routes(routes!(case_timeline))
+        .routes(routes!(verify_case))
         .routes(routes!(crate::users::setup_status, crate::users::set_up))
         .routes(routes!(crate::users::me))
         .routes(routes!(crate::users::change_password))
@@ -811,6 +812,23 @@ async fn case_timeline(
     let cases = state.cases.clone();
     let timeline = blocking(move || cases.timeline(&id)).await?;
     Ok(TimelineResponse::new(timeline))
+}
+
+/// Recomputes the hash chain of a case's timeline and names anything edited, deleted, inserted
+/// or moved in the database outside Casewire; a tampered timeline raises a critical
+/// `system.alert`.
+#[utoipa::path(post, path = "/api/cases/{id}/verify", tag = "cases", params(CaseId),
+    responses((status = 200, body = TimelineCheckResponse)))]
+async fn verify_case(
+    State(state): St,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Json<TimelineCheckResponse>, ApiError> {
+    let c = caller(&state, ctx, Permission::Investigate).await?;
+    case_for(&state, &c, id.clone()).await?;
+    let cases = state.cases.clone();
+    let check = blocking(move || cases.verify_timeline(&id, &c.user, &c.info)).await?;
+    Ok(TimelineCheckResponse::new(check))
 }
 
 /// A `Read` over chunks arriving on a channel: lets the blocking evidence store consume an

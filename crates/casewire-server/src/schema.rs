@@ -2,7 +2,7 @@
 //! types the handlers serialise, and the parts every operation shares (errors, security).
 
 use casewire_core::{
-    Anchor, Case, Evidence, Feedback, Prediction, TimelineEntry, User, Verification,
+    Anchor, Case, Evidence, Feedback, Prediction, TimelineCheck, TimelineEntry, User, Verification,
 };
 use casewire_outbox::{DeadLetter, QueueStats};
 use serde::Serialize;
@@ -132,6 +132,13 @@ envelope!(
     TimelineResponse {
         /// Its events, oldest first.
         timeline: Vec<TimelineEntry>,
+    }
+);
+envelope!(
+    /// What a check of a case's timeline found.
+    TimelineCheckResponse {
+        /// The check.
+        check: TimelineCheck,
     }
 );
 envelope!(

@@ -67,6 +67,12 @@ enum Command {
         /// The queue file.
         file: PathBuf,
     },
+    /// Check a case's timeline against its hash chain: prints what was found, and exits with
+    /// status 1 when an event was edited, deleted, inserted or moved outside Casewire.
+    VerifyCase {
+        /// The case, e.g. CASE-2026-001.
+        case_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,6 +272,33 @@ async fn main() -> anyhow::Result<()> {
         // Rotated above, before the app opened.
         Command::Key { .. } => Ok(()),
         Command::Openapi => print_json(&casewire_server::openapi(&ServerState::for_app(app, 0))),
+        Command::VerifyCase { case_id } => {
+            let check = app.cases.check_timeline(&case_id)?;
+            print_json(&check)?;
+            if check.intact {
+                eprintln!(
+                    "{case_id}: the timeline is intact ({} chained events{})",
+                    check.events,
+                    if check.unchained > 0 {
+                        format!(
+                            ", {} recorded before timelines were chained",
+                            check.unchained
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                Ok(())
+            } else {
+                for problem in &check.problems {
+                    eprintln!("{case_id}: {}", problem.message);
+                }
+                anyhow::bail!(
+                    "the timeline of {case_id} was changed outside Casewire ({} problems found)",
+                    check.problems.len()
+                )
+            }
+        }
         Command::Import { file } => {
             let report = outbox.import_legacy(&file)?;
             print_json(&serde_json::json!({

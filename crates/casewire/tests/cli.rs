@@ -399,3 +399,80 @@ fn a_data_directory_others_can_read_is_tightened_at_start_and_the_log_says_what_
         assert_eq!(mode, wanted, "{} is {mode:04o}", path.display());
     }
 }
+
+#[test]
+fn verify_case_passes_an_intact_timeline_and_names_a_row_deleted_in_the_database_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let settings = casewire_core::Settings::load(
+        casewire_testkit::test_env(&[("CASEWIRE_ENCRYPTION", "off")]),
+        None,
+        data,
+    )
+    .expect("settings");
+    let app = casewire_core::App::open(
+        data,
+        settings,
+        std::sync::Arc::new(casewire_core::JsonFileStore::in_dir(data)),
+    )
+    .expect("app");
+    let who = casewire_core::User {
+        id: 1,
+        username: "analyst@fraud.com".into(),
+        role: casewire_core::Role::Analyst,
+    };
+    let from = casewire_core::RequestInfo::default();
+    let case = app
+        .cases
+        .create("Drained wallet", "", &who, &from)
+        .expect("case");
+    for description in ["one victim", "second victim"] {
+        app.cases
+            .update(&case.case_id, None, Some(description), &who, &from)
+            .expect("updated");
+    }
+    app.cases
+        .close(&case.case_id, "funds frozen", &who, &from)
+        .expect("closed");
+    drop(app);
+    let verify = || {
+        casewire(data)
+            .env("CASEWIRE_ENCRYPTION", "off")
+            .args(["verify-case", &case.case_id])
+            .output()
+            .expect("run")
+    };
+
+    let intact = verify();
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    let report: Value = serde_json::from_slice(&intact.stdout).expect("json");
+    assert_eq!(report["intact"], true);
+    assert!(String::from_utf8_lossy(&intact.stderr).contains("the timeline is intact"));
+
+    let db = rusqlite::Connection::open(data.join("outbox.db")).expect("open");
+    let second: i64 = db
+        .query_row(
+            "SELECT id FROM case_events WHERE case_id = ?1 ORDER BY id LIMIT 1 OFFSET 1",
+            [&case.case_id],
+            |r| r.get(0),
+        )
+        .expect("row");
+    db.execute("DELETE FROM case_events WHERE id = ?1", [second])
+        .expect("delete");
+    drop(db);
+
+    let tampered = verify();
+    assert_eq!(tampered.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&tampered.stderr);
+    assert!(
+        stderr.contains("event 2 of the chain is missing from the timeline: it was deleted"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&tampered.stdout).expect("json");
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["problems"][0]["kind"], "deleted");
+}

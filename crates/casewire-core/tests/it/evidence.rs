@@ -329,6 +329,44 @@ fn evidence_is_listed_by_case_and_wallet() {
     assert_eq!(listed(&fx, None, None).len(), 2);
 }
 
+#[test]
+fn evidence_about_a_tron_wallet_is_found_by_that_exact_address_only() {
+    let fx = fixture();
+    let tron = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t";
+    let stored = fx
+        .store
+        .upload(
+            NewEvidence {
+                wallet: tron.into(),
+                ..meta()
+            },
+            &b"usdt transfer"[..],
+            &investigator(),
+            &from(),
+        )
+        .expect("stored");
+    assert_eq!(stored.wallet_chain, "tron");
+    let event = fx.domain.events().pop().expect("event");
+    assert_eq!(event.data["walletChain"], "tron");
+    event.validate(&Default::default()).expect("schema");
+
+    assert_eq!(listed(&fx, None, Some(tron)).len(), 1);
+    // base58 is case-sensitive: another case is another string, refused as no address.
+    let other = EvidenceFilter {
+        wallet: Some(tron.to_lowercase()),
+        ..EvidenceFilter::default()
+    };
+    let refused = fx
+        .store
+        .list(
+            &other,
+            &support::user("analyst", Role::Analyst),
+            &ListPage::first(10),
+        )
+        .expect_err("not an address");
+    assert!(refused.to_string().contains("wallet"), "{refused}");
+}
+
 fn receipt() -> NewAnchor {
     NewAnchor {
         tx_hash: format!("0x{}", "5d7e8f9a".repeat(8)),

@@ -3,6 +3,7 @@
 mod app;
 mod auth;
 mod cases;
+mod custody;
 mod encryption;
 mod evidence;
 mod rl;

@@ -39,6 +39,11 @@ fn ask(wallet: &str) -> PredictionRequest {
 
 /// Records evidence on `WALLET` in a new case, rated `risk`, and escalates the case if asked.
 fn evidence_on_wallet(fx: &Fixture, risk: &str, escalate: bool) -> (String, String) {
+    evidence_on(fx, &WALLET.to_lowercase(), risk, escalate)
+}
+
+/// Records evidence on `wallet` in a new case, rated `risk`, and escalates the case if asked.
+fn evidence_on(fx: &Fixture, wallet: &str, risk: &str, escalate: bool) -> (String, String) {
     let cases = Cases::new(fx.domain.outbox.clone(), fx.domain.clock.clone());
     let case = cases
         .create("Drained wallet", "", &analyst(), &from())
@@ -54,7 +59,7 @@ fn evidence_on_wallet(fx: &Fixture, risk: &str, escalate: bool) -> (String, Stri
         .upload(
             NewEvidence {
                 case_id: case.case_id.clone(),
-                wallet: WALLET.to_lowercase(),
+                wallet: wallet.into(),
                 reporter: "victim@example.com".into(),
                 risk_level: Some(risk.into()),
                 filename: "tx.png".into(),
@@ -275,4 +280,50 @@ fn bad_wallets_actions_and_predictions_are_refused_and_change_nothing() {
         .feedback(&prediction.prediction_id, "monitor", &analyst(), &from())
         .expect("the refused feedback left the prediction open");
     assert_eq!(after.model_version, 1);
+}
+
+#[test]
+fn wallets_of_bitcoin_tron_and_solana_have_states_of_their_own_and_name_their_chain() {
+    let fx = fixture();
+    let tron = "TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6t";
+    let bech32 = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4";
+    let solana = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
+    evidence_on(&fx, tron, "high", false);
+    evidence_on(&fx, &bech32.to_uppercase(), "low", true);
+
+    let state = |wallet: &str| {
+        let prediction = fx
+            .policy
+            .predict(ask(wallet), &analyst(), &from())
+            .expect("made");
+        let event = fx.domain.events().pop().expect("event");
+        event.validate(&Default::default()).expect("schema");
+        (prediction.state, event.data["walletChain"].clone())
+    };
+    assert_eq!(state(tron), ("high_risk".into(), "tron".into()));
+    // bech32 ignores case: the evidence was recorded in capitals.
+    assert_eq!(state(bech32), ("known_fraudster".into(), "bitcoin".into()));
+    assert_eq!(state(solana), ("unknown".into(), "solana".into()));
+    assert_eq!(state(WALLET), ("unknown".into(), "evm".into()));
+}
+
+#[test]
+fn an_address_that_looks_like_a_chains_but_fails_its_rules_keeps_its_precise_refusal() {
+    let fx = fixture();
+    for (address, reason) in [
+        ("TR7NHqjeKQxGTCi8q8ZY4pL8otSzgjLj6T", "base58check checksum"),
+        ("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t5", "bech32"),
+        (
+            "0x742d35Cc6634C0532925a3b844Bc9e7595f0bEb",
+            "40 hex digits after 0x, found 39",
+        ),
+        ("not-a-wallet", "Solana base58 of 32 bytes"),
+    ] {
+        let refused = fx
+            .policy
+            .predict(ask(address), &analyst(), &from())
+            .expect_err(address);
+        assert!(refused.to_string().contains(reason), "{address}: {refused}");
+    }
+    assert!(fx.domain.events().is_empty());
 }

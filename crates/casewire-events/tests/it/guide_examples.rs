@@ -309,3 +309,25 @@ fn all_twenty_types_have_distinct_round_tripping_names() {
         assert_eq!(t.as_str().parse::<EventType>().expect("round trip"), t);
     }
 }
+
+#[test]
+fn a_wallet_chain_that_is_not_the_wallets_is_refused() {
+    let mut event = with_valid_wallets(EXAMPLES[0]);
+    event.data.insert("walletChain".into(), "evm".into());
+    event.validate(&Limits::default()).expect("an EVM wallet");
+    event.data.insert("walletChain".into(), "tron".into());
+    let refused = event
+        .validate(&Limits::default())
+        .expect_err("not a Tron address");
+    assert!(
+        matches!(
+            &refused,
+            EventError::WalletChainMismatch { named, detected: Some("evm") } if named == "tron"
+        ),
+        "{refused}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "data.walletChain is \"tron\" but data.wallet is an address of the evm chain"
+    );
+}

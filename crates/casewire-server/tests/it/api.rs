@@ -337,6 +337,24 @@ async fn a_case_goes_from_open_to_closed_over_http_with_its_events() {
     ] {
         assert_eq!(queued.iter().filter(|q| **q == t).count(), 1, "{t}");
     }
+    // The investigator assigned checks the timeline: four events, chained, intact.
+    let (status, body) = s
+        .post(
+            &format!("/api/cases/{id}/verify"),
+            Some(&investigator),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["check"]["intact"], &body["check"]["events"]),
+        (&json!(true), &json!(4))
+    );
+    assert_eq!(
+        s.queued_types().len(),
+        queued.len(),
+        "an intact check sends nothing"
+    );
     let (status, body) = s.get("/api/cases?status=closed", Some(&investigator)).await;
     assert_eq!(
         (status, body["cases"].as_array().map(Vec::len)),
@@ -630,6 +648,7 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/cases/{id}/escalate",
         "POST /api/cases/{id}/close",
         "POST /api/cases/{id}/reopen",
+        "POST /api/cases/{id}/verify",
         "GET /api/cases/{id}/timeline",
         "POST /api/evidence/upload",
         "GET /api/evidence",

@@ -210,6 +210,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cases/{id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recomputes the hash chain of a case's timeline and names anything edited, deleted, inserted
+         *     or moved in the database outside Casewire; a tampered timeline raises a critical
+         *     `system.alert`.
+         */
+        post: operations["verify_case"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/evidence": {
         parameters: {
             query?: never;
@@ -928,6 +949,11 @@ export interface components {
             /** @description When the answer was made, RFC 3339 with milliseconds. */
             timestamp: string;
         };
+        /**
+         * @description The chain an address belongs to.
+         * @enum {string}
+         */
+        Chain: "evm" | "bitcoin" | "tron" | "solana";
         /** @description The guide's answer to clearing the queue. */
         ClearResponse: {
             /**
@@ -1113,6 +1139,8 @@ export interface components {
             uploadedBy: string;
             /** @description The wallet it concerns. */
             wallet: string;
+            /** @description The chain its address belongs to: `evm`, `bitcoin`, `tron` or `solana`. */
+            walletChain: components["schemas"]["Chain"];
         };
         /** @description Evidence records. */
         EvidenceListResponse: {
@@ -1344,6 +1372,11 @@ export interface components {
              */
             medium: number;
         };
+        /**
+         * @description Kinds of tampering a check tells apart.
+         * @enum {string}
+         */
+        ProblemKind: "edited" | "deleted" | "inserted" | "reordered";
         /** @description The guide's `queue` object, plus dead letters, bytes, counts by priority and age. */
         QueueStats: {
             /**
@@ -1639,6 +1672,41 @@ export interface components {
          * @enum {string}
          */
         Theme: "system" | "light" | "dark";
+        /** @description What a check of a case's timeline found. */
+        TimelineCheck: {
+            /** @description The case. */
+            caseId: string;
+            /**
+             * Format: int64
+             * @description The chained events found.
+             */
+            events: number;
+            /** @description The hash of the case's last event, as the case records it. */
+            head?: string | null;
+            /** @description True when every chained event is present, in order, and unchanged. */
+            intact: boolean;
+            /**
+             * Format: int64
+             * @description How many events the case records in its chain.
+             */
+            length: number;
+            /** @description Each thing found wrong, in the timeline's order. */
+            problems: components["schemas"]["TimelineProblem"][];
+            /**
+             * Format: int64
+             * @description Events recorded before this Casewire chained timelines, which no hash covers.
+             */
+            unchained: number;
+        };
+        /** @description What a check of a case's timeline found. */
+        TimelineCheckResponse: {
+            /** @description The check. */
+            check: components["schemas"]["TimelineCheck"];
+            /** @description Always `true`. */
+            success: boolean;
+            /** @description When the answer was made, RFC 3339 with milliseconds. */
+            timestamp: string;
+        };
         /** @description One entry of a case's timeline. */
         TimelineEntry: {
             /** @description Who did it. */
@@ -1656,6 +1724,20 @@ export interface components {
             eventId: string;
             /** @description The event's type. */
             eventType: string;
+        };
+        /** @description What is wrong with one place of a timeline. */
+        TimelineProblem: {
+            /** @description The event concerned, when there is one to name. */
+            eventId?: string | null;
+            /** @description The kind of tampering. */
+            kind: components["schemas"]["ProblemKind"];
+            /** @description What was found, for a person. */
+            message: string;
+            /**
+             * Format: int64
+             * @description Its place in the chain, when known.
+             */
+            sequence?: number | null;
         };
         /** @description A case's timeline. */
         TimelineResponse: {
@@ -3511,6 +3593,136 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TimelineResponse"];
+                };
+            };
+            /** @description Invalid input; the message says which rule it breaks */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A cross-site request, or a role without the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such thing */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description It was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A JSON body not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Addressed to a host name this server does not answer to */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server failed; nothing was changed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The event queue is full; nothing was recorded */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    verify_case: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CASE-YYYY-NNN`. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TimelineCheckResponse"];
                 };
             };
             /** @description Invalid input; the message says which rule it breaks */

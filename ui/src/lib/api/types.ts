@@ -17,6 +17,7 @@ export type DeadLetter = S['DeadLetter'];
 export type QueuedEvent = S['QueuedEvent'];
 export type Priority = S['Priority'];
 export type TimelineEntry = S['TimelineEntry'];
+export type TimelineCheck = S['TimelineCheck'];
 export type Delivery = S['Delivery'];
 export type DeliveryState = S['DeliveryStage'];
 export type Role = S['Role'];

@@ -330,7 +330,7 @@ export const t = {
   appName: 'Casewire',
   examples: {
     caseId: 'CASE-2026-001',
-    wallet: '0x…',
+    wallet: '0x…, bc1…, T… or a Solana address',
   },
   skipToContent: 'Skip to content',
   nav: {
@@ -534,6 +534,15 @@ export const t = {
     closedNoteAnalyst: 'This case is closed; it can no longer be changed, and no evidence can be added until it is reopened.',
     reopen: 'Reopen case',
     reopened: 'Case reopened.',
+    check: 'Check timeline',
+    checking: 'Checking…',
+    intact: 'The timeline is intact.',
+    intactDetail: (events: number, unchained: number) =>
+      `All ${plural(events, { one: `${n(events)} event is`, other: `${n(events)} events are` })} present, in order and unchanged since they were recorded.` +
+      (unchained > 0 ? ` ${plural(unchained, { one: `${n(unchained)} earlier event predates`, other: `${n(unchained)} earlier events predate` })} the check and cannot be verified.` : ''),
+    tampered: (count: number) => plural(count, { one: 'The timeline was changed outside Casewire: 1 problem found.', other: `The timeline was changed outside Casewire: ${n(count)} problems found.` }),
+    tamperedAdvice: 'A critical alert has been sent to headquarters. Do not rely on this timeline in court; ask headquarters for its copy of the events.',
+    problemKinds: { edited: 'Edited:', deleted: 'Deleted:', inserted: 'Added:', reordered: 'Moved:' } as Record<string, string>,
   },
   evidence: {
     title: 'Evidence',
@@ -549,7 +558,9 @@ export const t = {
     dropHint: 'or drop files on this list',
     pick: 'Choose files…',
     wallet: 'Wallet address',
-    walletHint: '0x followed by 40 hexadecimal digits.',
+    walletHint: 'An EVM address (0x and 40 hex digits), Bitcoin (1…, 3…, bc1…), Tron (T…) or Solana.',
+    contractHint: '0x followed by 40 hexadecimal digits.',
+    chains: { evm: 'EVM', bitcoin: 'Bitcoin', tron: 'Tron', solana: 'Solana' } as Record<string, string>,
     reporter: 'Reported by',
     riskLevel: 'Risk level',
     riskNone: 'Not stated',
