@@ -226,10 +226,9 @@ pub(crate) fn check(tx: &rusqlite::Connection, case_id: &str) -> Result<Timeline
         }
     }
     let recorded = length.max(0) as u64;
-    let mut missing: Vec<u64> = (1..=recorded.max(highest))
+    let missing: Vec<u64> = (1..=recorded.max(highest))
         .filter(|s| !by_sequence.contains_key(s))
         .collect();
-    missing.dedup();
     for (from, to) in ranges(&missing) {
         let (what, past) = if from == to {
             (format!("event {from} of the chain is"), "it was")

@@ -97,15 +97,7 @@ fn digest(event: &Event) -> String {
     // An event is strings, numbers and JSON maps: canonicalising it cannot fail. Were it to,
     // the empty document's hash would not match any check, which is the safe way to fail.
     let canonical = serde_json_canonicalizer::to_vec(event).unwrap_or_default();
-    hex(&Sha256::digest(canonical))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    hex::encode(Sha256::digest(canonical))
 }
 
 #[cfg(test)]
@@ -176,6 +168,9 @@ mod tests {
         // JCS writes 1.0 as 1, and sorts keys.
         assert!(canonical.contains(r#""score":1,"#), "{canonical}");
         assert!(canonical.starts_with(r#"{"data":"#), "{canonical}");
-        assert_eq!(hex(&Sha256::digest(canonical.as_bytes())), linked.hash);
+        assert_eq!(
+            hex::encode(Sha256::digest(canonical.as_bytes())),
+            linked.hash
+        );
     }
 }
