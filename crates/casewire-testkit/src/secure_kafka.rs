@@ -48,7 +48,8 @@ fn run(command: &mut Command, what: &str) {
     );
 }
 
-fn wait_listening(port: u16, what: &str) {
+/// Waits, at most 30 s, for something to listen on loopback `port`.
+pub(crate) fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{what} did not start listening");
@@ -313,7 +314,27 @@ impl DurableKafka {
             ]),
             "tansu topic create",
         );
+        kafka.index_headers();
         kafka
+    }
+
+    /// Gives the storage's record headers the index tansu 0.6.0 leaves out. Its SQLite schema
+    /// keys `header` by nothing, so fetching a record scans every header of the topic: with
+    /// the relay's seven headers an event, a fetch of a few thousand records from a topic of
+    /// 30,000 events outlasts librdkafka's request timeout, and the consumer reads nothing,
+    /// silently (the crash soak's first long runs). The broker is stopped for it and started
+    /// again; what it stores and serves is unchanged.
+    fn index_headers(&mut self) {
+        self.kill();
+        rusqlite::Connection::open(self.dir.path().join("tansu.db"))
+            .and_then(|db| {
+                db.execute_batch(
+                    "CREATE INDEX IF NOT EXISTS casewire_header_record \
+                     ON header (topition, offset_id)",
+                )
+            })
+            .expect("index the broker's record headers");
+        self.restart();
     }
 
     /// `127.0.0.1:<port>`.
@@ -326,6 +347,11 @@ impl DurableKafka {
     pub fn restart(&mut self) {
         self.kill();
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .expect("broker log");
         self.child = Some(
             Command::new(tansu_sql_bin())
                 .current_dir(self.dir.path())
@@ -333,11 +359,18 @@ impl DurableKafka {
                 .args(["--advertised-listener-url", &url])
                 .args(["--storage-engine", "sqlite://tansu.db"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(log)
                 .spawn()
                 .expect("spawn tansu with SQL storage"),
         );
         wait_listening(self.port, "tansu with SQL storage");
+    }
+
+    /// Keeps the broker's directory (its storage `tansu.db` and its log `broker.log`) after the
+    /// broker is dropped, for a post-mortem; returns where it is.
+    pub fn keep(&mut self) -> PathBuf {
+        self.dir.disable_cleanup(true);
+        self.dir.path().to_owned()
     }
 
     /// SIGKILLs the broker; its storage stays.

@@ -232,6 +232,12 @@ async fn sigkilled_again_and_again_it_loses_nothing_acknowledged_and_keeps_each_
         "cases_out_of_order": out_of_order,
     });
     println!("{figures}");
+    if missing > 0 {
+        eprintln!(
+            "the broker's storage and log are kept in {}",
+            kafka.keep().display()
+        );
+    }
     assert_eq!(missing, 0, "{figures}");
     assert_eq!(twice_made, 0, "{figures}");
     assert_eq!(out_of_order, 0, "{figures}");
