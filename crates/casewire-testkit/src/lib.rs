@@ -1,5 +1,6 @@
 //! Fixtures shared by Casewire's tests and benchmarks (never by the product): guide-shaped
-//! events, backlogs written in few transactions, and a tansu Kafka broker process.
+//! events, backlogs written in few transactions, a tansu Kafka broker process and an anvil EVM
+//! node.
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod anvil;
 pub mod netns;
 pub mod secure_kafka;
 

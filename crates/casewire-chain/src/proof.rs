@@ -1,0 +1,349 @@
+//! A file's anchor proof, and checking it (or a receipt typed in by a person) against a chain
+//! with nothing but a JSON-RPC endpoint.
+//!
+//! A [`Proof`] is a self-contained JSON document: the file's SHA-256, its leaf salt, the
+//! Merkle path to the batch's root, and where the root went on chain (chain id, transaction,
+//! block number and hash, contract, sender). [`verify_proof`] checks, in order:
+//! 1. the file, when given, hashes to the proof's file hash;
+//! 2. salt, file hash and path lead to the root ([`crate::merkle::root_from`]);
+//! 3. the node is on the proof's chain;
+//! 4. the transaction exists, is mined and did not revert, was sent by the proof's sender and
+//!    carries the root: to the contract, which logged `Anchored(root, sender)`, or, with no
+//!    contract, from the sender to itself with the root as its calldata;
+//! 5. it sits in the proof's block, and that block is still on the canonical chain;
+//!
+//! and reports how many confirmations the block has. Each failure is one [`Refusal`], named
+//! precisely, with a stable [`Refusal::code`].
+
+use alloy_primitives::{Address, B256};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::merkle::{Step, leaf, root_from};
+use crate::rpc::{BlockTag, Receipt, Rpc, RpcError, Transaction};
+use crate::tx::{anchor_selector, anchored_topic};
+
+/// The `format` of proofs this version writes and reads.
+pub const PROOF_FORMAT: &str = "casewire-anchor-proof/1";
+
+/// Everything needed to show that a file was anchored, checkable by anyone with an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proof {
+    /// [`PROOF_FORMAT`].
+    pub format: String,
+    /// The evidence it is for.
+    pub evidence_id: String,
+    /// The SHA-256 of the file's plaintext.
+    pub file_hash: B256,
+    /// The leaf's random salt.
+    pub salt: B256,
+    /// From the leaf up to the root.
+    pub path: Vec<Step>,
+    /// The batch's Merkle root, the one value on chain.
+    pub root: B256,
+    /// The chain (EIP-155 id).
+    pub chain_id: u64,
+    /// The anchoring transaction.
+    pub tx_hash: B256,
+    /// The block it was mined in.
+    pub block_number: u64,
+    /// That block's hash.
+    pub block_hash: B256,
+    /// The anchoring contract, if one was used.
+    pub contract_address: Option<Address>,
+    /// The address that signed the transaction.
+    pub sender: Address,
+}
+
+/// A receipt as a person types it in: only the file's own hash can be looked for on chain.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiptClaim {
+    /// The chain the person says it is on.
+    pub chain_id: u64,
+    /// The transaction.
+    pub tx_hash: B256,
+    /// The block the person says it is in.
+    pub block_number: u64,
+    /// The contract the person says it went to.
+    pub contract_address: Address,
+    /// The file's SHA-256, which the transaction must carry.
+    pub file_hash: B256,
+}
+
+/// What a successful check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inclusion {
+    /// The block the transaction is in.
+    pub block_number: u64,
+    /// Its hash.
+    pub block_hash: B256,
+    /// How deep it is: 1 when it is the head.
+    pub confirmations: u64,
+}
+
+/// Why a proof or a receipt does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The proof is not in a format this version reads.
+    #[error("the proof's format is {0:?}, not {PROOF_FORMAT:?}")]
+    UnknownFormat(String),
+    /// The file given does not hash to the proof's file hash.
+    #[error("the file's SHA-256 is {actual}, the proof is for {expected}")]
+    FileHashMismatch {
+        /// The proof's.
+        expected: B256,
+        /// The file's.
+        actual: B256,
+    },
+    /// Salt, file hash and path lead somewhere else than the root.
+    #[error("the Merkle path leads to {actual}, not to the proof's root {expected}")]
+    PathDoesNotLeadToRoot {
+        /// The proof's root.
+        expected: B256,
+        /// Where the path leads.
+        actual: B256,
+    },
+    /// The node is on another chain.
+    #[error("the node is on chain {node}, the anchor is on chain {claimed}")]
+    ChainIdMismatch {
+        /// The chain claimed.
+        claimed: u64,
+        /// The node's chain.
+        node: u64,
+    },
+    /// The node knows no such transaction.
+    #[error("the chain knows no transaction {0}")]
+    UnknownTransaction(B256),
+    /// The transaction is known but not in a block yet.
+    #[error("transaction {0} is not mined yet")]
+    NotMined(B256),
+    /// The transaction was mined and reverted.
+    #[error("transaction {0} reverted")]
+    Reverted(B256),
+    /// The transaction went to another address than the anchoring contract.
+    #[error("transaction went to {}, not to the anchoring contract {expected}", actual.map_or("no address (it created a contract)".to_owned(), |a| a.to_string()))]
+    WrongContract {
+        /// The contract claimed.
+        expected: Address,
+        /// Where it went (`None`: it created a contract).
+        actual: Option<Address>,
+    },
+    /// The transaction was signed by another address than the proof's sender.
+    #[error("transaction was sent by {actual}, the proof names {expected}")]
+    SenderMismatch {
+        /// The proof's sender.
+        expected: Address,
+        /// The transaction's.
+        actual: Address,
+    },
+    /// The transaction does not carry the hash.
+    #[error("transaction {tx} does not carry {hash}")]
+    HashNotInTransaction {
+        /// The transaction.
+        tx: B256,
+        /// The hash looked for (the root, or a typed-in receipt's file hash).
+        hash: B256,
+    },
+    /// The transaction is in another block than claimed: the chain reorganised, or the claim
+    /// is wrong.
+    #[error("transaction is in block {actual_number} ({actual_hash}), the anchor names block {claimed_number}{}", claimed_hash.map(|h| format!(" ({h})")).unwrap_or_default())]
+    BlockMismatch {
+        /// The block number claimed.
+        claimed_number: u64,
+        /// The block hash claimed, when known.
+        claimed_hash: Option<B256>,
+        /// Where the receipt puts it.
+        actual_number: u64,
+        /// That block's hash.
+        actual_hash: B256,
+    },
+}
+
+impl Refusal {
+    /// A stable machine-readable code for the API and the UI.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownFormat(_) => "proof_format_unknown",
+            Self::FileHashMismatch { .. } => "file_hash_mismatch",
+            Self::PathDoesNotLeadToRoot { .. } => "merkle_path_mismatch",
+            Self::ChainIdMismatch { .. } => "chain_id_mismatch",
+            Self::UnknownTransaction(_) => "transaction_unknown",
+            Self::NotMined(_) => "transaction_not_mined",
+            Self::Reverted(_) => "transaction_reverted",
+            Self::WrongContract { .. } => "wrong_contract",
+            Self::SenderMismatch { .. } => "sender_mismatch",
+            Self::HashNotInTransaction { .. } => "hash_not_in_transaction",
+            Self::BlockMismatch { .. } => "block_mismatch",
+        }
+    }
+}
+
+/// A check could not be finished, or did not hold.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The node could not be asked (or answered nonsense): nothing is decided.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The chain says no.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// The SHA-256 of `bytes`, as proofs write file hashes.
+pub fn sha256(bytes: &[u8]) -> B256 {
+    B256::from(<[u8; 32]>::from(Sha256::digest(bytes)))
+}
+
+/// Checks `proof` against the node behind `rpc`, and against the file's SHA-256 when given.
+pub async fn verify_proof(
+    rpc: &Rpc,
+    proof: &Proof,
+    file_hash: Option<B256>,
+) -> Result<Inclusion, VerifyError> {
+    if proof.format != PROOF_FORMAT {
+        return Err(Refusal::UnknownFormat(proof.format.clone()).into());
+    }
+    if let Some(actual) = file_hash.filter(|actual| *actual != proof.file_hash) {
+        return Err(Refusal::FileHashMismatch {
+            expected: proof.file_hash,
+            actual,
+        }
+        .into());
+    }
+    let reached = root_from(leaf(&proof.salt, &proof.file_hash), &proof.path);
+    if reached != proof.root {
+        return Err(Refusal::PathDoesNotLeadToRoot {
+            expected: proof.root,
+            actual: reached,
+        }
+        .into());
+    }
+    let (tx, receipt) = mined(rpc, proof.chain_id, proof.tx_hash).await?;
+    if tx.from != proof.sender {
+        return Err(Refusal::SenderMismatch {
+            expected: proof.sender,
+            actual: tx.from,
+        }
+        .into());
+    }
+    let carried = match proof.contract_address {
+        Some(contract) => {
+            expect_contract(&tx, contract)?;
+            logged(&receipt, contract, proof.root, Some(proof.sender))
+        }
+        None => tx.to == Some(tx.from) && tx.input.as_ref() == proof.root.as_slice(),
+    };
+    if !carried {
+        return Err(Refusal::HashNotInTransaction {
+            tx: proof.tx_hash,
+            hash: proof.root,
+        }
+        .into());
+    }
+    included(rpc, &receipt, proof.block_number, Some(proof.block_hash)).await
+}
+
+/// Checks a receipt typed in by a person: the transaction exists on the claimed chain, is
+/// mined in the claimed block, did not revert, went to the claimed contract, and carries the
+/// file's own hash (as `anchor(fileHash)`'s argument, in a log of the contract, or as its
+/// calldata).
+pub async fn verify_receipt(rpc: &Rpc, claim: &ReceiptClaim) -> Result<Inclusion, VerifyError> {
+    let (tx, receipt) = mined(rpc, claim.chain_id, claim.tx_hash).await?;
+    expect_contract(&tx, claim.contract_address)?;
+    let hash = claim.file_hash.as_slice();
+    let input = tx.input.as_ref();
+    let carried = input == hash
+        || (input.len() == 36 && input[..4] == anchor_selector() && &input[4..] == hash)
+        || logged(&receipt, claim.contract_address, claim.file_hash, None);
+    if !carried {
+        return Err(Refusal::HashNotInTransaction {
+            tx: claim.tx_hash,
+            hash: claim.file_hash,
+        }
+        .into());
+    }
+    included(rpc, &receipt, claim.block_number, None).await
+}
+
+/// The transaction and its receipt, refused unless on `chain_id`, known, mined and successful.
+async fn mined(
+    rpc: &Rpc,
+    chain_id: u64,
+    tx_hash: B256,
+) -> Result<(Transaction, Receipt), VerifyError> {
+    let node = rpc.chain_id().await?;
+    if node != chain_id {
+        return Err(Refusal::ChainIdMismatch {
+            claimed: chain_id,
+            node,
+        }
+        .into());
+    }
+    let tx = rpc
+        .transaction(tx_hash)
+        .await?
+        .ok_or(Refusal::UnknownTransaction(tx_hash))?;
+    let receipt = rpc
+        .receipt(tx_hash)
+        .await?
+        .ok_or(Refusal::NotMined(tx_hash))?;
+    if receipt.status.is_zero() {
+        return Err(Refusal::Reverted(tx_hash).into());
+    }
+    Ok((tx, receipt))
+}
+
+fn expect_contract(tx: &Transaction, contract: Address) -> Result<(), Refusal> {
+    if tx.to == Some(contract) {
+        Ok(())
+    } else {
+        Err(Refusal::WrongContract {
+            expected: contract,
+            actual: tx.to,
+        })
+    }
+}
+
+/// Whether `contract` logged `Anchored(hash, sender)` in `receipt` (any sender when `None`).
+fn logged(receipt: &Receipt, contract: Address, hash: B256, sender: Option<Address>) -> bool {
+    let topic = anchored_topic();
+    receipt.logs.iter().any(|log| {
+        log.address == contract
+            && log.topics.first() == Some(&topic)
+            && log.data.len() == 64
+            && &log.data[..32] == hash.as_slice()
+            && sender.is_none_or(|sender| log.data[44..64] == sender[..])
+    })
+}
+
+/// Refused unless the receipt's block is the claimed one and still canonical; else how deep.
+async fn included(
+    rpc: &Rpc,
+    receipt: &Receipt,
+    claimed_number: u64,
+    claimed_hash: Option<B256>,
+) -> Result<Inclusion, VerifyError> {
+    let number = receipt.block_number.to::<u64>();
+    let mismatch = || Refusal::BlockMismatch {
+        claimed_number,
+        claimed_hash,
+        actual_number: number,
+        actual_hash: receipt.block_hash,
+    };
+    if number != claimed_number || claimed_hash.is_some_and(|h| h != receipt.block_hash) {
+        return Err(mismatch().into());
+    }
+    let canonical = rpc.block(BlockTag::Number(number)).await?;
+    if canonical.is_none_or(|block| block.hash != receipt.block_hash) {
+        return Err(mismatch().into());
+    }
+    let head = rpc.block_number().await?;
+    Ok(Inclusion {
+        block_number: number,
+        block_hash: receipt.block_hash,
+        confirmations: head.saturating_sub(number) + 1,
+    })
+}
