@@ -197,6 +197,19 @@ pub fn sha256(bytes: &[u8]) -> B256 {
     B256::from(<[u8; 32]>::from(Sha256::digest(bytes)))
 }
 
+/// The SHA-256 of everything `reader` yields, read in 64 KiB pieces (an evidence file of any
+/// size).
+pub fn sha256_of(mut reader: impl std::io::Read) -> std::io::Result<B256> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buffer)? {
+            0 => return Ok(B256::from(<[u8; 32]>::from(hasher.finalize()))),
+            n => hasher.update(&buffer[..n]),
+        }
+    }
+}
+
 /// Checks `proof` against the node behind `rpc`, and against the file's SHA-256 when given.
 pub async fn verify_proof(
     rpc: &Rpc,

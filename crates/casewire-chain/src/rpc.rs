@@ -152,6 +152,8 @@ pub struct Receipt {
     pub block_hash: B256,
     /// What it emitted.
     pub logs: Vec<Log>,
+    /// The contract it created, if it created one.
+    pub contract_address: Option<Address>,
 }
 
 /// The parts of a block anchoring reads.
@@ -307,6 +309,25 @@ impl Rpc {
     /// `eth_getTransactionReceipt`; `None` until it is mined.
     pub async fn receipt(&self, hash: B256) -> Result<Option<Receipt>, RpcError> {
         self.call("eth_getTransactionReceipt", json!([hash])).await
+    }
+
+    /// The receipt of `hash` once it is mined, asking every 20 ms (JSON-RPC over HTTP has no
+    /// subscriptions); `None` if it is not mined within `patience`.
+    pub async fn receipt_within(
+        &self,
+        hash: B256,
+        patience: Duration,
+    ) -> Result<Option<Receipt>, RpcError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if let Some(receipt) = self.receipt(hash).await? {
+                return Ok(Some(receipt));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

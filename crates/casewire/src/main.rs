@@ -67,6 +67,26 @@ enum Command {
         /// The queue file.
         file: PathBuf,
     },
+    /// Check evidence files' anchor proofs (the JSON documents of GET
+    /// /api/evidence/{id}/anchor/proof) against any JSON-RPC endpoint of their chain, with
+    /// nothing else: no data directory, no key. Prints one JSON line per proof. Exits 0 when
+    /// every proof holds, 1 when the chain refutes one (the reason is printed), 2 when one could
+    /// not be checked (the node is unreachable).
+    VerifyProof {
+        /// The proof files.
+        #[arg(required = true)]
+        proofs: Vec<PathBuf>,
+        /// The chain's JSON-RPC endpoint, http or https.
+        #[arg(long)]
+        rpc: String,
+        /// The evidence files themselves, one per proof and in the same order: each one's
+        /// SHA-256 must be its proof's.
+        #[arg(long)]
+        evidence: Vec<PathBuf>,
+        /// The confirmations that count as anchored: fewer is refuted.
+        #[arg(long, default_value_t = 1)]
+        confirmations: u64,
+    },
     /// Check a case's timeline against its hash chain: prints what was found, and exits with
     /// status 1 when an event was edited, deleted, inserted or moved outside Casewire.
     VerifyCase {
@@ -177,6 +197,16 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::VerifyProof {
+        proofs,
+        rpc,
+        evidence,
+        confirmations,
+    } = &cli.command
+    {
+        let code = verify_proofs(proofs, rpc, evidence, *confirmations).await?;
+        std::process::exit(code);
+    }
     let dir = data_dir(&cli)?;
     let settings = Settings::load(|k| std::env::var(k).ok(), cli.config.as_deref(), &dir)?;
     let mut input = std::io::stdin().lock();
@@ -269,8 +299,8 @@ async fn main() -> anyhow::Result<()> {
                 ),
             }
         }
-        // Rotated above, before the app opened.
-        Command::Key { .. } => Ok(()),
+        // Rotated or checked above, before the app opened.
+        Command::Key { .. } | Command::VerifyProof { .. } => Ok(()),
         Command::Openapi => print_json(&casewire_server::openapi(&ServerState::for_app(app, 0))),
         Command::VerifyCase { case_id } => {
             let check = app.cases.check_timeline(&case_id)?;
@@ -309,6 +339,140 @@ async fn main() -> anyhow::Result<()> {
             }))
         }
     }
+}
+
+/// `casewire verify-proof`: one JSON line per proof on stdout and a sentence on stderr;
+/// returns the exit status (0 all hold, 1 one is refuted, 2 one could not be checked).
+async fn verify_proofs(
+    proofs: &[PathBuf],
+    rpc: &str,
+    evidence: &[PathBuf],
+    confirmations: u64,
+) -> anyhow::Result<i32> {
+    use casewire_chain::proof::{Proof, sha256_of};
+    use casewire_chain::rpc::{Endpoint, Rpc};
+
+    if !evidence.is_empty() && evidence.len() != proofs.len() {
+        anyhow::bail!(
+            "{} proofs and {} evidence files: give one --evidence per proof, in the same order, or none",
+            proofs.len(),
+            evidence.len()
+        );
+    }
+    let endpoint =
+        Endpoint::parse(rpc).map_err(|reason| anyhow::anyhow!("--rpc {rpc:?}: {reason}"))?;
+    let rpc = Rpc::new(endpoint);
+    let mut status = 0;
+    for (i, path) in proofs.iter().enumerate() {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let proof: Proof = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not an anchor proof", path.display()))?;
+        let file_hash = match evidence.get(i) {
+            Some(file) => Some(
+                std::fs::File::open(file)
+                    .and_then(sha256_of)
+                    .with_context(|| format!("reading {}", file.display()))?,
+            ),
+            None => None,
+        };
+        let (line, sentence, outcome) = check_proof(&rpc, &proof, file_hash, confirmations).await;
+        let mut line = line;
+        line["proof"] = serde_json::json!(path);
+        println_json(&line)?;
+        eprintln!(
+            "{}: {} ({}): {sentence}",
+            path.display(),
+            proof.evidence_id,
+            proof.file_hash
+        );
+        status = match (status, outcome) {
+            (1, _) | (_, 1) => 1,
+            (2, _) | (_, 2) => 2,
+            _ => 0,
+        };
+    }
+    Ok(status)
+}
+
+/// One proof's check: its JSON line, a sentence, and 0 (holds), 1 (refuted) or 2 (not checked).
+async fn check_proof(
+    rpc: &casewire_chain::rpc::Rpc,
+    proof: &casewire_chain::proof::Proof,
+    file_hash: Option<casewire_chain::B256>,
+    confirmations: u64,
+) -> (serde_json::Value, String, i32) {
+    use casewire_chain::proof::{VerifyError, verify_proof};
+    use serde_json::json;
+
+    match verify_proof(rpc, proof, file_hash).await {
+        Ok(found) if found.confirmations >= confirmations => (
+            json!({
+                "holds": true,
+                "evidenceId": proof.evidence_id,
+                "fileHash": proof.file_hash,
+                "fileChecked": file_hash.is_some(),
+                "root": proof.root,
+                "chainId": proof.chain_id,
+                "txHash": proof.tx_hash,
+                "blockNumber": found.block_number,
+                "blockHash": found.block_hash,
+                "confirmations": found.confirmations,
+            }),
+            format!(
+                "anchored in block {} of chain {}, {} confirmations; {}",
+                found.block_number,
+                proof.chain_id,
+                found.confirmations,
+                if file_hash.is_some() {
+                    "the file matches"
+                } else {
+                    "the file itself was not given"
+                }
+            ),
+            0,
+        ),
+        Ok(found) => (
+            json!({
+                "holds": false,
+                "evidenceId": proof.evidence_id,
+                "code": "not_enough_confirmations",
+                "confirmations": found.confirmations,
+            }),
+            format!(
+                "in block {} with {} confirmations, fewer than the {confirmations} asked for",
+                found.block_number, found.confirmations
+            ),
+            1,
+        ),
+        Err(VerifyError::Refused(refusal)) => (
+            json!({
+                "holds": false,
+                "evidenceId": proof.evidence_id,
+                "code": refusal.code(),
+                "reason": refusal.to_string(),
+            }),
+            format!("the proof does not hold: {refusal}"),
+            1,
+        ),
+        Err(error) => (
+            json!({
+                "holds": null,
+                "evidenceId": proof.evidence_id,
+                "code": "not_checked",
+                "reason": error.to_string(),
+            }),
+            format!("not checked: {error}"),
+            2,
+        ),
+    }
+}
+
+/// `value` as one line of JSON on stdout.
+fn println_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    std::io::Write::write_all(&mut out, b"\n")?;
+    Ok(())
 }
 
 async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! read the queue, import the guide's queue file.
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -475,4 +476,167 @@ fn verify_case_passes_an_intact_timeline_and_names_a_row_deleted_in_the_database
     let report: Value = serde_json::from_slice(&tampered.stdout).expect("json");
     assert_eq!(report["intact"], false);
     assert_eq!(report["problems"][0]["kind"], "deleted");
+}
+
+/// Anchors `files` in one transaction to the dev key's own address on `anvil` and writes each
+/// file and its proof into `dir` as `file-<i>` and `proof-<i>.json`.
+fn anchor_on(anvil: &casewire_testkit::anvil::Anvil, dir: &std::path::Path, files: usize) {
+    use casewire_chain::merkle::{Tree, leaf};
+    use casewire_chain::proof::{PROOF_FORMAT, Proof, sha256};
+    use casewire_chain::rpc::{Endpoint, Rpc};
+    use casewire_chain::tx::AnchorKey;
+    use casewire_testkit::anvil::{CHAIN_ID, DEV_KEY};
+
+    let contents: Vec<Vec<u8>> = (0..files)
+        .map(|i| format!("evidence file {i}").into_bytes())
+        .collect();
+    let hashes: Vec<_> = contents.iter().map(|c| sha256(c)).collect();
+    let salts: Vec<_> = (0..files)
+        .map(|_| casewire_chain::B256::from(rand::random::<[u8; 32]>()))
+        .collect();
+    let tree =
+        Tree::new(hashes.iter().zip(&salts).map(|(h, s)| leaf(s, h)).collect()).expect("a batch");
+    let key = AnchorKey::from_hex(DEV_KEY).expect("dev key");
+    let rpc = Rpc::new(Endpoint::parse(&anvil.url()).expect("url"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let receipt = rt.block_on(async {
+        let tx = casewire_chain::prepare(&rpc, &key, CHAIN_ID, None, tree.root())
+            .await
+            .expect("prepare");
+        let signed = key.sign(&tx);
+        rpc.send_raw(&signed.raw).await.expect("broadcast");
+        rpc.receipt_within(signed.hash, Duration::from_secs(10))
+            .await
+            .expect("receipt")
+            .expect("mined")
+    });
+    for i in 0..files {
+        let proof = Proof {
+            format: PROOF_FORMAT.into(),
+            evidence_id: format!("evidence-{i}"),
+            file_hash: hashes[i],
+            salt: salts[i],
+            path: tree.path(i).expect("in the batch"),
+            root: tree.root(),
+            chain_id: CHAIN_ID,
+            tx_hash: receipt.transaction_hash,
+            block_number: receipt.block_number.to(),
+            block_hash: receipt.block_hash,
+            contract_address: None,
+            sender: key.address(),
+        };
+        std::fs::write(dir.join(format!("file-{i}")), &contents[i]).expect("file");
+        std::fs::write(
+            dir.join(format!("proof-{i}.json")),
+            serde_json::to_vec_pretty(&proof).expect("json"),
+        )
+        .expect("proof");
+    }
+}
+
+fn verify_proof(
+    dir: &std::path::Path,
+    proofs: &[usize],
+    url: &str,
+    args: &[&str],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_casewire"))
+        .arg("verify-proof")
+        .args(proofs.iter().map(|i| dir.join(format!("proof-{i}.json"))))
+        .args(["--rpc", url])
+        .args(args)
+        // No data directory, no key: the proofs and an endpoint are all it needs.
+        .env_remove("CASEWIRE_DATA_DIR")
+        .current_dir(dir)
+        .output()
+        .expect("casewire verify-proof")
+}
+
+/// The JSON lines `casewire verify-proof` printed.
+fn lines(out: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn verify_proof_checks_each_of_a_1000_file_batch_with_nothing_but_an_endpoint() {
+    let anvil = casewire_testkit::anvil::Anvil::started();
+    let dir = tempfile::tempdir().expect("temp dir");
+    anchor_on(&anvil, dir.path(), 1000);
+    let all: Vec<usize> = (0..1000).collect();
+    let files: Vec<String> = all
+        .iter()
+        .flat_map(|i| ["--evidence".to_owned(), format!("file-{i}")])
+        .collect();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let out = verify_proof(dir.path(), &all, &anvil.url(), &files);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = lines(&out);
+    assert_eq!(found.len(), 1000);
+    for (i, line) in found.iter().enumerate() {
+        assert_eq!(line["holds"], true, "proof {i}: {line}");
+        assert_eq!(line["evidenceId"], format!("evidence-{i}"));
+        assert_eq!(line["fileChecked"], true);
+        assert_eq!(line["confirmations"], 1);
+    }
+    assert!(
+        !dir.path().join("casewire-data").exists(),
+        "verify-proof creates no data directory"
+    );
+}
+
+#[test]
+fn verify_proof_refutes_another_file_and_too_few_confirmations_and_cannot_check_without_a_node() {
+    let mut anvil = casewire_testkit::anvil::Anvil::started();
+    let dir = tempfile::tempdir().expect("temp dir");
+    anchor_on(&anvil, dir.path(), 3);
+
+    // Proof 0 with file 0 holds; proof 1 with file 2 does not: one refuted, status 1.
+    let out = verify_proof(
+        dir.path(),
+        &[0, 1],
+        &anvil.url(),
+        &["--evidence", "file-0", "--evidence", "file-2"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found = lines(&out);
+    assert_eq!(found[0]["holds"], true);
+    assert_eq!(found[1]["holds"], false);
+    assert_eq!(found[1]["code"], "file_hash_mismatch");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the proof does not hold"));
+
+    let out = verify_proof(dir.path(), &[1], &anvil.url(), &["--confirmations", "6"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(lines(&out)[0]["code"], "not_enough_confirmations");
+
+    let out = verify_proof(dir.path(), &[0, 1], &anvil.url(), &["--evidence", "file-0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one --evidence per proof"));
+    assert!(out.stdout.is_empty(), "nothing checked");
+
+    let url = anvil.url();
+    anvil.kill();
+    let out = verify_proof(dir.path(), &[1], &url, &[]);
+    assert_eq!(out.status.code(), Some(2), "not checked is not refuted");
+    assert_eq!(lines(&out)[0]["code"], "not_checked");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("not checked") && said.contains("cannot be reached"),
+        "{said}"
+    );
+
+    let out = verify_proof(dir.path(), &[1], "ftp://127.0.0.1:1", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only http and https"));
 }

@@ -27,7 +27,11 @@ async fn send(rpc: &Rpc, key: &AnchorKey, tx: &AnchorTx) -> (B256, u64, B256) {
     let signed = key.sign(tx);
     let hash = rpc.send_raw(&signed.raw).await.expect("broadcast");
     assert_eq!(hash, signed.hash, "the node hashes what we hashed");
-    let receipt = rpc.receipt(hash).await.expect("receipt").expect("mined");
+    let receipt = rpc
+        .receipt_within(hash, Duration::from_secs(10))
+        .await
+        .expect("receipt")
+        .expect("mined");
     (hash, receipt.block_number.to(), receipt.block_hash)
 }
 
@@ -39,11 +43,11 @@ async fn deploy(rpc: &Rpc, creation: Vec<u8>) -> Address {
         .call("eth_sendTransaction", json!([tx]))
         .await
         .expect("deploy");
-    let receipt: Value = rpc
-        .call("eth_getTransactionReceipt", json!([hash]))
+    rpc.receipt_within(hash, Duration::from_secs(10))
         .await
-        .expect("deploy receipt");
-    serde_json::from_value(receipt["contractAddress"].clone()).expect("contract address")
+        .expect("deploy receipt")
+        .and_then(|receipt| receipt.contract_address)
+        .expect("a contract created")
 }
 
 /// A batch of `n` made-up files: their hashes, salts and tree.
@@ -220,7 +224,7 @@ fn with_automine_off_the_anchor_is_known_but_not_mined_until_a_block_comes() {
 
         let () = rpc.call("anvil_mine", json!(["0x1"])).await.expect("mine");
         let receipt = rpc
-            .receipt(signed.hash)
+            .receipt_within(signed.hash, Duration::from_secs(10))
             .await
             .expect("asked")
             .expect("mined");
@@ -274,7 +278,7 @@ fn a_reorg_that_drops_the_block_fails_the_proof_and_the_saved_transaction_lands_
             let () = rpc.call("anvil_mine", json!(["0x1"])).await.expect("mine");
         }
         let receipt = rpc
-            .receipt(signed.hash)
+            .receipt_within(signed.hash, Duration::from_secs(10))
             .await
             .expect("asked")
             .expect("mined");
@@ -431,7 +435,7 @@ fn a_typed_in_receipt_is_checked_on_chain_and_refused_for_each_wrong_reason() {
         let signed = key.sign(&reverted);
         rpc.send_raw(&signed.raw).await.expect("broadcast");
         let receipt = rpc
-            .receipt(signed.hash)
+            .receipt_within(signed.hash, Duration::from_secs(10))
             .await
             .expect("asked")
             .expect("mined");
