@@ -78,10 +78,11 @@ function collect(child, name, logs) {
 /**
  * Starts `casewire serve` on a free loopback port with a fresh data directory.
  * `kafkaPort`: relay to 127.0.0.1:kafkaPort (a broker may or may not be listening there).
+ * `dataDir`: serve an existing data directory (one a stopped server kept) instead of a new one.
  */
-export async function startServer({ name = 'casewire', kafkaPort = null, env = {}, toml = null } = {}) {
+export async function startServer({ name = 'casewire', kafkaPort = null, env = {}, toml = null, dataDir: reuse = null } = {}) {
   const port = await freePort();
-  const dataDir = await mkdtemp(join(tmpdir(), 'casewire-e2e-'));
+  const dataDir = reuse ?? (await mkdtemp(join(tmpdir(), 'casewire-e2e-')));
   if (toml) await writeFile(join(dataDir, 'casewire.toml'), toml);
   const childEnv = {
     ...process.env,
@@ -123,11 +124,12 @@ export async function startServer({ name = 'casewire', kafkaPort = null, env = {
     setupCode,
     logs,
     waitForLog: out.waitFor,
-    async stop() {
+    /** Stops the server; `keep` leaves its data directory (and key file) for another start. */
+    async stop({ keep = false } = {}) {
       child.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
       if (child.exitCode === null) child.kill('SIGKILL');
-      await rm(dataDir, { recursive: true, force: true });
+      if (!keep) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, stat, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { PASSWORD, apiCall, launch, setupSuperadmin, startServer, uiOrigin } from './lib.mjs';
 import { checkA11y, shoot } from './shots.mjs';
 
@@ -107,6 +108,51 @@ test('every screen in both themes: no serious or critical axe violation, and a s
       await analyst.locator('dd').first().waitFor();
       await checkA11y(analyst, `queue-analyst-${scheme}`);
       await shoot(analyst, 'queue-analyst', scheme);
+    }
+    assert.deepEqual(browser.problems, []);
+  } finally {
+    await browser.close();
+    await ui.close();
+    await server.stop();
+  }
+});
+
+test('a timeline edited in the database file: Check timeline names the edit and says what to do, in both themes', { timeout: 120_000 }, async () => {
+  // Unencrypted, so that the file can be edited with sqlite3 as someone holding the disk
+  // of a laptop without encryption could.
+  const env = { CASEWIRE_ENCRYPTION: 'off' };
+  const first = await startServer({ name: 'tampered', env });
+  const token = await setupSuperadmin(first);
+  const { case: c } = await apiCall(first, 'POST', '/api/cases', { token, body: { title: 'Mule accounts, three banks', description: 'Deposits split across accounts opened the same week.' } });
+  await apiCall(first, 'POST', '/api/users', { token, body: { username: 'ivy', role: 'analyst', password: PASSWORD } });
+  await apiCall(first, 'POST', `/api/cases/${c.caseId}/assign`, { token, body: { assignee: 'ivy' } });
+  await apiCall(first, 'POST', `/api/cases/${c.caseId}/escalate`, { token, body: { authority: 'National Crime Agency', reason: 'Losses above the reporting threshold.' } });
+  await first.stop({ keep: true });
+  // Rewrite who the case was assigned to, in the recorded event itself.
+  execFileSync('sqlite3', [join(first.dataDir, 'outbox.db'), `UPDATE case_events SET data = replace(data, '"ivy"', '"mallory"') WHERE case_id = '${c.caseId}' AND event_type = 'case.assigned'`]);
+  const edited = execFileSync('sqlite3', [join(first.dataDir, 'outbox.db'), `SELECT count(*) FROM case_events WHERE data LIKE '%mallory%'`]).toString().trim();
+  assert.equal(edited, '1', 'the row was edited');
+
+  const server = await startServer({ name: 'tampered-again', env, dataDir: first.dataDir });
+  const ui = await uiOrigin(server);
+  const browser = await launch();
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(`${ui.url}/#/cases/${c.caseId}`);
+    await page.getByLabel('Username').fill('root');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.goto(`${ui.url}/#/cases/${c.caseId}`);
+      await page.locator('table.timeline [data-delivery]').first().waitFor();
+      await page.getByRole('button', { name: 'Check timeline' }).click();
+      const check = page.locator('[data-testid="timeline-check"].tampered');
+      await check.waitFor();
+      const said = await check.innerText();
+      assert.match(said, /edited/i, said);
+      await checkA11y(page, `case-timeline-tampered-${scheme}`);
+      await shoot(page, 'case-timeline-tampered', scheme);
     }
     assert.deepEqual(browser.problems, []);
   } finally {

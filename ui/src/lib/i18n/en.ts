@@ -541,7 +541,7 @@ export const t = {
       `All ${plural(events, { one: `${n(events)} event is`, other: `${n(events)} events are` })} present, in order and unchanged since they were recorded.` +
       (unchained > 0 ? ` ${plural(unchained, { one: `${n(unchained)} earlier event predates`, other: `${n(unchained)} earlier events predate` })} the check and cannot be verified.` : ''),
     tampered: (count: number) => plural(count, { one: 'The timeline was changed outside Casewire: 1 problem found.', other: `The timeline was changed outside Casewire: ${n(count)} problems found.` }),
-    tamperedAdvice: 'A critical alert has been sent to headquarters. Do not rely on this timeline in court; ask headquarters for its copy of the events.',
+    tamperedAdvice: 'A critical alert for headquarters is now at the top of the timeline; its delivery shows when they have it. Do not rely on this timeline in court; ask headquarters for its copy of the events.',
     problemKinds: { edited: 'Edited:', deleted: 'Deleted:', inserted: 'Added:', reordered: 'Moved:' } as Record<string, string>,
   },
   evidence: {
