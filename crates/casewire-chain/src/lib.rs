@@ -24,7 +24,7 @@ const GAS_MARGIN_PERCENT: u64 = 20;
 
 /// The transaction that anchors `root` now with `key`: its next nonce, a gas limit from the
 /// node's estimate with a margin, and EIP-1559 fees of twice the head's base fee plus the
-/// node's suggested tip (room for six full blocks of base-fee rises before it stalls).
+/// node's suggested tip (room for five full blocks of base-fee rises, 12.5 % each, before it stalls).
 pub async fn prepare(
     rpc: &Rpc,
     key: &AnchorKey,

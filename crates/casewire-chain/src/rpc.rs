@@ -202,9 +202,10 @@ impl Rpc {
         method: &'static str,
         params: Value,
     ) -> Result<T, RpcError> {
-        let unreachable = |source| RpcError::Unreachable {
+        // reqwest's errors carry the whole URL, API key and all: it is taken off.
+        let unreachable = |source: reqwest::Error| RpcError::Unreachable {
             endpoint: self.endpoint.to_string(),
-            source,
+            source: source.without_url(),
         };
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let response = self
@@ -219,7 +220,7 @@ impl Rpc {
             if e.is_decode() {
                 RpcError::Malformed {
                     method,
-                    reason: format!("HTTP {status}, not JSON-RPC ({e})"),
+                    reason: format!("HTTP {status}, not JSON-RPC ({})", e.without_url()),
                 }
             } else {
                 unreachable(e)
@@ -373,6 +374,26 @@ mod tests {
         assert!(!format!("{endpoint:?}").contains("s3cret"));
         let local = Endpoint::parse("http://127.0.0.1:8545").expect("valid");
         assert_eq!(local.to_string(), "http://127.0.0.1:8545");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_node_is_named_without_the_api_key_in_its_url() {
+        // Nothing listens on port 1.
+        let rpc =
+            Rpc::new(Endpoint::parse("http://127.0.0.1:1/v3/s3cretkey?token=abc").expect("valid"));
+        let error = rpc.chain_id().await.expect_err("nothing listens");
+        assert!(error.is_unreachable());
+        let mut said = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            said.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert!(said.contains("http://127.0.0.1:1"), "{said}");
+        assert!(
+            !said.contains("s3cret") && !said.contains("token"),
+            "{said}"
+        );
     }
 
     #[test]

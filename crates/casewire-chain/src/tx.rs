@@ -66,7 +66,9 @@ impl AnchorKey {
         let bytes = Zeroizing::new(self.key.to_bytes());
         let mut text = Zeroizing::new(String::with_capacity(64));
         for byte in bytes.iter() {
-            text.push_str(&format!("{byte:02x}"));
+            // Two digits at a time straight into the zeroed string, no temporary copies.
+            text.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+            text.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
         }
         text
     }

@@ -70,8 +70,9 @@ enum Command {
     /// Check evidence files' anchor proofs (the JSON documents of GET
     /// /api/evidence/{id}/anchor/proof) against any JSON-RPC endpoint of their chain, with
     /// nothing else: no data directory, no key. Prints one JSON line per proof. Exits 0 when
-    /// every proof holds, 1 when the chain refutes one (the reason is printed), 2 when one could
-    /// not be checked (the node is unreachable).
+    /// every proof holds, 1 when one is refuted (the reason is printed), 2 when one could not
+    /// be checked (the node unreachable or answering errors, a proof or evidence file
+    /// unreadable).
     VerifyProof {
         /// The proof files.
         #[arg(required = true)]
@@ -349,7 +350,6 @@ async fn verify_proofs(
     evidence: &[PathBuf],
     confirmations: u64,
 ) -> anyhow::Result<i32> {
-    use casewire_chain::proof::{Proof, sha256_of};
     use casewire_chain::rpc::{Endpoint, Rpc};
 
     if !evidence.is_empty() && evidence.len() != proofs.len() {
@@ -359,32 +359,28 @@ async fn verify_proofs(
             evidence.len()
         );
     }
+    // Not the URL itself in the message: a provider's API key may be in it.
     let endpoint =
-        Endpoint::parse(rpc).map_err(|reason| anyhow::anyhow!("--rpc {rpc:?}: {reason}"))?;
+        Endpoint::parse(rpc).map_err(|reason| anyhow::anyhow!("--rpc is not usable: {reason}"))?;
     let rpc = Rpc::new(endpoint);
     let mut status = 0;
     for (i, path) in proofs.iter().enumerate() {
-        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let proof: Proof = serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not an anchor proof", path.display()))?;
-        let file_hash = match evidence.get(i) {
-            Some(file) => Some(
-                std::fs::File::open(file)
-                    .and_then(sha256_of)
-                    .with_context(|| format!("reading {}", file.display()))?,
+        let (mut line, sentence, outcome) = match read_proof(path, evidence.get(i)) {
+            Ok((proof, file_hash)) => {
+                let (line, sentence, outcome) =
+                    check_proof(&rpc, &proof, file_hash, confirmations).await;
+                let sentence = format!("{} ({}): {sentence}", proof.evidence_id, proof.file_hash);
+                (line, sentence, outcome)
+            }
+            Err(error) => (
+                serde_json::json!({"holds": null, "code": "unreadable", "reason": format!("{error:#}")}),
+                format!("not checked: {error:#}"),
+                2,
             ),
-            None => None,
         };
-        let (line, sentence, outcome) = check_proof(&rpc, &proof, file_hash, confirmations).await;
-        let mut line = line;
         line["proof"] = serde_json::json!(path);
         println_json(&line)?;
-        eprintln!(
-            "{}: {} ({}): {sentence}",
-            path.display(),
-            proof.evidence_id,
-            proof.file_hash
-        );
+        eprintln!("{}: {sentence}", path.display());
         status = match (status, outcome) {
             (1, _) | (_, 1) => 1,
             (2, _) | (_, 2) => 2,
@@ -392,6 +388,24 @@ async fn verify_proofs(
         };
     }
     Ok(status)
+}
+
+/// A proof file and, when given, the SHA-256 of its evidence file.
+fn read_proof(
+    path: &std::path::Path,
+    evidence: Option<&PathBuf>,
+) -> anyhow::Result<(casewire_chain::proof::Proof, Option<casewire_chain::B256>)> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let proof = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not an anchor proof", path.display()))?;
+    let file_hash = evidence
+        .map(|file| {
+            std::fs::File::open(file)
+                .and_then(casewire_chain::proof::sha256_of)
+                .with_context(|| format!("reading {}", file.display()))
+        })
+        .transpose()?;
+    Ok((proof, file_hash))
 }
 
 /// One proof's check: its JSON line, a sentence, and 0 (holds), 1 (refuted) or 2 (not checked).
@@ -414,12 +428,16 @@ async fn check_proof(
                 "root": proof.root,
                 "chainId": proof.chain_id,
                 "txHash": proof.tx_hash,
+                // Who anchored it: a reader compares them with the keys and contracts it trusts.
+                "sender": proof.sender,
+                "contractAddress": proof.contract_address,
                 "blockNumber": found.block_number,
                 "blockHash": found.block_hash,
                 "confirmations": found.confirmations,
             }),
             format!(
-                "anchored in block {} of chain {}, {} confirmations; {}",
+                "anchored by {} in block {} of chain {}, {} confirmations; {}",
+                proof.sender,
                 found.block_number,
                 proof.chain_id,
                 found.confirmations,

@@ -584,6 +584,10 @@ fn verify_proof_checks_each_of_a_1000_file_batch_with_nothing_but_an_endpoint() 
         assert_eq!(line["evidenceId"], format!("evidence-{i}"));
         assert_eq!(line["fileChecked"], true);
         assert_eq!(line["confirmations"], 1);
+        assert_eq!(
+            line["sender"], found[0]["sender"],
+            "one sender for the batch"
+        );
     }
     assert!(
         !dir.path().join("casewire-data").exists(),
@@ -636,7 +640,30 @@ fn verify_proof_refutes_another_file_and_too_few_confirmations_and_cannot_check_
         "{said}"
     );
 
-    let out = verify_proof(dir.path(), &[1], "ftp://127.0.0.1:1", &[]);
+    let out = verify_proof(dir.path(), &[1], "ftp://127.0.0.1:1/k3y", &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("only http and https"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("only http and https") && !said.contains("k3y"),
+        "{said}"
+    );
+
+    // An API key in the endpoint's path is not repeated in what is printed.
+    let out = verify_proof(dir.path(), &[1], &format!("{url}/v3/k3y"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("k3y"), "{all}");
+
+    // A proof that cannot be read is not checked, and the others still are.
+    std::fs::write(dir.path().join("proof-9.json"), "not a proof").expect("write");
+    let out = verify_proof(dir.path(), &[9, 1], &url, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let found = lines(&out);
+    assert_eq!(found.len(), 2, "both reported");
+    assert_eq!(found[0]["code"], "unreadable");
+    assert_eq!(found[1]["code"], "not_checked");
 }
