@@ -464,6 +464,20 @@ fn keyring_error(e: &keyring::Error) -> CoreError {
 
 /// The key file's key, `None` if there is no file; refused if other accounts could read it.
 fn read_key_file(path: &Path) -> Result<Option<Kek>, CoreError> {
+    let Some(text) = read_private_file(path)? else {
+        return Ok(None);
+    };
+    parse_kek(text.trim()).map(Some).ok_or_else(|| {
+        CoreError::Config(format!(
+            "the key file {} does not hold a Casewire key (64 hexadecimal digits)",
+            path.display()
+        ))
+    })
+}
+
+/// A secret file's text, `None` if there is no file; refused if other accounts could read or
+/// change it.
+pub(crate) fn read_private_file(path: &Path) -> Result<Option<Zeroizing<String>>, CoreError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => Zeroizing::new(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -490,26 +504,32 @@ fn read_key_file(path: &Path) -> Result<Option<Kek>, CoreError> {
             )));
         }
     }
-    parse_kek(text.trim()).map(Some).ok_or_else(|| {
-        CoreError::Config(format!(
-            "the key file {} does not hold a Casewire key (64 hexadecimal digits)",
-            path.display()
-        ))
-    })
+    Ok(Some(text))
 }
 
 /// Makes a key file with a new key, readable by its owner only.
 fn create_key_file(path: &Path) -> Result<Kek, CoreError> {
+    let kek = random_kek();
+    create_private_file(path, &hex::encode(*kek.0))?;
+    tracing::warn!(
+        key_file = %path.display(),
+        "made a key file for the data key: the data is as safe as this file and the account that owns it; keep a copy apart from the data"
+    );
+    Ok(kek)
+}
+
+/// Makes a file holding `secret` and a newline, readable by its owner only, never seen half
+/// written and never replacing a file of that name.
+pub(crate) fn create_private_file(path: &Path, secret: &str) -> Result<(), CoreError> {
     if let Some(dir) = path.parent() {
         crate::private::create_dir(dir).map_err(|e| storage(&dir.display().to_string(), e))?;
     }
-    let kek = random_kek();
-    let text = Zeroizing::new(format!("{}\n", hex::encode(*kek.0)));
+    let text = Zeroizing::new(format!("{secret}\n"));
     // Written whole to a file of its own, then linked to its name, which fails if the name
     // exists: a key file is never seen half written, nor replaced.
     let mut suffix = [0u8; 8];
     rand::rng().fill_bytes(&mut suffix);
-    let staging = path.with_file_name(format!(".data-key-{}", hex::encode(suffix)));
+    let staging = path.with_file_name(format!(".key-{}", hex::encode(suffix)));
     let write_new = |at: &Path| -> std::io::Result<()> {
         use std::io::Write;
         let mut options = std::fs::OpenOptions::new();
@@ -535,12 +555,7 @@ fn create_key_file(path: &Path) -> Result<Kek, CoreError> {
             None => Ok(()),
         }
     };
-    write().map_err(|e| storage(&format!("creating the key file {}", path.display()), e))?;
-    tracing::warn!(
-        key_file = %path.display(),
-        "made a key file for the data key: the data is as safe as this file and the account that owns it; keep a copy apart from the data"
-    );
-    Ok(kek)
+    write().map_err(|e| storage(&format!("creating the key file {}", path.display()), e))
 }
 
 #[cfg(test)]

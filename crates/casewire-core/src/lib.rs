@@ -8,6 +8,7 @@
 //! has its own version, in `core_schema`, beside the outbox's (which uses `user_version`).
 #![deny(missing_docs)]
 
+pub mod anchoring;
 pub mod app;
 pub mod auth;
 pub mod cases;
@@ -27,6 +28,7 @@ pub mod users;
 
 use casewire_outbox::Outbox;
 
+pub use anchoring::{AnchorState, AnchorStatus, Anchoring, ChainSettings};
 pub use app::{
     App, DefaultKeyStore, JsonFileStore, RelayStatus, SettingsStore, Unlock, rotate_key,
 };
@@ -349,6 +351,49 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE case_events ADD COLUMN document TEXT;
     ALTER TABLE cases ADD COLUMN chain_length INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE cases ADD COLUMN chain_head TEXT;
+"#,
+    // Anchoring done by Casewire itself: each request waits (batch_id NULL) until the worker
+    // puts it in a batch, one signed transaction saved before it is broadcast. Anchors made by
+    // the worker keep their proof; receipts typed in by a person have none.
+    r#"
+    CREATE TABLE anchor_batches (
+        batch_id               INTEGER PRIMARY KEY,
+        chain_id               INTEGER NOT NULL,
+        sender                 TEXT    NOT NULL,
+        nonce                  INTEGER NOT NULL,
+        contract               TEXT,
+        root                   TEXT    NOT NULL,
+        tx_hash                TEXT    NOT NULL,
+        raw_tx                 BLOB    NOT NULL,
+        state                  TEXT    NOT NULL
+            CHECK (state IN ('signed', 'pending', 'included', 'anchored', 'failed')),
+        block_number           INTEGER,
+        block_hash             TEXT,
+        confirmations          INTEGER NOT NULL DEFAULT 0,
+        required_confirmations INTEGER NOT NULL,
+        attempts               INTEGER NOT NULL DEFAULT 0,
+        last_error             TEXT,
+        created_at             INTEGER NOT NULL,
+        updated_at             INTEGER NOT NULL
+    );
+    -- One transaction in flight per key.
+    CREATE UNIQUE INDEX anchor_batches_in_flight ON anchor_batches (sender)
+        WHERE state IN ('signed', 'pending', 'included');
+    CREATE TABLE anchor_requests (
+        evidence_id  TEXT    PRIMARY KEY REFERENCES evidence (evidence_id),
+        file_hash    TEXT    NOT NULL,
+        salt         TEXT    NOT NULL,
+        requested_by TEXT    NOT NULL,
+        requested_at INTEGER NOT NULL,
+        batch_id     INTEGER REFERENCES anchor_batches (batch_id),
+        leaf_index   INTEGER,
+        last_error   TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX anchor_requests_waiting ON anchor_requests (requested_at, evidence_id)
+        WHERE batch_id IS NULL;
+    CREATE INDEX anchor_requests_by_batch ON anchor_requests (batch_id, leaf_index)
+        WHERE batch_id IS NOT NULL;
+    ALTER TABLE evidence_anchors ADD COLUMN proof TEXT;
 "#,
 ];
 

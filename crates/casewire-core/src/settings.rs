@@ -150,6 +150,29 @@ pub const KNOWN: &[Spec] = &[
     spec("CASEWIRE_ENCRYPTION", false, Applies::NextStart, Some("on")),
     spec("CASEWIRE_KEY_STORE", false, Applies::NextStart, None),
     spec("CASEWIRE_KEY_FILE", false, Applies::NextStart, None),
+    // A node's URL may carry a provider's API key in its path or query.
+    Spec {
+        key: "CASEWIRE_CHAIN_RPC_URL",
+        secret: true,
+        editable: true,
+        applies: Applies::NextStart,
+        default: None,
+    },
+    spec("CASEWIRE_CHAIN_ID", true, Applies::NextStart, None),
+    spec("CASEWIRE_ANCHOR_CONTRACT", true, Applies::NextStart, None),
+    spec(
+        "CASEWIRE_ANCHOR_CONFIRMATIONS",
+        true,
+        Applies::NextStart,
+        Some("12"),
+    ),
+    spec("CASEWIRE_ANCHOR_KEY_FILE", false, Applies::NextStart, None),
+    spec(
+        "CASEWIRE_ANCHOR_POLL_MS",
+        false,
+        Applies::NextStart,
+        Some("5000"),
+    ),
 ];
 
 /// The spec of `key`, if Casewire knows it.

@@ -1,5 +1,6 @@
 //! Integration tests of the domain on a real SQLite outbox.
 
+mod anchoring;
 mod app;
 mod auth;
 mod cases;

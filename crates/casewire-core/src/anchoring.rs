@@ -1,0 +1,1237 @@
+//! Anchoring evidence on an EVM chain, queued like every event and done when a node answers.
+//!
+//! Asking to anchor a file ([`Anchoring::request`]) commits an anchor request, with a random
+//! leaf salt, in the same transaction as its event; offline it just waits. The [`Worker`],
+//! while the chain is reachable, takes the waiting requests in batches and moves each batch
+//! through these states, every one of them committed before the next step is taken:
+//!
+//! 1. `signed`: the batch's Merkle root ([`casewire_chain::merkle`]) is in one EIP-1559
+//!    transaction, signed and saved, and its requests are the batch's leaves. Nothing has left
+//!    the machine: a crash here leaves the saved transaction to broadcast, never a second one to
+//!    sign for the same nonce.
+//! 2. `pending`: broadcast (a node answering "already known" or "nonce too low" has it too).
+//!    The saved transaction is broadcast again on every look until it is mined.
+//! 3. `included`: mined in block N, counting confirmations. A reorganisation that drops the
+//!    block sends it back to `pending`, and the saved transaction goes out again.
+//! 4. `anchored`: at the configured depth. Each file gets its proof ([`casewire_chain::proof`])
+//!    and its `evidence.anchored` event (high), with the Merkle root and the chain id.
+//!
+//! A transaction that reverted, or whose nonce another transaction of the key took, ends its
+//! batch as `failed` and its requests wait again for the next one. One transaction is in flight
+//! per key. A node that cannot be reached spends no attempt; any other failure is counted and
+//! backed off exponentially, like the relay's retries. Each move of a batch is a `system.info`
+//! event on the timeline of every case it holds files of.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casewire_chain::merkle::{Tree, leaf};
+use casewire_chain::proof::{PROOF_FORMAT, Proof};
+use casewire_chain::rpc::{BlockTag, Endpoint, Rpc, RpcError};
+use casewire_chain::tx::{AnchorKey, SignedTx};
+use casewire_chain::{Address, B256, Bytes};
+use casewire_events::{Event, EventType, Metadata};
+use casewire_outbox::{Clock, Outbox, WriteTx};
+use rand::RngCore;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::settings::Settings;
+use crate::{CoreError, RequestInfo, User};
+
+/// The most files one transaction anchors.
+pub const BATCH_MAX: usize = 10_000;
+
+/// Evidence ids named by one timeline event of a batch (events stay far below their size cap).
+const IDS_PER_EVENT: usize = 500;
+
+/// The longest a failing batch waits between attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Where an anchor stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorState {
+    /// Requested; waiting for the chain (offline, or behind the transaction in flight).
+    Waiting,
+    /// In a signed transaction that is saved and not yet broadcast.
+    Signed,
+    /// Broadcast, not yet mined.
+    Pending,
+    /// Mined, not yet at the configured depth.
+    Included,
+    /// At the configured depth: its proof holds.
+    Anchored,
+}
+
+impl AnchorState {
+    fn of_batch(state: &str) -> Option<AnchorState> {
+        match state {
+            "signed" => Some(AnchorState::Signed),
+            "pending" => Some(AnchorState::Pending),
+            "included" => Some(AnchorState::Included),
+            "anchored" => Some(AnchorState::Anchored),
+            _ => None,
+        }
+    }
+}
+
+/// An evidence file's anchoring, as the API and the evidence screen show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchorStatus {
+    /// The evidence.
+    pub evidence_id: String,
+    /// Where it stands.
+    pub state: AnchorState,
+    /// Who asked.
+    pub requested_by: String,
+    /// When, Unix ms.
+    pub requested_at: i64,
+    /// The chain (EIP-155 id), once in a transaction.
+    pub chain_id: Option<u64>,
+    /// The transaction carrying its batch's root, once signed.
+    pub tx_hash: Option<String>,
+    /// The batch's Merkle root, once signed.
+    pub merkle_root: Option<String>,
+    /// The block holding the transaction, once mined.
+    pub block_number: Option<u64>,
+    /// How deep that block is (1 when it is the head).
+    pub confirmations: u64,
+    /// The depth that counts as anchored, once in a transaction.
+    pub confirmations_required: Option<u64>,
+    /// Files in the same transaction.
+    pub batch_size: Option<u64>,
+    /// Why the last attempt at its batch failed, if it did, in words.
+    pub last_error: Option<String>,
+}
+
+/// The chain anchoring talks to, from the settings.
+#[derive(Debug, Clone)]
+pub struct ChainSettings {
+    /// The node (`CASEWIRE_CHAIN_RPC_URL`; shown without path or query).
+    pub endpoint: Endpoint,
+    /// The chain's EIP-155 id (`CASEWIRE_CHAIN_ID`), checked against the node's.
+    pub chain_id: u64,
+    /// The anchoring contract (`CASEWIRE_ANCHOR_CONTRACT`), else a transaction to the key's own
+    /// address carries the root.
+    pub contract: Option<Address>,
+    /// The depth that counts as anchored (`CASEWIRE_ANCHOR_CONFIRMATIONS`).
+    pub confirmations: u64,
+    /// How often a transaction in flight is looked at (`CASEWIRE_ANCHOR_POLL_MS`).
+    pub poll: Duration,
+    /// The signing key's file (`CASEWIRE_ANCHOR_KEY_FILE`), else the OS keyring.
+    pub key_file: Option<PathBuf>,
+}
+
+impl ChainSettings {
+    /// The chain settings, `None` when no node is configured (`CASEWIRE_CHAIN_RPC_URL` unset):
+    /// anchoring requests then wait. Refuses a wrong value naming the setting.
+    pub fn from_settings(settings: &Settings) -> Result<Option<ChainSettings>, CoreError> {
+        let Some(url) = settings
+            .get("CASEWIRE_CHAIN_RPC_URL")
+            .filter(|u| !u.is_empty())
+        else {
+            return Ok(None);
+        };
+        let endpoint = Endpoint::parse(&url)
+            .map_err(|e| CoreError::Config(format!("CASEWIRE_CHAIN_RPC_URL: {e}")))?;
+        let chain_id = match settings.get("CASEWIRE_CHAIN_ID") {
+            Some(id) => id.trim().parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                CoreError::Config(format!(
+                    "CASEWIRE_CHAIN_ID={id:?} must be the chain's positive EIP-155 id (1 for Ethereum)"
+                ))
+            })?,
+            None => {
+                return Err(CoreError::Config(
+                    "CASEWIRE_CHAIN_ID must be set with CASEWIRE_CHAIN_RPC_URL: the chain's EIP-155 id, which the node must report".into(),
+                ));
+            }
+        };
+        let contract = match settings
+            .get("CASEWIRE_ANCHOR_CONTRACT")
+            .filter(|c| !c.is_empty())
+        {
+            Some(text) => {
+                casewire_events::validate_evm_address(&text)
+                    .map_err(|e| CoreError::Config(format!("CASEWIRE_ANCHOR_CONTRACT: {e}")))?;
+                Some(
+                    Address::from_str(&text)
+                        .map_err(|e| CoreError::Config(format!("CASEWIRE_ANCHOR_CONTRACT: {e}")))?,
+                )
+            }
+            None => None,
+        };
+        let confirmations = settings.number("CASEWIRE_ANCHOR_CONFIRMATIONS", 12)?;
+        if confirmations == 0 {
+            return Err(CoreError::Config(
+                "CASEWIRE_ANCHOR_CONFIRMATIONS must be at least 1 (1: anchored once mined)".into(),
+            ));
+        }
+        let poll =
+            Duration::from_millis(settings.number("CASEWIRE_ANCHOR_POLL_MS", 5_000)?.max(10));
+        let key_file = settings
+            .get("CASEWIRE_ANCHOR_KEY_FILE")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
+        Ok(Some(ChainSettings {
+            endpoint,
+            chain_id,
+            contract,
+            confirmations,
+            poll,
+            key_file,
+        }))
+    }
+}
+
+/// The keyring's service name for the anchoring key.
+const KEYRING_SERVICE: &str = "org.casewire.anchor-key";
+
+/// The anchoring key: from `key_file` when given (made if missing, refused if other accounts
+/// may read it), else from the OS keyring under the data directory's name (made on first use).
+/// A new key has no funds: the log names its address, never the key.
+pub fn anchoring_key(key_file: Option<&Path>, data_dir: &Path) -> Result<AnchorKey, CoreError> {
+    let parse = |text: &str, from: &str| {
+        AnchorKey::from_hex(text.trim()).map_err(|e| {
+            CoreError::Config(format!(
+                "{from} does not hold an anchoring key (a secp256k1 private key, 64 hexadecimal digits): {e}"
+            ))
+        })
+    };
+    if let Some(path) = key_file {
+        let from = format!("the anchoring key file {}", path.display());
+        if let Some(text) = crate::keys::read_private_file(path)? {
+            return parse(&text, &from);
+        }
+        let key = AnchorKey::generate();
+        crate::keys::create_private_file(path, key.to_hex().as_str())?;
+        tracing::warn!(
+            key_file = %path.display(),
+            address = %key.address(),
+            "made a new anchoring key: send this address gas (a small amount of the chain's coin) before anchoring can go on chain"
+        );
+        return Ok(key);
+    }
+    let id = data_dir.display().to_string();
+    let entry = keyring::Entry::new(KEYRING_SERVICE, &id).map_err(|e| keyring_error(&e))?;
+    match entry.get_password() {
+        Ok(text) => parse(&Zeroizing::new(text), "the OS keyring's anchoring key"),
+        Err(keyring::Error::NoEntry) => {
+            let key = AnchorKey::generate();
+            entry
+                .set_password(key.to_hex().as_str())
+                .map_err(|e| keyring_error(&e))?;
+            tracing::warn!(
+                address = %key.address(),
+                "made a new anchoring key in the OS keyring: send this address gas (a small amount of the chain's coin) before anchoring can go on chain"
+            );
+            Ok(key)
+        }
+        Err(e) => Err(keyring_error(&e)),
+    }
+}
+
+fn keyring_error(e: &keyring::Error) -> CoreError {
+    CoreError::Config(format!(
+        "the OS keyring cannot keep the anchoring key ({e}): unlock it, or keep the key in a file readable by this account alone (CASEWIRE_ANCHOR_KEY_FILE)"
+    ))
+}
+
+/// Anchor requests and their batches, in the outbox's database.
+pub struct Anchoring {
+    outbox: Arc<Outbox>,
+    clock: Arc<dyn Clock>,
+    wake: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Anchoring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anchoring").finish_non_exhaustive()
+    }
+}
+
+/// A batch as saved.
+#[derive(Debug, Clone)]
+struct Batch {
+    id: i64,
+    chain_id: u64,
+    sender: Address,
+    nonce: u64,
+    contract: Option<Address>,
+    root: B256,
+    tx_hash: B256,
+    raw: Bytes,
+    state: String,
+    block_number: Option<u64>,
+    block_hash: Option<B256>,
+}
+
+/// A file of a batch, in leaf order.
+#[derive(Debug, Clone)]
+struct Member {
+    evidence_id: String,
+    case_id: String,
+    wallet: String,
+    wallet_chain: String,
+    file_hash: B256,
+    salt: B256,
+    requested_by: String,
+}
+
+fn hash_of(text: &str, what: &str) -> Result<B256, CoreError> {
+    B256::from_str(text)
+        .map_err(|e| CoreError::Storage(format!("the stored {what} {text:?} is not a hash: {e}")))
+}
+
+fn address_of(text: &str, what: &str) -> Result<Address, CoreError> {
+    Address::from_str(text).map_err(|e| {
+        CoreError::Storage(format!("the stored {what} {text:?} is not an address: {e}"))
+    })
+}
+
+const BATCH_COLUMNS: &str =
+    "batch_id, chain_id, sender, nonce, contract, root, tx_hash, raw_tx, state,
+     block_number, block_hash";
+
+/// A batch's row as stored, before its text is read as hashes and addresses.
+struct BatchRow {
+    id: i64,
+    chain_id: i64,
+    sender: String,
+    nonce: i64,
+    contract: Option<String>,
+    root: String,
+    tx_hash: String,
+    raw: Vec<u8>,
+    state: String,
+    block_number: Option<i64>,
+    block_hash: Option<String>,
+}
+
+fn batch_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BatchRow> {
+    Ok(BatchRow {
+        id: r.get(0)?,
+        chain_id: r.get(1)?,
+        sender: r.get(2)?,
+        nonce: r.get(3)?,
+        contract: r.get(4)?,
+        root: r.get(5)?,
+        tx_hash: r.get(6)?,
+        raw: r.get(7)?,
+        state: r.get(8)?,
+        block_number: r.get(9)?,
+        block_hash: r.get(10)?,
+    })
+}
+
+impl Batch {
+    fn from_row(row: BatchRow) -> Result<Batch, CoreError> {
+        Ok(Batch {
+            id: row.id,
+            chain_id: row.chain_id.max(0) as u64,
+            sender: address_of(&row.sender, "sender")?,
+            nonce: row.nonce.max(0) as u64,
+            contract: row
+                .contract
+                .as_deref()
+                .map(|c| address_of(c, "contract"))
+                .transpose()?,
+            root: hash_of(&row.root, "Merkle root")?,
+            tx_hash: hash_of(&row.tx_hash, "transaction hash")?,
+            raw: Bytes::from(row.raw),
+            state: row.state,
+            block_number: row.block_number.map(|n| n.max(0) as u64),
+            block_hash: row
+                .block_hash
+                .as_deref()
+                .map(|h| hash_of(h, "block hash"))
+                .transpose()?,
+        })
+    }
+}
+
+impl Anchoring {
+    /// Anchoring over `outbox`'s database.
+    pub fn new(outbox: Arc<Outbox>, clock: Arc<dyn Clock>) -> Anchoring {
+        Anchoring {
+            outbox,
+            clock,
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Asks for `evidence_id` to be anchored: the request and its `system.info` event commit
+    /// together, and the worker is woken. Asking again while it waits or is in flight answers
+    /// where it stands; a file anchored already is a conflict.
+    pub fn request(
+        &self,
+        evidence_id: &str,
+        user: &User,
+        from: &RequestInfo,
+    ) -> Result<(AnchorStatus, bool), CoreError> {
+        let id = evidence_id.to_owned();
+        let mut salt = [0u8; 32];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = B256::from(salt).to_string();
+        let now = self.clock.now_ms();
+        let clock = self.clock.clone();
+        let user = user.clone();
+        let from = from.clone();
+        let created = self
+            .outbox
+            .write(move |tx| {
+                let evidence: Option<(String, String, Option<i64>)> = tx
+                    .query_row(
+                        "SELECT case_id, storage_hash, deleted_at FROM evidence WHERE evidence_id = ?1",
+                        [&id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((case_id, file_hash, deleted)) = evidence else {
+                    return Err(CoreError::NotFound(format!("evidence {id}")));
+                };
+                if deleted.is_some() {
+                    return Err(CoreError::Gone(format!("evidence {id} was deleted")));
+                }
+                let existing: Option<Option<String>> = tx
+                    .query_row(
+                        "SELECT b.state FROM anchor_requests r
+                           LEFT JOIN anchor_batches b ON b.batch_id = r.batch_id
+                          WHERE r.evidence_id = ?1",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match existing {
+                    Some(Some(state)) if state == "anchored" => {
+                        return Err(CoreError::Conflict(format!(
+                            "evidence {id} is anchored already: its proof is at /api/evidence/{id}/anchor/proof"
+                        )));
+                    }
+                    Some(_) => return Ok(false),
+                    None => {}
+                }
+                tx.execute(
+                    "INSERT INTO anchor_requests (evidence_id, file_hash, salt, requested_by, requested_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, file_hash, salt, user.username, now],
+                )?;
+                let event = crate::action_event(
+                    &*clock,
+                    EventType::SystemInfo,
+                    json!({
+                        "message": format!("Anchoring of evidence {id} on chain was requested; it waits for the chain"),
+                        "action": "anchor.requested",
+                        "evidenceId": id,
+                        "caseId": case_id,
+                        "fileHash": file_hash,
+                    }),
+                    &user,
+                    &from,
+                );
+                crate::cases::enqueue_in_timeline(tx, &event)?;
+                Ok(true)
+            })
+            .wait()?;
+        if created {
+            tracing::info!(evidence = %evidence_id, "anchoring requested");
+            self.wake.notify_one();
+        }
+        let status = self
+            .status(evidence_id)?
+            .ok_or_else(|| CoreError::NotFound(format!("anchor request of {evidence_id}")))?;
+        Ok((status, created))
+    }
+
+    /// Where the anchoring of `evidence_id` stands, `None` if it was never asked for.
+    pub fn status(&self, evidence_id: &str) -> Result<Option<AnchorStatus>, CoreError> {
+        let id = evidence_id.to_owned();
+        self.outbox.read(|conn| {
+            conn.prepare_cached(
+                "SELECT r.requested_by, r.requested_at, b.state, b.chain_id, b.tx_hash, b.root,
+                        b.block_number, b.confirmations, b.required_confirmations,
+                        (SELECT COUNT(*) FROM anchor_requests m WHERE m.batch_id = r.batch_id),
+                        COALESCE(b.last_error, r.last_error)
+                   FROM anchor_requests r
+                   LEFT JOIN anchor_batches b ON b.batch_id = r.batch_id
+                  WHERE r.evidence_id = ?1",
+            )?
+            .query_row([&id], |r| {
+                let state: Option<String> = r.get(2)?;
+                let in_batch = state.is_some();
+                Ok(AnchorStatus {
+                    evidence_id: id.clone(),
+                    state: state
+                        .as_deref()
+                        .and_then(AnchorState::of_batch)
+                        .unwrap_or(AnchorState::Waiting),
+                    requested_by: r.get(0)?,
+                    requested_at: r.get(1)?,
+                    chain_id: r.get::<_, Option<i64>>(3)?.map(|n| n as u64),
+                    tx_hash: r.get(4)?,
+                    merkle_root: r.get(5)?,
+                    block_number: r.get::<_, Option<i64>>(6)?.map(|n| n as u64),
+                    confirmations: r.get::<_, Option<i64>>(7)?.unwrap_or(0).max(0) as u64,
+                    confirmations_required: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+                    batch_size: in_batch
+                        .then(|| r.get::<_, i64>(9))
+                        .transpose()?
+                        .map(|n| n as u64),
+                    last_error: r.get(10)?,
+                })
+            })
+            .optional()
+            .map_err(CoreError::from)
+        })
+    }
+
+    /// The proof of `evidence_id`'s anchor, once anchored.
+    pub fn proof(&self, evidence_id: &str) -> Result<Option<Proof>, CoreError> {
+        let id = evidence_id.to_owned();
+        let text: Option<String> = self.outbox.read(|conn| {
+            conn.query_row(
+                "SELECT proof FROM evidence_anchors WHERE evidence_id = ?1 AND proof IS NOT NULL
+                  ORDER BY anchored_at DESC LIMIT 1",
+                [&id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(CoreError::from)
+        })?;
+        text.map(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                CoreError::Storage(format!("the stored proof of {id} is unreadable: {e}"))
+            })
+        })
+        .transpose()
+    }
+
+    /// How many requests wait for a batch.
+    pub fn waiting(&self) -> Result<u64, CoreError> {
+        self.outbox.read(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM anchor_requests WHERE batch_id IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(CoreError::from)
+        })
+    }
+
+    fn in_flight(&self, sender: Address) -> Result<Option<Batch>, CoreError> {
+        let sender = sender.to_string();
+        let row = self.outbox.read(|conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {BATCH_COLUMNS} FROM anchor_batches
+                      WHERE sender = ?1 AND state IN ('signed', 'pending', 'included')"
+                ),
+                [&sender],
+                batch_row,
+            )
+            .optional()
+            .map_err(CoreError::from)
+        })?;
+        row.map(Batch::from_row).transpose()
+    }
+
+    fn members(&self, batch_id: i64) -> Result<Vec<Member>, CoreError> {
+        let rows = self.outbox.read(|conn| {
+            conn.prepare_cached(
+                "SELECT r.evidence_id, e.case_id, e.wallet, e.wallet_chain, r.file_hash, r.salt,
+                        r.requested_by
+                   FROM anchor_requests r JOIN evidence e ON e.evidence_id = r.evidence_id
+                  WHERE r.batch_id = ?1 ORDER BY r.leaf_index",
+            )?
+            .query_map([batch_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::from)
+        })?;
+        rows.into_iter()
+            .map(
+                |(evidence_id, case_id, wallet, wallet_chain, hash, salt, by)| {
+                    Ok(Member {
+                        file_hash: hash_of(&hash, "file hash")?,
+                        salt: hash_of(&salt, "leaf salt")?,
+                        evidence_id,
+                        case_id,
+                        wallet,
+                        wallet_chain,
+                        requested_by: by,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    fn waiting_requests(&self, limit: usize) -> Result<Vec<(String, B256, B256)>, CoreError> {
+        let rows = self.outbox.read(|conn| {
+            conn.prepare_cached(
+                "SELECT evidence_id, file_hash, salt FROM anchor_requests
+                  WHERE batch_id IS NULL ORDER BY requested_at, evidence_id LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::from)
+        })?;
+        rows.into_iter()
+            .map(|(id, hash, salt)| {
+                Ok((
+                    id,
+                    hash_of(&hash, "file hash")?,
+                    hash_of(&salt, "leaf salt")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// What one step of the worker left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing waits and nothing is in flight.
+    Idle,
+    /// A transaction is in flight: look again after the poll interval.
+    InFlight,
+    /// Something moved: take the next step now.
+    Moved,
+}
+
+/// Why a step did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The node cannot be reached: nothing was decided, and no attempt is spent.
+    #[error(transparent)]
+    Unreachable(RpcError),
+    /// The node refused, or the settings do not match it; counted as an attempt.
+    #[error("{0}")]
+    Failed(String),
+    /// The database failed.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl From<RpcError> for StepError {
+    fn from(e: RpcError) -> StepError {
+        if e.is_unreachable() {
+            StepError::Unreachable(e)
+        } else {
+            StepError::Failed(e.to_string())
+        }
+    }
+}
+
+/// The anchoring worker for one key and one chain.
+pub struct Worker {
+    anchoring: Arc<Anchoring>,
+    rpc: Rpc,
+    key: AnchorKey,
+    chain: ChainSettings,
+    batch_max: usize,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("endpoint", &self.chain.endpoint)
+            .field("chain_id", &self.chain.chain_id)
+            .field("address", &self.key.address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A per-case `system.info` event of a batch's move, naming its files in groups.
+fn batch_events(
+    clock: &dyn Clock,
+    members: &[Member],
+    action: &str,
+    message: impl Fn(&str) -> String,
+    extra: &Value,
+) -> Vec<Event> {
+    let mut by_case: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for m in members {
+        by_case.entry(&m.case_id).or_default().push(&m.evidence_id);
+    }
+    let mut events = Vec::new();
+    for (case_id, ids) in by_case {
+        for group in ids.chunks(IDS_PER_EVENT) {
+            let mut data = json!({
+                "message": message(case_id),
+                "action": action,
+                "caseId": case_id,
+                "evidenceIds": group,
+            });
+            if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
+                data.extend(extra.clone());
+            }
+            events.push(system_event(clock, EventType::SystemInfo, data, None));
+        }
+    }
+    events
+}
+
+fn system_event(
+    clock: &dyn Clock,
+    event_type: EventType,
+    data: Value,
+    user: Option<&str>,
+) -> Event {
+    Event::new(
+        event_type,
+        data.as_object().cloned().unwrap_or_default(),
+        Metadata {
+            source: Some(crate::SOURCE.into()),
+            user_id: user.map(str::to_owned),
+            ..Metadata::default()
+        },
+        clock.now(),
+        &mut rand::rng(),
+    )
+}
+
+fn enqueue_all(tx: &WriteTx<'_>, events: &[Event]) -> Result<(), CoreError> {
+    for event in events {
+        crate::cases::enqueue_in_timeline(tx, event)?;
+    }
+    Ok(())
+}
+
+impl Worker {
+    /// A worker anchoring with `key` on `chain`.
+    pub fn new(anchoring: Arc<Anchoring>, key: AnchorKey, chain: ChainSettings) -> Worker {
+        Worker {
+            rpc: Rpc::new(chain.endpoint.clone()),
+            anchoring,
+            key,
+            chain,
+            batch_max: BATCH_MAX,
+        }
+    }
+
+    /// At most `n` files per transaction (tests make several batches out of a few files).
+    pub fn with_batch_max(mut self, n: usize) -> Worker {
+        self.batch_max = n.clamp(1, BATCH_MAX);
+        self
+    }
+
+    /// The address that signs, the one to fund with gas.
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    /// Steps until `stop` is dropped or sent: woken by a new request, by the poll interval
+    /// while a transaction is in flight, after a back-off when a step failed.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        tracing::info!(
+            endpoint = %self.chain.endpoint,
+            chain_id = self.chain.chain_id,
+            address = %self.key.address(),
+            "anchoring worker started"
+        );
+        let mut unreachable_for = 0u32;
+        loop {
+            let wait = match self.step().await {
+                Ok(Progress::Moved) => {
+                    unreachable_for = 0;
+                    continue;
+                }
+                Ok(Progress::InFlight) => {
+                    unreachable_for = 0;
+                    Some(self.chain.poll)
+                }
+                Ok(Progress::Idle) => {
+                    unreachable_for = 0;
+                    None
+                }
+                Err(StepError::Unreachable(e)) => {
+                    if unreachable_for == 0 {
+                        tracing::warn!(error = %e, "the chain cannot be reached; anchoring waits");
+                    }
+                    unreachable_for = unreachable_for.saturating_add(1);
+                    Some(backoff(self.chain.poll, unreachable_for.min(6)))
+                }
+                Err(e) => {
+                    let attempts = self.record_failure(&e.to_string()).await;
+                    tracing::warn!(error = %e, attempts, "an anchoring step failed; it is tried again");
+                    Some(backoff(self.chain.poll, attempts))
+                }
+            };
+            let woken = self.anchoring.wake.notified();
+            tokio::select! {
+                () = woken => {}
+                () = async {
+                    match wait {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        tracing::info!("anchoring worker stopped");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a failed step against the batch in flight (or, before one is signed, against
+    /// the waiting requests), returning its attempts so far.
+    async fn record_failure(&self, error: &str) -> u32 {
+        let sender = self.key.address().to_string();
+        let error = error.to_owned();
+        let now = self.anchoring.clock.now_ms();
+        self.anchoring
+            .outbox
+            .write(move |tx| {
+                let changed = tx.execute(
+                    "UPDATE anchor_batches SET attempts = attempts + 1, last_error = ?2, updated_at = ?3
+                      WHERE sender = ?1 AND state IN ('signed', 'pending', 'included')",
+                    params![sender, error, now],
+                )?;
+                if changed == 0 {
+                    tx.execute(
+                        "UPDATE anchor_requests SET last_error = ?1 WHERE batch_id IS NULL",
+                        [&error],
+                    )?;
+                    return Ok::<_, CoreError>(1);
+                }
+                Ok(tx.query_row(
+                    "SELECT attempts FROM anchor_batches
+                      WHERE sender = ?1 AND state IN ('signed', 'pending', 'included')",
+                    [&sender],
+                    |r| r.get::<_, i64>(0),
+                )? as u32)
+            })
+            .await
+            .unwrap_or(1)
+    }
+
+    /// One step: follows the transaction in flight, or signs the next batch.
+    pub async fn step(&self) -> Result<Progress, StepError> {
+        match self.anchoring.in_flight(self.key.address())? {
+            Some(batch) => self.follow(batch).await,
+            None => self.sign_next().await,
+        }
+    }
+
+    /// Builds, signs and saves the next batch out of the waiting requests; broadcasting is the
+    /// next step's.
+    pub async fn sign_next(&self) -> Result<Progress, StepError> {
+        let waiting = self.anchoring.waiting_requests(self.batch_max)?;
+        if waiting.is_empty() {
+            return Ok(Progress::Idle);
+        }
+        let node = self.rpc.chain_id().await?;
+        if node != self.chain.chain_id {
+            return Err(StepError::Failed(format!(
+                "the node at {} is on chain {node}, and CASEWIRE_CHAIN_ID says {}: nothing is signed until they agree",
+                self.chain.endpoint, self.chain.chain_id
+            )));
+        }
+        let leaves = waiting
+            .iter()
+            .map(|(_, hash, salt)| leaf(salt, hash))
+            .collect::<Vec<_>>();
+        let tree = Tree::new(leaves).ok_or_else(|| StepError::Failed("an empty batch".into()))?;
+        let root = tree.root();
+        let prepared = casewire_chain::prepare(
+            &self.rpc,
+            &self.key,
+            self.chain.chain_id,
+            self.chain.contract,
+            root,
+        )
+        .await?;
+        let SignedTx { hash, raw } = self.key.sign(&prepared);
+        let ids: Vec<String> = waiting.into_iter().map(|(id, _, _)| id).collect();
+        let count = ids.len();
+        let now = self.anchoring.clock.now_ms();
+        let sender = self.key.address().to_string();
+        let contract = self.chain.contract.map(|c| c.to_string());
+        let (chain_id, nonce, depth) = (
+            self.chain.chain_id,
+            prepared.nonce,
+            self.chain.confirmations,
+        );
+        let saved = self
+            .anchoring
+            .outbox
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO anchor_batches (chain_id, sender, nonce, contract, root, tx_hash,
+                         raw_tx, state, required_confirmations, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'signed', ?8, ?9, ?9)",
+                    params![
+                        chain_id as i64,
+                        sender,
+                        nonce as i64,
+                        contract,
+                        root.to_string(),
+                        hash.to_string(),
+                        raw.to_vec(),
+                        depth as i64,
+                        now
+                    ],
+                )?;
+                let batch_id = tx.last_insert_rowid();
+                let mut assign = tx.prepare_cached(
+                    "UPDATE anchor_requests SET batch_id = ?1, leaf_index = ?2, last_error = NULL
+                      WHERE evidence_id = ?3 AND batch_id IS NULL",
+                )?;
+                for (i, id) in ids.iter().enumerate() {
+                    if assign.execute(params![batch_id, i as i64, id])? != 1 {
+                        // Taken meanwhile: nothing is kept, nothing was broadcast.
+                        return Err(CoreError::Conflict(format!(
+                            "the anchor request of {id} changed while its batch was signed"
+                        )));
+                    }
+                }
+                Ok(batch_id)
+            })
+            .await?;
+        tracing::info!(batch = saved, files = count, nonce, tx = %hash, "anchoring transaction signed and saved");
+        Ok(Progress::Moved)
+    }
+
+    /// Takes the batch in flight one state further, if the chain says so.
+    async fn follow(&self, batch: Batch) -> Result<Progress, StepError> {
+        match batch.state.as_str() {
+            "signed" => {
+                self.broadcast(&batch).await?;
+                let members = self.anchoring.members(batch.id)?;
+                let events = batch_events(
+                    &*self.anchoring.clock,
+                    &members,
+                    "anchor.broadcast",
+                    |case| {
+                        format!(
+                            "The anchoring transaction {} of evidence of {case} was sent to the chain",
+                            batch.tx_hash
+                        )
+                    },
+                    &json!({"txHash": batch.tx_hash.to_string(), "chainId": batch.chain_id}),
+                );
+                self.set_state(&batch, "pending", None, events).await?;
+                Ok(Progress::Moved)
+            }
+            "pending" => match self.rpc.receipt(batch.tx_hash).await? {
+                Some(receipt) if receipt.status.to::<u64>() == 1 => {
+                    let block = (receipt.block_number.to::<u64>(), receipt.block_hash);
+                    let members = self.anchoring.members(batch.id)?;
+                    let events = batch_events(
+                        &*self.anchoring.clock,
+                        &members,
+                        "anchor.included",
+                        |case| {
+                            format!(
+                                "The anchoring transaction of evidence of {case} is in block {}",
+                                block.0
+                            )
+                        },
+                        &json!({"txHash": batch.tx_hash.to_string(), "chainId": batch.chain_id, "blockNumber": block.0}),
+                    );
+                    self.set_state(&batch, "included", Some(block), events)
+                        .await?;
+                    Ok(Progress::Moved)
+                }
+                Some(_) => {
+                    self.fail(
+                        &batch,
+                        format!(
+                            "transaction {} reverted; its files wait for the next batch",
+                            batch.tx_hash
+                        ),
+                    )
+                    .await?;
+                    Ok(Progress::Moved)
+                }
+                None => {
+                    if self.rpc.mined_nonce(batch.sender).await? > batch.nonce {
+                        // Mined nonce past ours with no receipt of ours: another transaction of
+                        // this key took the nonce.
+                        self.fail(&batch, format!(
+                            "nonce {} of {} was used by another transaction, so {} will never be mined; its files wait for the next batch",
+                            batch.nonce, batch.sender, batch.tx_hash
+                        ))
+                        .await?;
+                        return Ok(Progress::Moved);
+                    }
+                    self.broadcast(&batch).await?;
+                    Ok(Progress::InFlight)
+                }
+            },
+            "included" => {
+                let receipt = self.rpc.receipt(batch.tx_hash).await?;
+                let canonical = match (&receipt, batch.block_number) {
+                    (Some(r), Some(number)) => {
+                        let block = self.rpc.block(BlockTag::Number(number)).await?;
+                        block.is_some_and(|b| b.hash == r.block_hash)
+                            && Some(r.block_hash) == batch.block_hash
+                    }
+                    _ => false,
+                };
+                if !canonical {
+                    let members = self.anchoring.members(batch.id)?;
+                    let events = batch_events(
+                        &*self.anchoring.clock,
+                        &members,
+                        "anchor.reorganised",
+                        |case| {
+                            format!(
+                                "Block {} of the anchoring transaction of evidence of {case} left the chain (a reorganisation); the transaction is pending again",
+                                batch.block_number.unwrap_or_default()
+                            )
+                        },
+                        &json!({"txHash": batch.tx_hash.to_string(), "chainId": batch.chain_id}),
+                    );
+                    tracing::warn!(tx = %batch.tx_hash, block = ?batch.block_number, "anchoring block reorganised away; pending again");
+                    self.set_state(&batch, "pending", None, events).await?;
+                    return Ok(Progress::Moved);
+                }
+                let number = batch.block_number.unwrap_or_default();
+                let head = self.rpc.block_number().await?;
+                let confirmations = (head + 1).saturating_sub(number);
+                if confirmations >= self.chain.confirmations {
+                    self.anchored(&batch, confirmations).await?;
+                    return Ok(Progress::Moved);
+                }
+                self.set_confirmations(&batch, confirmations).await?;
+                Ok(Progress::InFlight)
+            }
+            other => Err(StepError::Failed(format!(
+                "an anchor batch in state {other:?}"
+            ))),
+        }
+    }
+
+    /// Broadcasts the saved transaction; a node that has it (or has its nonce used) is fine.
+    async fn broadcast(&self, batch: &Batch) -> Result<(), StepError> {
+        match self.rpc.send_raw(&batch.raw).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_already_known() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_state(
+        &self,
+        batch: &Batch,
+        state: &'static str,
+        block: Option<(u64, B256)>,
+        events: Vec<Event>,
+    ) -> Result<(), StepError> {
+        let (id, from, now) = (batch.id, batch.state.clone(), self.anchoring.clock.now_ms());
+        let (number, hash) = match block {
+            Some((n, h)) => (Some(n as i64), Some(h.to_string())),
+            None => (None, None),
+        };
+        self.anchoring
+            .outbox
+            .write(move |tx| {
+                let changed = tx.execute(
+                    "UPDATE anchor_batches SET state = ?2, block_number = ?3, block_hash = ?4,
+                         confirmations = CASE WHEN ?3 IS NULL THEN 0 ELSE 1 END,
+                         attempts = 0, last_error = NULL, updated_at = ?5
+                      WHERE batch_id = ?1 AND state = ?6",
+                    params![id, state, number, hash, now, from],
+                )?;
+                if changed == 1 {
+                    enqueue_all(tx, &events)?;
+                }
+                Ok::<_, CoreError>(())
+            })
+            .await?;
+        tracing::info!(batch = id, state, "anchoring batch moved");
+        Ok(())
+    }
+
+    async fn set_confirmations(&self, batch: &Batch, confirmations: u64) -> Result<(), StepError> {
+        let id = batch.id;
+        self.anchoring
+            .outbox
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE anchor_batches SET confirmations = ?2, attempts = 0, last_error = NULL
+                      WHERE batch_id = ?1",
+                    params![id, confirmations as i64],
+                )?;
+                Ok::<_, CoreError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a batch that can never be anchored; its files wait again.
+    async fn fail(&self, batch: &Batch, reason: String) -> Result<(), StepError> {
+        tracing::warn!(batch = batch.id, tx = %batch.tx_hash, %reason, "anchoring batch failed");
+        let members = self.anchoring.members(batch.id)?;
+        let events = batch_events(
+            &*self.anchoring.clock,
+            &members,
+            "anchor.failed",
+            |_| reason.clone(),
+            &json!({"txHash": batch.tx_hash.to_string(), "chainId": batch.chain_id}),
+        );
+        let (id, now) = (batch.id, self.anchoring.clock.now_ms());
+        self.anchoring
+            .outbox
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE anchor_batches SET state = 'failed', last_error = ?2, updated_at = ?3
+                      WHERE batch_id = ?1",
+                    params![id, reason, now],
+                )?;
+                tx.execute(
+                    "UPDATE anchor_requests SET batch_id = NULL, leaf_index = NULL, last_error = ?2
+                      WHERE batch_id = ?1",
+                    params![id, reason],
+                )?;
+                enqueue_all(tx, &events)?;
+                Ok::<_, CoreError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Records each file's anchor, proof and `evidence.anchored` event, with the batch's end.
+    async fn anchored(&self, batch: &Batch, confirmations: u64) -> Result<(), StepError> {
+        let members = self.anchoring.members(batch.id)?;
+        let leaves = members
+            .iter()
+            .map(|m| leaf(&m.salt, &m.file_hash))
+            .collect();
+        let tree = Tree::new(leaves).ok_or_else(|| StepError::Failed("an empty batch".into()))?;
+        if tree.root() != batch.root {
+            return Err(StepError::Core(CoreError::Storage(format!(
+                "the files of anchor batch {} no longer make its root {}",
+                batch.id, batch.root
+            ))));
+        }
+        let block_number = batch.block_number.unwrap_or_default();
+        let block_hash = batch.block_hash.unwrap_or_default();
+        let contract = batch.contract.map(|c| c.to_string());
+        let clock = &*self.anchoring.clock;
+        let now = clock.now_ms();
+        let mut rows = Vec::with_capacity(members.len());
+        for (i, m) in members.iter().enumerate() {
+            let proof = Proof {
+                format: PROOF_FORMAT.into(),
+                evidence_id: m.evidence_id.clone(),
+                file_hash: m.file_hash,
+                salt: m.salt,
+                path: tree.path(i).unwrap_or_default(),
+                root: batch.root,
+                chain_id: batch.chain_id,
+                tx_hash: batch.tx_hash,
+                block_number,
+                block_hash,
+                contract_address: batch.contract,
+                sender: batch.sender,
+            };
+            let event = system_event(
+                clock,
+                EventType::EvidenceAnchored,
+                json!({
+                    "evidenceId": m.evidence_id,
+                    "caseId": m.case_id,
+                    "wallet": m.wallet,
+                    "walletChain": m.wallet_chain,
+                    "fileHash": hex::encode(m.file_hash),
+                    "txHash": batch.tx_hash.to_string(),
+                    "blockNumber": block_number,
+                    "contractAddress": contract,
+                    "merkleRoot": batch.root.to_string(),
+                    "chainId": batch.chain_id,
+                    "sender": batch.sender.to_string(),
+                    "confirmations": confirmations,
+                }),
+                Some(&m.requested_by),
+            );
+            let proof = serde_json::to_string(&proof)
+                .map_err(|e| CoreError::Storage(format!("writing a proof: {e}")))?;
+            rows.push((m.evidence_id.clone(), m.requested_by.clone(), proof, event));
+        }
+        let (id, tx_hash) = (batch.id, batch.tx_hash.to_string());
+        let contract_text = contract.unwrap_or_default();
+        let count = rows.len();
+        self.anchoring
+            .outbox
+            .write(move |tx| {
+                let changed = tx.execute(
+                    "UPDATE anchor_batches SET state = 'anchored', confirmations = ?2,
+                         attempts = 0, last_error = NULL, updated_at = ?3
+                      WHERE batch_id = ?1 AND state = 'included'",
+                    params![id, confirmations as i64, now],
+                )?;
+                if changed != 1 {
+                    return Ok(());
+                }
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO evidence_anchors (tx_hash, evidence_id, block_number,
+                         contract_address, anchored_by, anchored_at, proof)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (tx_hash, evidence_id) DO UPDATE SET proof = excluded.proof",
+                )?;
+                for (evidence_id, by, proof, event) in &rows {
+                    insert.execute(params![
+                        tx_hash,
+                        evidence_id,
+                        block_number as i64,
+                        contract_text,
+                        by,
+                        now,
+                        proof
+                    ])?;
+                    crate::cases::enqueue_in_timeline(tx, event)?;
+                }
+                Ok::<_, CoreError>(())
+            })
+            .await?;
+        tracing::info!(batch = batch.id, files = count, tx = %batch.tx_hash, block = block_number, "evidence anchored");
+        Ok(())
+    }
+}
+
+/// `base` doubled `attempts - 1` times, at most [`BACKOFF_MAX`].
+fn backoff(base: Duration, attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_poll_interval_up_to_five_minutes() {
+        let base = Duration::from_secs(5);
+        assert_eq!(backoff(base, 1), base);
+        assert_eq!(backoff(base, 2), Duration::from_secs(10));
+        assert_eq!(backoff(base, 4), Duration::from_secs(40));
+        assert_eq!(backoff(base, 30), BACKOFF_MAX);
+    }
+}
