@@ -51,6 +51,18 @@ fn is_unreachable(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// Timeouts: the message's own (`message.timeout.ms`), an in-flight request's, one in a local
+/// queue, and the broker's (a replication that took too long). Each says the link or the
+/// cluster was slow, nothing against the event, and a link that flaps reports them once it is
+/// back up, when a broker is reachable again: none counts.
+fn is_timeout(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        MessageTimedOut | OperationTimedOut | TimedOutQueue | RequestTimedOut
+    )
+}
+
 /// The error code inside a produce or delivery error, if it carries one.
 pub(crate) fn code_of(error: &KafkaError) -> Option<RDKafkaErrorCode> {
     error.rdkafka_error_code()
@@ -69,7 +81,7 @@ pub(crate) fn classify(error: &KafkaError, reachable: bool) -> FailKind {
     };
     if is_permanent(code) {
         FailKind::Permanent
-    } else if is_refused_client(code) || is_unreachable(code) || !reachable {
+    } else if is_refused_client(code) || is_unreachable(code) || is_timeout(code) || !reachable {
         FailKind::Unreachable
     } else {
         FailKind::Retriable
@@ -124,16 +136,30 @@ mod tests {
     fn passing_broker_trouble_is_retriable() {
         for code in [
             C::NotLeaderForPartition,
-            C::RequestTimedOut,
             C::NotEnoughReplicas,
             C::NotEnoughReplicasAfterAppend,
             C::LeaderNotAvailable,
-            C::MessageTimedOut,
             C::QueueFull,
         ] {
             assert_eq!(
                 classify(&delivery(code), true),
                 FailKind::Retriable,
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_timeout_reported_once_a_broker_is_back_does_not_count() {
+        for code in [
+            C::MessageTimedOut,
+            C::OperationTimedOut,
+            C::TimedOutQueue,
+            C::RequestTimedOut,
+        ] {
+            assert_eq!(
+                classify(&delivery(code), true),
+                FailKind::Unreachable,
                 "{code:?}"
             );
         }

@@ -705,7 +705,7 @@ impl Loop {
                     if let Some(refusal) = classify::code_of(&error).and_then(Refusal::of) {
                         self.counters.set_refused(Some(refusal));
                     }
-                    let kind = if self.resetting || timed_out {
+                    let kind = if self.resetting {
                         FailKind::Unreachable
                     } else {
                         classify::classify(&error, reachable)

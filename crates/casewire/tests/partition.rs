@@ -36,6 +36,17 @@ struct Partitioned {
     _dir: tempfile::TempDir,
 }
 
+impl Drop for Partitioned {
+    /// A test that failed before `settle` stopped the server leaves no `casewire serve` behind
+    /// (it would hold the test's output open, and its port).
+    fn drop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
 impl Partitioned {
     async fn start() -> Partitioned {
         let link = Link::new();
