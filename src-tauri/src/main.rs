@@ -162,6 +162,10 @@ fn start(
     let backend = Arc::new(App::open_with(dir, settings, Arc::new(store), unlock)?);
     tauri::async_runtime::block_on(backend.start_relay())?;
     tauri::async_runtime::spawn(backend.housekeeping());
+    if let Some((address, worker)) = backend.anchoring_worker()? {
+        tracing::info!(%address, "anchoring on chain with this address: keep it funded with gas");
+        tauri::async_runtime::spawn(worker);
+    }
     if channel {
         let source = updater::Channel::new(app.handle().clone(), &backend.settings());
         backend.updates.provide(Arc::new(source));

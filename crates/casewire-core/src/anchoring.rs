@@ -512,6 +512,42 @@ impl Anchoring {
         .transpose()
     }
 
+    /// Checks a receipt typed in by a person against `chain` before it is recorded
+    /// ([`crate::EvidenceStore::anchor`]): the transaction exists on the chain, is mined in the
+    /// block named and did not revert, went to the contract named, and carries the file's hash.
+    pub async fn check_receipt(
+        chain: Option<&ChainSettings>,
+        file_hash: &str,
+        receipt: &crate::NewAnchor,
+    ) -> Result<(), CoreError> {
+        let chain = chain.ok_or(CoreError::ChainNotConfigured)?;
+        let invalid = |field: &str, e: &dyn std::fmt::Display| {
+            CoreError::Invalid(format!("{field} is not readable: {e}"))
+        };
+        let claim = casewire_chain::proof::ReceiptClaim {
+            chain_id: chain.chain_id,
+            tx_hash: B256::from_str(receipt.tx_hash.trim()).map_err(|e| invalid("txHash", &e))?,
+            block_number: receipt.block_number,
+            contract_address: Address::from_str(receipt.contract_address.trim())
+                .map_err(|e| invalid("contractAddress", &e))?,
+            file_hash: hash_of(file_hash, "file hash")?,
+        };
+        let rpc = Rpc::new(chain.endpoint.clone());
+        match casewire_chain::proof::verify_receipt(&rpc, &claim).await {
+            Ok(_) => Ok(()),
+            Err(casewire_chain::proof::VerifyError::Refused(refusal)) => {
+                Err(CoreError::ReceiptRefused {
+                    code: refusal.code(),
+                    message: refusal.to_string(),
+                })
+            }
+            Err(casewire_chain::proof::VerifyError::Rpc(e)) => {
+                Err(CoreError::ChainUnreachable(e.to_string()))
+            }
+            Err(e) => Err(CoreError::ChainUnreachable(e.to_string())),
+        }
+    }
+
     /// How many requests wait for a batch.
     pub fn waiting(&self) -> Result<u64, CoreError> {
         self.outbox.read(|conn| {

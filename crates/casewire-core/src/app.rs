@@ -15,6 +15,7 @@ use std::time::Duration;
 use casewire_outbox::{Clock, Outbox, OutboxConfig, RetryPolicy, SystemClock};
 use casewire_relay::{Relay, RelayConfig, RelayCounters};
 
+use crate::anchoring::{Anchoring, ChainSettings, Worker, anchoring_key};
 use crate::keys::{DataKeys, KeyStore, KeysFile};
 use crate::settings::{SettingView, Settings, spec_of};
 use crate::updates::Updates;
@@ -309,6 +310,8 @@ pub struct App {
     pub cases: Arc<Cases>,
     /// Evidence files.
     pub evidence: Arc<EvidenceStore>,
+    /// Anchor requests and their batches.
+    pub anchoring: Arc<Anchoring>,
     /// The RL routes' policy.
     pub policy: Arc<Policy>,
     /// `Idempotency-Key` records.
@@ -322,6 +325,8 @@ pub struct App {
     store: Arc<dyn SettingsStore>,
     relay: tokio::sync::Mutex<Option<RunningRelay>>,
     counters: RwLock<Option<Arc<RelayCounters>>>,
+    /// Sent `true` by [`App::shutdown`]: the anchoring worker ends.
+    anchor_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -415,7 +420,11 @@ impl App {
             }
         }
         let evidence = Arc::new(evidence);
+        // A wrong chain setting stops the start, like any other.
+        ChainSettings::from_settings(&settings)?;
         Ok(App {
+            anchoring: Arc::new(Anchoring::new(outbox.clone(), clock.clone())),
+            anchor_stop: tokio::sync::watch::channel(false).0,
             auth: Arc::new(Auth::new(
                 outbox.clone(),
                 clock.clone(),
@@ -576,8 +585,36 @@ impl App {
         }
     }
 
+    /// The chain anchoring uses, `None` when none is configured.
+    pub fn chain(&self) -> Result<Option<ChainSettings>, CoreError> {
+        ChainSettings::from_settings(&read(&self.settings))
+    }
+
+    /// The anchoring worker, when a chain is configured (`CASEWIRE_CHAIN_RPC_URL`), with the
+    /// address to fund with gas: `casewire serve` and the desktop spawn it on their runtime,
+    /// and [`App::shutdown`] ends it. Its key comes from `CASEWIRE_ANCHOR_KEY_FILE`, else the
+    /// OS keyring; either is made on first use.
+    pub fn anchoring_worker(
+        &self,
+    ) -> Result<
+        Option<(
+            casewire_chain::Address,
+            impl std::future::Future<Output = ()> + Send + 'static,
+        )>,
+        CoreError,
+    > {
+        let Some(chain) = self.chain()? else {
+            return Ok(None);
+        };
+        let key = anchoring_key(chain.key_file.as_deref(), &self.data_dir)?;
+        let worker = Worker::new(self.anchoring.clone(), key, chain);
+        let address = worker.address();
+        Ok(Some((address, worker.run(self.anchor_stop.subscribe()))))
+    }
+
     /// Stops the relay gracefully: events in flight are settled, the rest stay queued.
     pub async fn shutdown(&self) {
+        self.anchor_stop.send_replace(true);
         if let Some(running) = self.relay.lock().await.take() {
             drop(running.counters);
             running.relay.shutdown().await;

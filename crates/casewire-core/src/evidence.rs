@@ -124,8 +124,9 @@ pub struct Anchor {
     pub tx_hash: String,
     /// The block that holds it.
     pub block_number: u64,
-    /// The anchoring contract.
-    pub contract_address: String,
+    /// The anchoring contract; `None` when the root went in a transaction from Casewire's
+    /// anchoring key to itself.
+    pub contract_address: Option<String>,
     /// Who recorded it.
     pub anchored_by: String,
     /// When it was recorded, Unix ms.
@@ -784,23 +785,15 @@ impl EvidenceStore {
         user: &User,
         from: &RequestInfo,
     ) -> Result<Anchor, CoreError> {
+        EvidenceStore::check_receipt(&receipt)?;
         let tx_hash = receipt.tx_hash.trim().to_ascii_lowercase();
-        let hex = tx_hash.strip_prefix("0x").unwrap_or("");
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid("txHash must be 0x followed by 64 hex digits"));
-        }
-        validate_evm_address(&receipt.contract_address)
-            .map_err(|e| invalid(format!("contractAddress: {e}")))?;
-        if receipt.block_number == 0 || i64::try_from(receipt.block_number).is_err() {
-            return Err(invalid("blockNumber must be a positive block height"));
-        }
         let evidence = self.live(evidence_id)?;
         let anchor = Anchor {
             evidence_id: evidence.evidence_id.clone(),
             file_hash: evidence.storage_hash.clone(),
             tx_hash,
             block_number: receipt.block_number,
-            contract_address: receipt.contract_address,
+            contract_address: Some(receipt.contract_address),
             anchored_by: user.username.clone(),
             anchored_at: self.clock.now_ms(),
         };
@@ -860,6 +853,25 @@ impl EvidenceStore {
         Ok(anchor)
     }
 
+    /// Checks the shape of a typed-in receipt: a transaction hash, a contract address and a
+    /// block height.
+    pub fn check_receipt(receipt: &NewAnchor) -> Result<(), CoreError> {
+        let tx_hash = receipt.tx_hash.trim();
+        let hex = tx_hash
+            .strip_prefix("0x")
+            .or_else(|| tx_hash.strip_prefix("0X"))
+            .unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("txHash must be 0x followed by 64 hex digits"));
+        }
+        validate_evm_address(&receipt.contract_address)
+            .map_err(|e| invalid(format!("contractAddress: {e}")))?;
+        if receipt.block_number == 0 || i64::try_from(receipt.block_number).is_err() {
+            return Err(invalid("blockNumber must be a positive block height"));
+        }
+        Ok(())
+    }
+
     /// The anchors recorded for `evidence_id`, oldest first.
     pub fn anchors(&self, evidence_id: &str) -> Result<Vec<Anchor>, CoreError> {
         let evidence = self.get(evidence_id)?;
@@ -889,7 +901,7 @@ impl EvidenceStore {
                 file_hash: evidence.storage_hash.clone(),
                 tx_hash,
                 block_number: block.max(0) as u64,
-                contract_address: contract,
+                contract_address: Some(contract).filter(|c| !c.is_empty()),
                 anchored_by: by,
                 anchored_at: at,
             })

@@ -156,6 +156,22 @@ pub enum CoreError {
     /// Looking for or installing an update did not happen.
     #[error(transparent)]
     Update(updates::UpdateError),
+    /// No chain is configured, so nothing can be checked or anchored on one.
+    #[error(
+        "no chain is configured: set CASEWIRE_CHAIN_RPC_URL and CASEWIRE_CHAIN_ID to check receipts and anchor evidence"
+    )]
+    ChainNotConfigured,
+    /// The chain's node could not be asked; nothing was decided.
+    #[error("{0}; nothing was recorded, try again once the chain's node can be reached")]
+    ChainUnreachable(String),
+    /// A typed-in receipt does not hold on chain; `code` is the refusal's stable code.
+    #[error("the receipt does not hold on chain: {message}")]
+    ReceiptRefused {
+        /// [`casewire_chain::proof::Refusal::code`].
+        code: &'static str,
+        /// What the chain says.
+        message: String,
+    },
 }
 
 /// A time in milliseconds since the epoch as RFC 3339, to the millisecond, in UTC.

@@ -79,13 +79,19 @@ pub enum ErrorCode {
     UpdateSignatureInvalid,
     /// An update could not be installed.
     UpdateInstallFailed,
+    /// No chain is configured to check a receipt against.
+    ChainNotConfigured,
+    /// The chain's node cannot be reached; nothing was recorded.
+    ChainUnreachable,
+    /// A typed-in receipt does not hold on chain; the message says why.
+    ReceiptRefused,
     /// The server failed; the log has the details.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the document's order.
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::InvalidRequest,
         ErrorCode::BadCredentials,
         ErrorCode::LoginThrottled,
@@ -120,6 +126,9 @@ impl ErrorCode {
         ErrorCode::UpdateChannelUnreachable,
         ErrorCode::UpdateSignatureInvalid,
         ErrorCode::UpdateInstallFailed,
+        ErrorCode::ChainNotConfigured,
+        ErrorCode::ChainUnreachable,
+        ErrorCode::ReceiptRefused,
         ErrorCode::Internal,
     ];
 
@@ -160,6 +169,9 @@ impl ErrorCode {
             ErrorCode::UpdateChannelUnreachable => "update_channel_unreachable",
             ErrorCode::UpdateSignatureInvalid => "update_signature_invalid",
             ErrorCode::UpdateInstallFailed => "update_install_failed",
+            ErrorCode::ChainNotConfigured => "chain_not_configured",
+            ErrorCode::ChainUnreachable => "chain_unreachable",
+            ErrorCode::ReceiptRefused => "receipt_refused",
             ErrorCode::Internal => "internal",
         }
     }
@@ -273,6 +285,11 @@ impl From<CoreError> for ApiError {
             CoreError::SetupCodeInvalid => (S::FORBIDDEN, ErrorCode::SetupCodeInvalid),
             CoreError::Config(_) => (S::BAD_REQUEST, ErrorCode::InvalidSetting),
             CoreError::Tampered(_) => (S::INTERNAL_SERVER_ERROR, ErrorCode::EvidenceTampered),
+            CoreError::ChainNotConfigured => (S::CONFLICT, ErrorCode::ChainNotConfigured),
+            CoreError::ChainUnreachable(_) => (S::SERVICE_UNAVAILABLE, ErrorCode::ChainUnreachable),
+            CoreError::ReceiptRefused { .. } => {
+                (S::UNPROCESSABLE_ENTITY, ErrorCode::ReceiptRefused)
+            }
             CoreError::Outbox(o) => return ApiError::from(o),
             CoreError::Update(u) => return ApiError::from(u.clone()),
             _ => (S::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
@@ -396,6 +413,16 @@ impl From<JsonRejection> for ApiError {
             _ => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
         };
         ApiError::new(status, code, readable(&rejection.body_text()))
+    }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+        let code = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+            _ => ErrorCode::InvalidRequest,
+        };
+        ApiError::new(rejection.status(), code, readable(&rejection.body_text()))
     }
 }
 

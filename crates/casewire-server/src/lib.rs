@@ -38,7 +38,7 @@ use axum::http::StatusCode;
 use axum::http::header::{HOST, ORIGIN};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use casewire_core::{App, Auth, Cases, CoreError, EvidenceStore, Idempotency, Policy};
+use casewire_core::{Anchoring, App, Auth, Cases, CoreError, EvidenceStore, Idempotency, Policy};
 use casewire_outbox::{Clock, Outbox};
 
 pub use error::{ApiError, ErrorCode};
@@ -58,6 +58,8 @@ pub struct ServerState {
     pub cases: Arc<Cases>,
     /// Evidence files.
     pub evidence: Arc<EvidenceStore>,
+    /// Anchor requests: the app's, so a request wakes its worker.
+    pub anchoring: Arc<Anchoring>,
     /// The fraud-response policy of the RL routes.
     pub policy: Arc<Policy>,
     /// `Idempotency-Key` records.
@@ -134,6 +136,7 @@ impl ServerState {
         ServerState {
             cases: Arc::new(Cases::new(outbox.clone(), clock.clone())),
             policy: Arc::new(Policy::new(outbox.clone(), clock.clone())),
+            anchoring: Arc::new(Anchoring::new(outbox.clone(), clock.clone())),
             idempotency: Arc::new(Idempotency::new(outbox.clone(), clock)),
             evidence,
             requests: RequestMetrics::default(),
@@ -179,6 +182,7 @@ impl ServerState {
         state.cases = app.cases.clone();
         state.policy = app.policy.clone();
         state.idempotency = app.idempotency.clone();
+        state.anchoring = app.anchoring.clone();
         state.app = Some(app);
         state
     }

@@ -47,6 +47,7 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(download_evidence))
         .routes(routes!(verify_evidence))
         .routes(routes!(anchor_evidence, evidence_anchors))
+        .routes(routes!(anchor_proof))
         .routes(routes!(rl_predict))
         .routes(routes!(rl_feedback))
         .routes(routes!(healthz))
@@ -1267,28 +1268,79 @@ struct AnchorReceipt {
     contract_address: String,
 }
 
-/// Records an on-chain anchor of the file's hash (`evidence.anchored`, high).
+/// Anchors the file on chain. With no body (or `{}`), asks Casewire to anchor it itself: the
+/// request commits with its event and waits for the chain (202, `AnchorRequestResponse`); asked
+/// again, it answers where the first stands (200). With a receipt, the transaction is checked
+/// on the configured chain (it exists, is mined in that block, did not revert, went to that
+/// contract and carries the file's hash) and only then recorded (`evidence.anchored`, high; 201).
 #[utoipa::path(post, path = "/api/evidence/{id}/anchor", tag = "evidence", params(EvidenceId),
-    request_body = AnchorReceipt, responses((status = 201, body = AnchorResponse)))]
+    request_body(content = Option<AnchorReceipt>, description = "A receipt to check and record; none to have Casewire anchor the file"),
+    responses(
+        (status = 201, body = AnchorResponse, description = "The receipt holds and is recorded"),
+        (status = 202, body = AnchorRequestResponse, description = "Anchoring asked for; it waits for the chain"),
+        (status = 200, body = AnchorRequestResponse, description = "Asked for already: where it stands"),
+    ))]
 async fn anchor_evidence(
     State(state): St,
     ctx: Ctx,
     Path(id): Path<String>,
-    body: Result<Json<AnchorReceipt>, JsonRejection>,
-) -> Result<(StatusCode, Json<AnchorResponse>), ApiError> {
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
     let c = caller(&state, ctx, Permission::Analyse).await?;
-    let Json(receipt) = body?;
-    let store = state.evidence.clone();
+    let body = body?;
+    let receipt: Option<AnchorReceipt> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || v.ends_with("+json")
+            });
+        if !json {
+            return Err(ApiError::with_code(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                "a receipt must be sent as application/json (or send no body to have Casewire anchor the file)",
+            ));
+        }
+        match std::str::from_utf8(&body).map(str::trim) {
+            Ok("{}" | "null") => None,
+            _ => Some(Json::<AnchorReceipt>::from_bytes(&body)?.0),
+        }
+    };
+    let evidence = evidence_for(&state, &c, id.clone()).await?;
+    let Some(receipt) = receipt else {
+        let anchoring = state.anchoring.clone();
+        let (status, created) = blocking(move || anchoring.request(&id, &c.user, &c.info)).await?;
+        let code = if created {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        return Ok((code, AnchorRequestResponse::new(status)).into_response());
+    };
     let receipt = casewire_core::NewAnchor {
         tx_hash: receipt.tx_hash,
         block_number: receipt.block_number,
         contract_address: receipt.contract_address,
     };
+    casewire_core::EvidenceStore::check_receipt(&receipt)?;
+    let chain = match &state.app {
+        Some(app) => app.chain()?,
+        None => None,
+    };
+    casewire_core::Anchoring::check_receipt(chain.as_ref(), &evidence.storage_hash, &receipt)
+        .await?;
+    let store = state.evidence.clone();
     let anchor = blocking(move || store.anchor(&id, receipt, &c.user, &c.info)).await?;
-    Ok((StatusCode::CREATED, AnchorResponse::new(anchor)))
+    Ok((StatusCode::CREATED, AnchorResponse::new(anchor)).into_response())
 }
 
-/// The anchors recorded for an evidence file.
+/// The anchors recorded for an evidence file, and where Casewire's own anchoring of it stands.
 #[utoipa::path(get, path = "/api/evidence/{id}/anchor", tag = "evidence", params(EvidenceId),
     responses((status = 200, body = AnchorsResponse)))]
 async fn evidence_anchors(
@@ -1299,8 +1351,51 @@ async fn evidence_anchors(
     let c = caller(&state, ctx, Permission::Investigate).await?;
     evidence_for(&state, &c, id.clone()).await?;
     let store = state.evidence.clone();
-    let anchors = blocking(move || store.anchors(&id)).await?;
-    Ok(AnchorsResponse::new(anchors))
+    let anchoring = state.anchoring.clone();
+    let (anchors, request) =
+        blocking(move || Ok::<_, CoreError>((store.anchors(&id)?, anchoring.status(&id)?))).await?;
+    Ok(AnchorsResponse::new(anchors, request))
+}
+
+/// The file's anchor proof (`casewire-anchor-proof/1`), once Casewire anchored it: the leaf
+/// salt, the Merkle path, the root, and where the root is on chain. Anyone can check it with
+/// `casewire verify-proof` and a JSON-RPC endpoint.
+#[utoipa::path(get, path = "/api/evidence/{id}/anchor/proof", tag = "evidence", params(EvidenceId),
+    responses((status = 200, body = Object, description = "The proof document")))]
+async fn anchor_proof(
+    State(state): St,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, ctx, Permission::Investigate).await?;
+    evidence_for(&state, &c, id.clone()).await?;
+    let anchoring = state.anchoring.clone();
+    let (proof, status) =
+        blocking(move || Ok::<_, CoreError>((anchoring.proof(&id)?, anchoring.status(&id)?)))
+            .await?;
+    match (proof, status) {
+        (Some(proof), _) => {
+            let name = format!("anchor-proof-{}.json", proof.evidence_id);
+            Ok((
+                [(
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                )],
+                Json(proof),
+            )
+                .into_response())
+        }
+        (None, Some(status)) => Err(CoreError::NotFound(format!(
+            "a proof: the anchoring is {:?} and a proof exists once it is anchored",
+            status.state
+        ))
+        .into()),
+        (None, None) => Err(CoreError::NotFound(
+            "a proof: this file was not anchored by Casewire (ask for it with POST on its /anchor)"
+                .into(),
+        )
+        .into()),
+    }
 }
 
 /// What to predict for.

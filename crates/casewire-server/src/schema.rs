@@ -2,7 +2,8 @@
 //! types the handlers serialise, and the parts every operation shares (errors, security).
 
 use casewire_core::{
-    Anchor, Case, Evidence, Feedback, Prediction, TimelineCheck, TimelineEntry, User, Verification,
+    Anchor, AnchorStatus, Case, Evidence, Feedback, Prediction, TimelineCheck, TimelineEntry, User,
+    Verification,
 };
 use casewire_outbox::{DeadLetter, QueueStats};
 use serde::Serialize;
@@ -177,6 +178,15 @@ envelope!(
     AnchorsResponse {
         /// The anchors, oldest first.
         anchors: Vec<Anchor>,
+        /// Where Casewire's own anchoring of the file stands, if it was asked for.
+        request: Option<AnchorStatus>,
+    }
+);
+envelope!(
+    /// Anchoring asked for: where it stands.
+    AnchorRequestResponse {
+        /// Where it stands (`waiting` until the chain can be reached).
+        anchor: AnchorStatus,
     }
 );
 envelope!(

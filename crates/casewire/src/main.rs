@@ -496,6 +496,10 @@ fn println_json(value: &serde_json::Value) -> anyhow::Result<()> {
 async fn serve(app: Arc<App>, listen: SocketAddr) -> anyhow::Result<()> {
     app.start_relay().await?;
     tokio::spawn(app.housekeeping());
+    if let Some((address, worker)) = app.anchoring_worker()? {
+        tracing::info!(%address, "anchoring on chain with this address: keep it funded with gas");
+        tokio::spawn(worker);
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -658,6 +658,7 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/evidence/{id}/verify",
         "POST /api/evidence/{id}/anchor",
         "GET /api/evidence/{id}/anchor",
+        "GET /api/evidence/{id}/anchor/proof",
         "POST /api/rl/predict",
         "POST /api/rl/feedback",
         "GET /api/setup",

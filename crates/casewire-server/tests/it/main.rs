@@ -1,5 +1,6 @@
 //! HTTP tests against the real router on a real loopback socket, with a real SQLite outbox.
 
+mod anchoring;
 mod api;
 mod connections;
 mod desktop;

@@ -86,29 +86,21 @@ async fn each_publishing_point_of_the_guide_queues_exactly_its_event() {
     assert_eq!(event.data["filename"], "test.txt");
     assert_eq!(event.data["storageHash"], evidence["storageHash"]);
 
-    // POST /api/evidence/:id/anchor → evidence.anchored, high.
-    let tx_hash = format!("0x{}", "ab".repeat(32));
+    // POST /api/evidence/:id/anchor → the request's system.info; its evidence.anchored (high)
+    // comes from the anchoring worker once the chain has it (anchoring.rs, on a real node).
     let (status, body, events) = s
         .act(
             s.client
                 .post(s.url(&format!("/api/evidence/{id}/anchor")))
-                .bearer_auth(&analyst)
-                .json(
-                    &json!({"txHash": tx_hash, "blockNumber": 18542301, "contractAddress": WALLET}),
-                ),
+                .bearer_auth(&analyst),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let event = only(
-        events,
-        EventType::EvidenceAnchored,
-        Priority::High,
-        "analyst",
-    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["anchor"]["state"], "waiting");
+    let event = only(events, EventType::SystemInfo, Priority::Low, "analyst");
+    assert_eq!(event.data["action"], "anchor.requested");
     assert_eq!(event.data["evidenceId"], id.as_str());
-    assert_eq!(event.data["fileHash"], evidence["storageHash"]);
-    assert_eq!(event.data["txHash"], tx_hash.as_str());
-    assert_eq!(event.data["blockNumber"], 18542301);
+    assert_eq!(event.data["caseId"], case_id.as_str());
     let (status, body, events) = s
         .act(
             s.client
@@ -118,7 +110,7 @@ async fn each_publishing_point_of_the_guide_queues_exactly_its_event() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(events.is_empty(), "reading anchors records nothing");
-    assert_eq!(body["anchors"][0]["txHash"], tx_hash.as_str());
+    assert_eq!(body["request"]["state"], "waiting");
 
     // GET /api/evidence/:id/download → evidence.downloaded, medium.
     let (status, _, events) = s
