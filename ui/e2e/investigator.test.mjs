@@ -112,15 +112,20 @@ test('investigator: case, evidence with verify and download, events wait while t
     const saved = await readFile(await download.path());
     assert.equal(createHash('sha256').update(saved).digest('hex'), SHA);
 
-    // Anchor: record the receipt of the transaction that wrote the hash on chain.
-    await page.getByRole('button', { name: 'Record anchor' }).click();
-    const anchor = page.getByRole('dialog', { name: 'Record an anchor receipt' });
+    // A receipt made elsewhere cannot be recorded unchecked: with no chain set up, the dialog
+    // says so and what to do, and nothing is recorded.
+    await page.getByRole('button', { name: 'Record a receipt' }).click();
+    const anchor = page.getByRole('dialog', { name: 'Record a receipt made elsewhere' });
     await anchor.getByLabel('Transaction hash').fill('0x' + '1f'.repeat(32));
     await anchor.getByLabel('Block number').fill('19876543');
     await anchor.getByLabel('Contract address').fill('0x' + 'c0de'.repeat(10));
     await anchor.getByRole('button', { name: 'Record anchor' }).click();
-    await page.getByText('Anchor recorded.').waitFor();
-    await page.getByRole('cell', { name: '19876543' }).waitFor();
+    await anchor.getByText('No chain is set up to check this receipt against.').waitFor();
+    await anchor.getByText('Nothing was recorded.', { exact: false }).waitFor();
+    await anchor.getByRole('button', { name: 'Cancel' }).click();
+    // Anchoring by Casewire itself: asked for, it waits on this laptop for the chain.
+    await page.getByRole('button', { name: 'Anchor on chain' }).click();
+    await page.locator('[data-anchor-state="waiting"]').getByText('Waiting for the chain').waitFor();
 
     // Wallet check from the evidence's wallet, and feedback on it.
     await page.goto(`${ui.url}/#/wallet/${WALLET}`);

@@ -1,14 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, stat, writeFile, chmod } from 'node:fs/promises';
+import { readdir, stat, writeFile, chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { PASSWORD, apiCall, launch, setupSuperadmin, startServer, uiOrigin } from './lib.mjs';
+import { PASSWORD, apiCall, launch, setupSuperadmin, startAnvil, startServer, uiOrigin, until } from './lib.mjs';
 import { checkA11y, shoot } from './shots.mjs';
 
 const WALLET = '0x' + '5f3c'.repeat(10);
 
-async function seed(server) {
+/** Where the anchoring of `evidence` stands, through the API. */
+async function anchorState(server, token, evidence) {
+  const answer = await apiCall(server, 'GET', `/api/evidence/${evidence.evidenceId}/anchor`, { token });
+  return answer.request?.state ?? null;
+}
+
+async function seed(server, anvil) {
   const token = await setupSuperadmin(server);
   await apiCall(server, 'POST', '/api/users', { token, body: { username: 'ivy', role: 'analyst', password: PASSWORD } });
   const { case: c } = await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Investment fraud, fake exchange', description: 'Three victims; deposits routed through one wallet.' } });
@@ -29,14 +36,21 @@ async function seed(server) {
   };
   const good = await upload('bank-statement.txt', 'Statement, account 12-34-56, November 2026\n');
   const bad = await upload('wallet-screenshot.txt', 'Screenshot of the exchange dashboard (as text)\n');
-  await apiCall(server, 'POST', `/api/evidence/${good.evidenceId}/anchor`, {
-    token,
-    body: { txHash: '0x' + '9a'.repeat(32), blockNumber: 19_876_543, contractAddress: '0x' + '00c0ffee'.repeat(5) },
-  });
+  // Anchoring in each state: one anchored, one sent while the node mines nothing (pending),
+  // one asked for once the node is gone (waiting).
+  await apiCall(server, 'POST', `/api/evidence/${good.evidenceId}/anchor`, { token });
+  await until('the statement to be anchored', async () => (await anchorState(server, token, good)) === 'anchored', 30_000);
+  const pending = await upload('chat-export.txt', 'Chat with the fake exchange support, 3 pages\n');
+  await anvil.rpc('evm_setAutomine', [false]);
+  await apiCall(server, 'POST', `/api/evidence/${pending.evidenceId}/anchor`, { token });
+  await until('the chat export to be sent', async () => (await anchorState(server, token, pending)) === 'pending', 30_000);
+  await anvil.stop();
+  const waiting = await upload('victim-letter.txt', 'Letter from the second victim\n');
+  await apiCall(server, 'POST', `/api/evidence/${waiting.evidenceId}/anchor`, { token });
   await apiCall(server, 'POST', '/api/queue/test-event', { token, body: { eventType: 'system.info', data: { message: 'screens' } } });
   // Tamper with the second file on disk so its verification raises the alarm.
   await tamper(server.dataDir, bad.storageHash);
-  return { caseId: c.caseId, closedId: closed.caseId, good, bad };
+  return { caseId: c.caseId, closedId: closed.caseId, good, bad, pending, waiting };
 }
 
 async function tamper(dir, hash) {
@@ -52,11 +66,13 @@ async function tamper(dir, hash) {
 }
 
 test('every screen in both themes: no serious or critical axe violation, and a screenshot', { timeout: 200_000 }, async () => {
-  const server = await startServer({ name: 'screens' });
+  const anvil = await startAnvil();
+  const keys = await mkdtemp(join(tmpdir(), 'casewire-e2e-keys-'));
+  const server = await startServer({ name: 'screens', env: await anvil.env(keys) });
   const ui = await uiOrigin(server);
   const browser = await launch();
   try {
-    const { caseId, closedId, good, bad } = await seed(server);
+    const { caseId, closedId, good, bad, pending, waiting } = await seed(server, anvil);
     const page = await browser.context.newPage();
     await page.goto(`${ui.url}/#/cases`);
     await page.getByLabel('Username').fill('root');
@@ -74,6 +90,10 @@ test('every screen in both themes: no serious or critical axe violation, and a s
       { name: 'case-escalate-dialog', hash: `#/cases/${caseId}`, ready: async () => { await page.getByRole('button', { name: 'Escalate' }).click(); await page.getByRole('dialog', { name: 'Escalate to an authority' }).waitFor(); } },
       { name: 'evidence-search', hash: `#/evidence?case=${caseId}`, ready: () => page.getByRole('link', { name: 'bank-statement.txt' }).waitFor() },
       { name: 'evidence-verified', hash: `#/evidence/${good.evidenceId}`, ready: async () => { await page.getByRole('button', { name: 'Verify hash' }).click(); await page.locator('[data-verified="true"]').waitFor(); } },
+      { name: 'evidence-anchored', hash: `#/evidence/${good.evidenceId}`, ready: () => page.locator('[data-anchor-state="anchored"]').getByRole('button', { name: 'Download proof' }).waitFor() },
+      { name: 'evidence-anchor-pending', hash: `#/evidence/${pending.evidenceId}`, ready: () => page.locator('[data-anchor-state="pending"]').getByText('Sent, waiting to be mined').waitFor() },
+      { name: 'evidence-anchor-waiting', hash: `#/evidence/${waiting.evidenceId}`, ready: () => page.locator('[data-anchor-state="waiting"]').getByText('Waiting for the chain').waitFor() },
+      { name: 'evidence-receipt-dialog', hash: `#/evidence/${waiting.evidenceId}`, ready: async () => { await page.getByRole('button', { name: 'Record a receipt' }).click(); await page.getByRole('dialog', { name: 'Record a receipt made elsewhere' }).waitFor(); } },
       { name: 'evidence-mismatch', hash: `#/evidence/${bad.evidenceId}`, ready: async () => { await page.getByRole('button', { name: 'Verify hash' }).click(); await page.locator('[data-verified="false"]').waitFor(); } },
       { name: 'evidence-add-dialog', hash: `#/cases/${caseId}`, ready: async () => { await page.getByRole('button', { name: 'Add evidence' }).click(); await page.getByRole('dialog', { name: 'Add evidence' }).waitFor(); } },
       { name: 'wallet', hash: `#/wallet/${WALLET}`, ready: async () => { await page.getByRole('button', { name: 'Check wallet' }).click(); await page.locator('[data-action]').waitFor(); } },
@@ -114,6 +134,8 @@ test('every screen in both themes: no serious or critical axe violation, and a s
     await browser.close();
     await ui.close();
     await server.stop();
+    await anvil.stop();
+    await rm(keys, { recursive: true, force: true });
   }
 });
 

@@ -313,11 +313,38 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The anchors recorded for an evidence file. */
+        /** The anchors recorded for an evidence file, and where Casewire's own anchoring of it stands. */
         get: operations["evidence_anchors"];
         put?: never;
-        /** Records an on-chain anchor of the file's hash (`evidence.anchored`, high). */
+        /**
+         * Anchors the file on chain. With no body (or `{}`), asks Casewire to anchor it itself: the
+         *     request commits with its event and waits for the chain (202, `AnchorRequestResponse`); asked
+         *     again, it answers where the first stands (200). With a receipt, the transaction is checked
+         *     on the configured chain (it exists, is mined in that block, did not revert, went to that
+         *     contract and carries the file's hash) and only then recorded (`evidence.anchored`, high; 201).
+         */
         post: operations["anchor_evidence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/evidence/{id}/anchor/proof": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The file's anchor proof (`casewire-anchor-proof/1`), once Casewire anchored it: the leaf
+         *     salt, the Merkle path, the root, and where the root is on chain. Anyone can check it with
+         *     `casewire verify-proof` and a JSON-RPC endpoint.
+         */
+        get: operations["anchor_proof"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -843,8 +870,11 @@ export interface components {
              * @description The block that holds it.
              */
             blockNumber: number;
-            /** @description The anchoring contract. */
-            contractAddress: string;
+            /**
+             * @description The anchoring contract; `None` when the root went in a transaction from Casewire's
+             *     anchoring key to itself.
+             */
+            contractAddress?: string | null;
             /** @description The anchored evidence. */
             evidenceId: string;
             /** @description The hash written on chain: the file's SHA-256. */
@@ -864,6 +894,15 @@ export interface components {
             /** @description `0x` and 64 hex digits. */
             txHash: string;
         };
+        /** @description Anchoring asked for: where it stands. */
+        AnchorRequestResponse: {
+            /** @description Where it stands (`waiting` until the chain can be reached). */
+            anchor: components["schemas"]["AnchorStatus"];
+            /** @description Always `true`. */
+            success: boolean;
+            /** @description When the answer was made, RFC 3339 with milliseconds. */
+            timestamp: string;
+        };
         /** @description A recorded anchor. */
         AnchorResponse: {
             /** @description The anchor. */
@@ -873,10 +912,61 @@ export interface components {
             /** @description When the answer was made, RFC 3339 with milliseconds. */
             timestamp: string;
         };
+        /**
+         * @description Where an anchor stands.
+         * @enum {string}
+         */
+        AnchorState: "waiting" | "signed" | "pending" | "included" | "anchored";
+        /** @description An evidence file's anchoring, as the API and the evidence screen show it. */
+        AnchorStatus: {
+            /**
+             * Format: int64
+             * @description Files in the same transaction.
+             */
+            batchSize?: number | null;
+            /**
+             * Format: int64
+             * @description The block holding the transaction, once mined.
+             */
+            blockNumber?: number | null;
+            /**
+             * Format: int64
+             * @description The chain (EIP-155 id), once in a transaction.
+             */
+            chainId?: number | null;
+            /**
+             * Format: int64
+             * @description How deep that block is (1 when it is the head).
+             */
+            confirmations: number;
+            /**
+             * Format: int64
+             * @description The depth that counts as anchored, once in a transaction.
+             */
+            confirmationsRequired?: number | null;
+            /** @description The evidence. */
+            evidenceId: string;
+            /** @description Why the last attempt at its batch failed, if it did, in words. */
+            lastError?: string | null;
+            /** @description The batch's Merkle root, once signed. */
+            merkleRoot?: string | null;
+            /**
+             * Format: int64
+             * @description When, Unix ms.
+             */
+            requestedAt: number;
+            /** @description Who asked. */
+            requestedBy: string;
+            /** @description Where it stands. */
+            state: components["schemas"]["AnchorState"];
+            /** @description The transaction carrying its batch's root, once signed. */
+            txHash?: string | null;
+        };
         /** @description An evidence file's anchors. */
         AnchorsResponse: {
             /** @description The anchors, oldest first. */
             anchors: components["schemas"]["Anchor"][];
+            request?: components["schemas"]["AnchorStatus"] | null;
             /** @description Always `true`. */
             success: boolean;
             /** @description When the answer was made, RFC 3339 with milliseconds. */
@@ -1069,7 +1159,7 @@ export interface components {
          *     document (the `code` of `ErrorBody` is this enum), so a client can handle each.
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "bad_credentials" | "login_throttled" | "unauthenticated" | "forbidden" | "not_found" | "gone" | "conflict" | "too_large" | "unsupported_media_type" | "request_timeout" | "queue_full" | "bad_host" | "cross_origin" | "idempotency_key_reused" | "idempotency_in_progress" | "idempotency_outcome_unknown" | "setup_done" | "setup_code_invalid" | "invalid_setting" | "settings_unavailable" | "local_files_unavailable" | "unknown_file_handle" | "answer_too_large" | "starting" | "evidence_tampered" | "closed" | "updates_off" | "updates_unavailable" | "update_in_progress" | "update_not_offered" | "update_channel_unreachable" | "update_signature_invalid" | "update_install_failed" | "internal";
+        ErrorCode: "invalid_request" | "bad_credentials" | "login_throttled" | "unauthenticated" | "forbidden" | "not_found" | "gone" | "conflict" | "too_large" | "unsupported_media_type" | "request_timeout" | "queue_full" | "bad_host" | "cross_origin" | "idempotency_key_reused" | "idempotency_in_progress" | "idempotency_outcome_unknown" | "setup_done" | "setup_code_invalid" | "invalid_setting" | "settings_unavailable" | "local_files_unavailable" | "unknown_file_handle" | "answer_too_large" | "starting" | "evidence_tampered" | "closed" | "updates_off" | "updates_unavailable" | "update_in_progress" | "update_not_offered" | "update_channel_unreachable" | "update_signature_invalid" | "update_install_failed" | "chain_not_configured" | "chain_unreachable" | "receipt_refused" | "internal";
         /** @description Every error: `{"success": false, "error": {"code", "message"}, "timestamp"}`. */
         ErrorResponse: {
             /** @description What went wrong. */
@@ -4633,18 +4723,169 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        /** @description A receipt to check and record; none to have Casewire anchor the file */
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["AnchorReceipt"];
+                "application/json": components["schemas"]["AnchorReceipt"] | null;
             };
         };
         responses: {
+            /** @description Asked for already: where it stands */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnchorRequestResponse"];
+                };
+            };
+            /** @description The receipt holds and is recorded */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["AnchorResponse"];
+                };
+            };
+            /** @description Anchoring asked for; it waits for the chain */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnchorRequestResponse"];
+                };
+            };
+            /** @description Invalid input; the message says which rule it breaks */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A cross-site request, or a role without the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such thing */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description It was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A JSON body not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Addressed to a host name this server does not answer to */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server failed; nothing was changed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The event queue is full; nothing was recorded */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    anchor_proof: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 24 hex digits. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The proof document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
             /** @description Invalid input; the message says which rule it breaks */

@@ -9,6 +9,7 @@ export type Case = S['Case'];
 export type CaseStatus = S['CaseStatus'];
 export type Evidence = S['Evidence'];
 export type Anchor = S['Anchor'];
+export type AnchorStatus = S['AnchorStatus'];
 export type Verification = S['Verification'];
 export type Prediction = S['Prediction'];
 export type Feedback = S['Feedback'];

@@ -155,6 +155,18 @@ export const errorMessages = {
     title: 'The update could not be installed.',
     action: 'Casewire keeps running the version it had. Try again later, or install the new version with your package manager.',
   },
+  chain_not_configured: {
+    title: 'No chain is set up to check this receipt against.',
+    action: 'Nothing was recorded. An admin can set the chain’s node and id in Settings (CASEWIRE_CHAIN_RPC_URL and CASEWIRE_CHAIN_ID).',
+  },
+  chain_unreachable: {
+    title: 'The chain’s node cannot be reached, so the receipt could not be checked.',
+    action: 'Nothing was recorded. Try again when this laptop is online, or ask an admin to check the node’s address.',
+  },
+  receipt_refused: {
+    title: 'The chain does not confirm this receipt.',
+    action: 'Nothing was recorded. Check the transaction hash, block and contract against the tool that made the transaction; the reason is below.',
+  },
   shell: {
     title: 'The desktop app could not do this.',
     action: 'Try again, or choose another place to save. The app’s reason is below.',
@@ -272,6 +284,12 @@ export const settingHints: Record<string, string> = {
   CASEWIRE_ENCRYPTION: 'on encrypts the database and the evidence files on this disk; off stores them readable by anyone with the disk (only for a data folder that was never encrypted).',
   CASEWIRE_KEY_STORE: 'Where the key that unlocks the data is kept: keyring (the system’s, the desktop’s default) or file (casewire serve’s default).',
   CASEWIRE_KEY_FILE: 'The key file, when the key is kept in a file: readable by this account only, never inside the data folder.',
+  CASEWIRE_CHAIN_RPC_URL: 'The JSON-RPC address of the chain’s node that anchoring uses (http or https). It may hold a provider’s key, so it is never shown. Unset, anchoring waits.',
+  CASEWIRE_CHAIN_ID: 'The chain’s id (1 for Ethereum). Casewire signs nothing when the node reports another.',
+  CASEWIRE_ANCHOR_CONTRACT: 'An anchoring contract (0x and 40 hex digits); unset, the root goes in a transaction from the anchoring key to itself.',
+  CASEWIRE_ANCHOR_CONFIRMATIONS: 'Blocks (the transaction’s own counts 1) before a file counts as anchored.',
+  CASEWIRE_ANCHOR_KEY_FILE: 'A file holding the anchoring key, for a server without a keyring: readable by this account only.',
+  CASEWIRE_ANCHOR_POLL_MS: 'Milliseconds between looks at a transaction on its way to the chain.',
 };
 
 export const eventTypes: Record<string, string> = {
@@ -297,9 +315,31 @@ export const eventTypes: Record<string, string> = {
   'system.info': 'System information',
 };
 
+/** The moves of an anchor, which Casewire records as `system.info` with an `action`. */
+const anchorActions: Record<string, string> = {
+  'anchor.requested': 'Anchoring asked for',
+  'anchor.broadcast': 'Anchor sent to the chain',
+  'anchor.included': 'Anchor in a block',
+  'anchor.reorganised': 'Anchor’s block left the chain',
+  'anchor.failed': 'Anchor transaction failed',
+};
+
+/** What a timeline entry is called: its type's name, or an anchor's move. */
+export function eventLabel(type: string, data: Record<string, unknown>): string {
+  const action = typeof data.action === 'string' ? anchorActions[data.action] : undefined;
+  return (type === 'system.info' && action) || eventTypes[type] || type;
+}
+
 /** One line saying what an event did, from its data; null when there is nothing to add. */
 export function eventSummary(type: string, data: Record<string, unknown>, fileNames: Record<string, string> = {}): string | null {
   const str = (k: string) => (typeof data[k] === 'string' ? (data[k] as string) : null);
+  if (type === 'system.info' && typeof data.action === 'string' && anchorActions[data.action]) {
+    const ids = Array.isArray(data.evidenceIds) ? (data.evidenceIds as unknown[]).filter((i): i is string => typeof i === 'string') : [str('evidenceId') ?? ''];
+    const names = ids.map((i) => fileNames[i] ?? i).filter(Boolean);
+    const files = names.length > 3 ? `${names.slice(0, 3).join(', ')} and ${n(names.length - 3)} more` : names.join(', ');
+    const where = typeof data.blockNumber === 'number' ? ` · block ${data.blockNumber}` : '';
+    return data.action === 'anchor.failed' ? `${files} · ${str('message') ?? ''}` : `${files}${where}`;
+  }
   switch (type) {
     case 'evidence.uploaded':
     case 'evidence.downloaded':
@@ -599,17 +639,46 @@ export const t = {
     deleteBody: (name: string) => `The content of ${name} will be deleted from this laptop. Its record and SHA-256 stay, and the deletion is recorded as a critical event.`,
     deleteSubmit: 'Delete file',
     deletedToast: 'File deleted; its record and hash are kept.',
-    anchors: 'On-chain anchors',
-    anchorsIntro: 'Receipts of transactions that wrote this file’s hash on a chain. Casewire holds no keys: make the transaction with your own wallet, then record its receipt.',
+    anchors: 'On-chain anchor',
+    anchorsIntro: 'Anchoring writes a fingerprint of this file on a public chain, so anyone can later show it existed unchanged at that time. The chain never sees the file or its hash.',
     anchorsEmpty: 'Not anchored yet.',
-    anchor: 'Record anchor',
-    anchorTitle: 'Record an anchor receipt',
+    anchorNow: 'Anchor on chain',
+    anchorAsked: 'Anchoring asked for: it goes on chain as soon as Casewire can reach the chain.',
+    anchorStates: {
+      waiting: 'Waiting for the chain',
+      signed: 'Ready to send',
+      pending: 'Sent, waiting to be mined',
+      included: 'In a block, gathering confirmations',
+      anchored: 'Anchored',
+    } as Record<string, string>,
+    anchorExplain: {
+      waiting: 'Asked for and kept on this laptop. It goes on chain when Casewire can reach the chain’s node; nothing needs doing.',
+      signed: 'Its transaction is signed and saved; it is sent next.',
+      pending: 'The transaction is with the chain’s node and not yet in a block. It is sent again until it is.',
+      included: 'The transaction is in a block. The anchor counts once enough blocks are on top of it.',
+      anchored: 'The anchor holds. Its proof lets anyone check it with a node of the chain and nothing else.',
+    } as Record<string, string>,
+    anchorAskedLabel: 'Asked for',
+    anchorRequested: (by: string, at: Instant) => `By ${by} on ${formatDateTime(at)}`,
+    anchorConfirmations: (have: number, need: number) => `${n(have)} of ${n(need)} confirmations`,
+    anchorBlock: 'Block',
+    anchorChain: 'Chain id',
+    anchorRoot: 'Merkle root',
+    anchorBatch: (count: number) => plural(count, { one: 'This file alone', other: `With ${n(count - 1)} other files in one transaction` }),
+    anchorLastError: (message: string) => `Last attempt failed: ${message} Casewire tries again by itself.`,
+    proofDownload: 'Download proof',
+    proofCopy: 'Copy proof',
+    proofCopied: 'Proof copied.',
+    receiptsTitle: 'Receipts recorded',
+    anchor: 'Record a receipt',
+    anchorTitle: 'Record a receipt made elsewhere',
+    anchorTitleIntro: 'For a transaction made with another wallet or tool. Casewire checks it on the configured chain before recording it.',
     txHash: 'Transaction hash',
     txHashHint: '0x followed by 64 hexadecimal digits.',
     blockNumber: 'Block number',
     contractAddress: 'Contract address',
     anchorSubmit: 'Record anchor',
-    anchored: 'Anchor recorded.',
+    anchored: 'Receipt checked on chain and recorded.',
     colTx: 'Transaction',
     colBlock: 'Block',
     colContract: 'Contract',
