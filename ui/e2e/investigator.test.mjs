@@ -126,6 +126,7 @@ test('investigator: case, evidence with verify and download, events wait while t
     // Anchoring by Casewire itself: asked for, it waits on this laptop for the chain.
     await page.getByRole('button', { name: 'Anchor on chain' }).click();
     await page.locator('[data-anchor-state="waiting"]').getByText('Waiting for the chain').waitFor();
+    await page.getByText('No chain is set up on this Casewire yet', { exact: false }).waitFor();
 
     // Wallet check from the evidence's wallet, and feedback on it.
     await page.goto(`${ui.url}/#/wallet/${WALLET}`);

@@ -9,9 +9,10 @@
 //! - Verify recomputes the hash: `evidence.verified`, and a critical `system.alert` on mismatch.
 //! - Delete is soft: the record and its hash stay for the chain of custody, the file goes once
 //!   no live record uses it; `evidence.deleted` is critical.
-//! - Anchoring records the receipt of a transaction that wrote the file's hash on a chain
-//!   (made by the investigator's own wallet or tooling; Casewire holds no keys and, offline,
-//!   cannot reach a chain): `evidence.anchored`, high priority.
+//! - A receipt of a transaction made elsewhere that wrote the file's hash on a chain, once
+//!   checked on chain ([`crate::Anchoring::check_receipt`]), is recorded with its
+//!   `evidence.anchored` event, high priority. Casewire's own anchoring, queued and batched,
+//!   is [`crate::anchoring`]'s.
 
 use std::fs::File;
 use std::io::{Read, Write};

@@ -1354,7 +1354,11 @@ async fn evidence_anchors(
     let anchoring = state.anchoring.clone();
     let (anchors, request) =
         blocking(move || Ok::<_, CoreError>((store.anchors(&id)?, anchoring.status(&id)?))).await?;
-    Ok(AnchorsResponse::new(anchors, request))
+    let chain_configured = match &state.app {
+        Some(app) => app.chain()?.is_some(),
+        None => false,
+    };
+    Ok(AnchorsResponse::new(anchors, request, chain_configured))
 }
 
 /// The file's anchor proof (`casewire-anchor-proof/1`), once Casewire anchored it: the leaf

@@ -180,6 +180,9 @@ envelope!(
         anchors: Vec<Anchor>,
         /// Where Casewire's own anchoring of the file stands, if it was asked for.
         request: Option<AnchorStatus>,
+        /// Whether a chain is configured (`CASEWIRE_CHAIN_RPC_URL`): without one, a request
+        /// waits until an admin sets it.
+        chain_configured: bool,
     }
 );
 envelope!(

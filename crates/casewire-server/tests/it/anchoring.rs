@@ -105,6 +105,8 @@ async fn a_file_asked_for_over_the_api_is_anchored_by_the_worker_and_its_proof_h
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(request["chainId"], 31337);
+    let (_, answer) = s.get(&path, Some(&investigator)).await;
+    assert_eq!(answer["chainConfigured"], true);
     assert_eq!(request["confirmationsRequired"], 1);
 
     let response = s

@@ -111,6 +111,10 @@ async fn each_publishing_point_of_the_guide_queues_exactly_its_event() {
     assert_eq!(status, StatusCode::OK);
     assert!(events.is_empty(), "reading anchors records nothing");
     assert_eq!(body["request"]["state"], "waiting");
+    assert_eq!(
+        body["chainConfigured"], false,
+        "no chain: it waits for an admin"
+    );
 
     // GET /api/evidence/:id/download → evidence.downloaded, medium.
     let (status, _, events) = s

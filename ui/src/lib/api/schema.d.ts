@@ -966,6 +966,11 @@ export interface components {
         AnchorsResponse: {
             /** @description The anchors, oldest first. */
             anchors: components["schemas"]["Anchor"][];
+            /**
+             * @description Whether a chain is configured (`CASEWIRE_CHAIN_RPC_URL`): without one, a request
+             *     waits until an admin sets it.
+             */
+            chainConfigured: boolean;
             request?: components["schemas"]["AnchorStatus"] | null;
             /** @description Always `true`. */
             success: boolean;

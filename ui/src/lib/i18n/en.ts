@@ -659,6 +659,7 @@ export const t = {
       anchored: 'The anchor holds. Its proof lets anyone check it with a node of the chain and nothing else.',
     } as Record<string, string>,
     anchorAskedLabel: 'Asked for',
+    anchorNoChain: 'No chain is set up on this Casewire yet, so it waits until an admin sets the chain’s node and id in Settings (CASEWIRE_CHAIN_RPC_URL and CASEWIRE_CHAIN_ID).',
     anchorRequested: (by: string, at: Instant) => `By ${by} on ${formatDateTime(at)}`,
     anchorConfirmations: (have: number, need: number) => `${n(have)} of ${n(need)} confirmations`,
     anchorBlock: 'Block',
