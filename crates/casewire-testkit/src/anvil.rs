@@ -17,6 +17,22 @@ pub const DEV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784
 /// Anvil's second dev account's key, for a sender other than the first.
 pub const DEV_KEY_2: &str = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
+/// Writes [`DEV_KEY`] to `anchor.key` in `dir`, readable by its owner only, as a headless
+/// server keeps its anchoring key (`CASEWIRE_ANCHOR_KEY_FILE`); returns its path.
+pub fn dev_key_file(dir: &std::path::Path) -> PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("anchor.key");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("anchoring key file");
+    file.write_all(DEV_KEY.as_bytes()).expect("write the key");
+    path
+}
+
 /// Where `scripts/bootstrap` puts anvil; `ANVIL_BIN` overrides.
 pub fn anvil_bin() -> PathBuf {
     crate::cached_tool("ANVIL_BIN", "bin/anvil")

@@ -13,7 +13,7 @@ use casewire_chain::B256;
 use casewire_chain::proof::{Proof, sha256, verify_proof};
 use casewire_chain::rpc::{Endpoint, Rpc};
 use casewire_chain::tx::AnchorKey;
-use casewire_testkit::anvil::{Anvil, DEV_KEY};
+use casewire_testkit::anvil::{Anvil, DEV_KEY, dev_key_file};
 use serde_json::Value;
 use support::{add_user, casewire, login, serve};
 
@@ -55,19 +55,6 @@ async fn holding_relay(node: String) -> (String, Arc<tokio::sync::Notify>) {
     (url, held)
 }
 
-fn key_file(dir: &std::path::Path) -> std::path::PathBuf {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join("anchor.key");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .expect("key file");
-    std::io::Write::write_all(&mut file, DEV_KEY.as_bytes()).expect("write");
-    path
-}
-
 fn chain_serve(
     data: &std::path::Path,
     rpc_url: &str,
@@ -105,7 +92,7 @@ async fn a_sigkill_between_signing_and_broadcasting_neither_loses_the_anchor_nor
     let (relay, held) = holding_relay(anvil.url()).await;
     let dir = tempfile::tempdir().expect("dir");
     let keys = tempfile::tempdir().expect("dir");
-    let key = key_file(keys.path());
+    let key = dev_key_file(keys.path());
     assert!(add_user(dir.path(), "ana", "analyst").status.success());
 
     let (mut server, base) = chain_serve(dir.path(), &relay, &key);

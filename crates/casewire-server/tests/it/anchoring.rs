@@ -9,32 +9,18 @@ use casewire_chain::rpc::{Endpoint, Rpc};
 use casewire_chain::tx::{AnchorKey, anchor_contract_creation, anchor_selector};
 use casewire_chain::{Address, B256, Bytes};
 use casewire_events::{EventType, Priority};
-use casewire_testkit::anvil::{Anvil, DEV_KEY};
+use casewire_testkit::anvil::{Anvil, DEV_KEY, dev_key_file};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{Server, WALLET, app_server, server, upload_form};
-
-/// The dev key in a file of its owner's alone, as a headless server keeps its anchoring key.
-fn key_file(dir: &tempfile::TempDir) -> String {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.path().join("anchor.key");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .expect("key file");
-    std::io::Write::write_all(&mut file, DEV_KEY.as_bytes()).expect("write key");
-    path.display().to_string()
-}
 
 async fn chain_server(
     anvil: &Anvil,
     keys: &tempfile::TempDir,
 ) -> (Server, std::sync::Arc<casewire_core::App>) {
     let url = anvil.url();
-    let key = key_file(keys);
+    let key = dev_key_file(keys.path()).display().to_string();
     app_server(&[
         ("CASEWIRE_CHAIN_RPC_URL", &url),
         ("CASEWIRE_CHAIN_ID", "31337"),
