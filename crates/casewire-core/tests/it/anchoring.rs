@@ -525,3 +525,44 @@ fn a_node_on_another_chain_is_refused_and_nothing_is_signed() {
     });
     assert_eq!(state(&fx, &file), AnchorState::Waiting);
 }
+
+#[test]
+fn the_anchoring_key_file_is_made_its_owners_alone_and_refused_when_others_can_read_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("keys").join("anchor.key");
+    let made = casewire_core::anchoring::anchoring_key(Some(&path), dir.path()).expect("made");
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "readable by its owner only");
+    let again = casewire_core::anchoring::anchoring_key(Some(&path), dir.path()).expect("read");
+    assert_eq!(
+        again.address(),
+        made.address(),
+        "the same key at the next start"
+    );
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    match casewire_core::anchoring::anchoring_key(Some(&path), dir.path()) {
+        Err(CoreError::Config(message)) => {
+            assert!(message.contains("chmod 600"), "{message}");
+            assert!(
+                !message.contains(made.to_hex().as_str()),
+                "no key in the message"
+            );
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|k| k.address())),
+    }
+
+    let garbage = dir.path().join("garbage.key");
+    std::fs::write(&garbage, "not a key\n").expect("write");
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    match casewire_core::anchoring::anchoring_key(Some(&garbage), dir.path()) {
+        Err(CoreError::Config(message)) => {
+            assert!(
+                message.contains("does not hold an anchoring key"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|k| k.address())),
+    }
+}

@@ -93,6 +93,16 @@ async fn a_file_asked_for_over_the_api_is_anchored_by_the_worker_and_its_proof_h
     assert_eq!(request["chainId"], 31337);
     let (_, answer) = s.get(&path, Some(&investigator)).await;
     assert_eq!(answer["chainConfigured"], true);
+    assert!(!answer.to_string().contains(DEV_KEY), "no key in the API");
+    let admin = s.token("admin").await;
+    let (status, settings) = s.get("/api/settings", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        settings.to_string().contains("\"CASEWIRE_CHAIN_RPC_URL\""),
+        "{settings}"
+    );
+    let url = settings.to_string().contains(&anvil.url());
+    assert!(!url, "the node's URL is a secret, never shown: {settings}");
     assert_eq!(request["confirmationsRequired"], 1);
 
     let response = s
