@@ -787,21 +787,16 @@ impl Worker {
             address = %self.key.address(),
             "anchoring worker started"
         );
-        let mut unreachable_for = 0u32;
+        let (mut unreachable_for, mut failed_for) = (0u32, 0u32);
         loop {
-            let wait = match self.step().await {
-                Ok(Progress::Moved) => {
-                    unreachable_for = 0;
-                    continue;
-                }
-                Ok(Progress::InFlight) => {
-                    unreachable_for = 0;
-                    Some(self.chain.poll)
-                }
-                Ok(Progress::Idle) => {
-                    unreachable_for = 0;
-                    None
-                }
+            let step = self.step().await;
+            if step.is_ok() {
+                (unreachable_for, failed_for) = (0, 0);
+            }
+            let wait = match step {
+                Ok(Progress::Moved) => continue,
+                Ok(Progress::InFlight) => Some(self.chain.poll),
+                Ok(Progress::Idle) => None,
                 Err(StepError::Unreachable(e)) => {
                     if unreachable_for == 0 {
                         tracing::warn!(error = %e, "the chain cannot be reached; anchoring waits");
@@ -810,7 +805,10 @@ impl Worker {
                     Some(backoff(self.chain.poll, unreachable_for.min(6)))
                 }
                 Err(e) => {
-                    let attempts = self.record_failure(&e.to_string()).await;
+                    // Failures before a batch is signed (a node on another chain, a key
+                    // without gas) are counted here, as a batch's are in its row.
+                    failed_for = failed_for.saturating_add(1);
+                    let attempts = self.record_failure(&e.to_string()).await.max(failed_for);
                     tracing::warn!(error = %e, attempts, "an anchoring step failed; it is tried again");
                     Some(backoff(self.chain.poll, attempts))
                 }
