@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use casewire_chain::merkle::{Tree, leaf, root_from};
-use casewire_chain::proof::{PROOF_FORMAT, Proof, sha256, verify_proof};
+use casewire_chain::proof::{OnChain, PROOF_FORMAT, Proof, sha256, verify_proof};
 use casewire_chain::rpc::{Endpoint, Rpc};
 use casewire_chain::tx::AnchorKey;
 use casewire_chain::{B256, prepare};
@@ -74,18 +74,20 @@ fn main() {
             file_hash: hashes[i],
             salt: salts[i],
             path: paths[i].clone(),
-            root: tree.root(),
-            chain_id: CHAIN_ID,
-            tx_hash: receipt.transaction_hash,
-            block_number: receipt.block_number.to(),
-            block_hash: receipt.block_hash,
-            contract_address: None,
-            sender: key.address(),
+            on_chain: OnChain {
+                root: tree.root(),
+                chain_id: CHAIN_ID,
+                tx_hash: receipt.transaction_hash,
+                block_number: receipt.block_number.to(),
+                block_hash: receipt.block_hash,
+                contract_address: None,
+                sender: key.address(),
+            },
         };
         let started = Instant::now();
         assert_eq!(
             root_from(leaf(&proof.salt, &proof.file_hash), &proof.path),
-            proof.root
+            proof.on_chain.root
         );
         merkle_times.push(started.elapsed());
         let started = Instant::now();

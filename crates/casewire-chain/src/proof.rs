@@ -2,8 +2,9 @@
 //! with nothing but a JSON-RPC endpoint.
 //!
 //! A [`Proof`] is a self-contained JSON document: the file's SHA-256, its leaf salt, the
-//! Merkle path to the batch's root, and where the root went on chain (chain id, transaction,
-//! block number and hash, contract, sender). [`verify_proof`] checks, in order:
+//! Merkle path to the batch's root, and where the root went on chain ([`OnChain`]: chain id,
+//! transaction, block number and hash, contract, sender). A [`CaseHeadProof`] is the same for
+//! a case timeline's head, anchored in the same batches. [`verify_proof`] checks, in order:
 //! 1. the file, when given, hashes to the proof's file hash;
 //! 2. salt, file hash and path lead to the root ([`crate::merkle::root_from`]);
 //! 3. the node is on the proof's chain;
@@ -40,6 +41,41 @@ pub struct Proof {
     pub salt: B256,
     /// From the leaf up to the root.
     pub path: Vec<Step>,
+    /// Where the batch's root is on chain.
+    #[serde(flatten)]
+    pub on_chain: OnChain,
+}
+
+/// The `format` of case-head proofs this version writes and reads.
+pub const CASE_HEAD_PROOF_FORMAT: &str = "casewire-case-head-proof/1";
+
+/// Everything needed to show that a case's timeline had a given head at a time: its leaf is
+/// `leaf(salt, case_head_digest(case, sequence, head))` ([`case_head_digest`]), in the same
+/// batches as the files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseHeadProof {
+    /// [`CASE_HEAD_PROOF_FORMAT`].
+    pub format: String,
+    /// The case.
+    pub case_id: String,
+    /// The place in the case's chain of the event whose hash is the head.
+    pub sequence: u64,
+    /// That event's `caseChain.hash`, 64 lowercase hexadecimal digits.
+    pub head: String,
+    /// The leaf's random salt.
+    pub salt: B256,
+    /// From the leaf up to the root.
+    pub path: Vec<Step>,
+    /// Where the batch's root is on chain.
+    #[serde(flatten)]
+    pub on_chain: OnChain,
+}
+
+/// Where a batch's root went on chain: what every proof of the batch shares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnChain {
     /// The batch's Merkle root, the one value on chain.
     pub root: B256,
     /// The chain (EIP-155 id).
@@ -54,6 +90,13 @@ pub struct Proof {
     pub contract_address: Option<Address>,
     /// The address that signed the transaction.
     pub sender: Address,
+}
+
+/// What a case head's leaf commits to: the SHA-256 of the UTF-8 text
+/// `casewire-case-head/1\n{case id}\n{sequence in decimal}\n{head}` (a case id holds no line
+/// break).
+pub fn case_head_digest(case_id: &str, sequence: u64, head: &str) -> B256 {
+    sha256(format!("casewire-case-head/1\n{case_id}\n{sequence}\n{head}").as_bytes())
 }
 
 /// A receipt as a person types it in: only the file's own hash can be looked for on chain.
@@ -87,8 +130,13 @@ pub struct Inclusion {
 #[non_exhaustive]
 pub enum Refusal {
     /// The proof is not in a format this version reads.
-    #[error("the proof's format is {0:?}, not {PROOF_FORMAT:?}")]
-    UnknownFormat(String),
+    #[error("the proof's format is {found:?}, not {expected:?}")]
+    UnknownFormat {
+        /// The proof's.
+        found: String,
+        /// The one expected.
+        expected: &'static str,
+    },
     /// The file given does not hash to the proof's file hash.
     #[error("the file's SHA-256 is {actual}, the proof is for {expected}")]
     FileHashMismatch {
@@ -165,7 +213,7 @@ impl Refusal {
     /// A stable machine-readable code for the API and the UI.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::UnknownFormat(_) => "proof_format_unknown",
+            Self::UnknownFormat { .. } => "proof_format_unknown",
             Self::FileHashMismatch { .. } => "file_hash_mismatch",
             Self::PathDoesNotLeadToRoot { .. } => "merkle_path_mismatch",
             Self::ChainIdMismatch { .. } => "chain_id_mismatch",
@@ -216,9 +264,7 @@ pub async fn verify_proof(
     proof: &Proof,
     file_hash: Option<B256>,
 ) -> Result<Inclusion, VerifyError> {
-    if proof.format != PROOF_FORMAT {
-        return Err(Refusal::UnknownFormat(proof.format.clone()).into());
-    }
+    expect_format(&proof.format, PROOF_FORMAT)?;
     if let Some(actual) = file_hash.filter(|actual| *actual != proof.file_hash) {
         return Err(Refusal::FileHashMismatch {
             expected: proof.file_hash,
@@ -226,37 +272,78 @@ pub async fn verify_proof(
         }
         .into());
     }
-    let reached = root_from(leaf(&proof.salt, &proof.file_hash), &proof.path);
-    if reached != proof.root {
+    verify_leaf(
+        rpc,
+        leaf(&proof.salt, &proof.file_hash),
+        &proof.path,
+        &proof.on_chain,
+    )
+    .await
+}
+
+/// Checks a case head's `proof` against the node behind `rpc`: the head, its place and its
+/// case lead by the path to a root that the transaction carries.
+pub async fn verify_case_head(rpc: &Rpc, proof: &CaseHeadProof) -> Result<Inclusion, VerifyError> {
+    expect_format(&proof.format, CASE_HEAD_PROOF_FORMAT)?;
+    let digest = case_head_digest(&proof.case_id, proof.sequence, &proof.head);
+    verify_leaf(
+        rpc,
+        leaf(&proof.salt, &digest),
+        &proof.path,
+        &proof.on_chain,
+    )
+    .await
+}
+
+fn expect_format(found: &str, expected: &'static str) -> Result<(), Refusal> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Refusal::UnknownFormat {
+            found: found.to_owned(),
+            expected,
+        })
+    }
+}
+
+/// Checks that `leaf` and `path` lead to the root, and that the root is where `on` says.
+async fn verify_leaf(
+    rpc: &Rpc,
+    leaf: B256,
+    path: &[Step],
+    on: &OnChain,
+) -> Result<Inclusion, VerifyError> {
+    let reached = root_from(leaf, path);
+    if reached != on.root {
         return Err(Refusal::PathDoesNotLeadToRoot {
-            expected: proof.root,
+            expected: on.root,
             actual: reached,
         }
         .into());
     }
-    let (tx, receipt) = mined(rpc, proof.chain_id, proof.tx_hash).await?;
-    if tx.from != proof.sender {
+    let (tx, receipt) = mined(rpc, on.chain_id, on.tx_hash).await?;
+    if tx.from != on.sender {
         return Err(Refusal::SenderMismatch {
-            expected: proof.sender,
+            expected: on.sender,
             actual: tx.from,
         }
         .into());
     }
-    let carried = match proof.contract_address {
+    let carried = match on.contract_address {
         Some(contract) => {
             expect_contract(&tx, contract)?;
-            logged(&receipt, contract, proof.root, Some(proof.sender))
+            logged(&receipt, contract, on.root, Some(on.sender))
         }
-        None => tx.to == Some(tx.from) && tx.input.as_ref() == proof.root.as_slice(),
+        None => tx.to == Some(tx.from) && tx.input.as_ref() == on.root.as_slice(),
     };
     if !carried {
         return Err(Refusal::HashNotInTransaction {
-            tx: proof.tx_hash,
-            hash: proof.root,
+            tx: on.tx_hash,
+            hash: on.root,
         }
         .into());
     }
-    included(rpc, &receipt, proof.block_number, Some(proof.block_hash)).await
+    included(rpc, &receipt, on.block_number, Some(on.block_hash)).await
 }
 
 /// Checks a receipt typed in by a person: the transaction exists on the claimed chain, is
@@ -359,4 +446,54 @@ async fn included(
         block_hash: receipt.block_hash,
         confirmations: head.saturating_sub(number) + 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_heads_digest_is_the_sha256_of_the_documented_text() {
+        // printf 'casewire-case-head/1\nCASE-2026-001\n12\n4141…41' | sha256sum
+        let expected: B256 = "0x51b9a5af6fa3b05130c5f97c43ffe7c097b3f83d58f8ad1c22c4172502209aae"
+            .parse()
+            .expect("hash");
+        assert_eq!(
+            case_head_digest("CASE-2026-001", 12, &"41".repeat(32)),
+            expected
+        );
+        assert_ne!(
+            case_head_digest("CASE-2026-001", 11, &"41".repeat(32)),
+            expected,
+            "the place is committed to"
+        );
+    }
+
+    #[test]
+    fn a_proof_reads_and_writes_as_one_flat_document() {
+        let on_chain = OnChain {
+            root: B256::repeat_byte(1),
+            chain_id: 31337,
+            tx_hash: B256::repeat_byte(2),
+            block_number: 7,
+            block_hash: B256::repeat_byte(3),
+            contract_address: None,
+            sender: Address::repeat_byte(4),
+        };
+        let proof = CaseHeadProof {
+            format: CASE_HEAD_PROOF_FORMAT.into(),
+            case_id: "CASE-2026-001".into(),
+            sequence: 12,
+            head: "41".repeat(32),
+            salt: B256::repeat_byte(5),
+            path: Vec::new(),
+            on_chain,
+        };
+        let document = serde_json::to_value(&proof).expect("json");
+        assert_eq!(document["txHash"], serde_json::json!(B256::repeat_byte(2)));
+        assert_eq!(document["blockNumber"], 7);
+        assert!(document.get("onChain").is_none(), "{document}");
+        let read: CaseHeadProof = serde_json::from_value(document).expect("reads back");
+        assert_eq!(read, proof);
+    }
 }

@@ -16,6 +16,12 @@
 //! 4. `anchored`: at the configured depth. Each file gets its proof ([`casewire_chain::proof`])
 //!    and its `evidence.anchored` event (high), with the Merkle root and the chain id.
 //!
+//! The heads of case timelines ([`crate::custody`]) ride with the files: a batch holds, after
+//! its files, a leaf for each case whose head moved since it was last put in a batch, and once
+//! anchored each such case gets a case-head proof and a `system.info` event (`anchor.case_head`)
+//! that carries it downstream. A timeline's check then compares the timeline with its last
+//! anchored head.
+//!
 //! A transaction that reverted, or whose nonce another transaction of the key took, ends its
 //! batch as `failed` and its requests wait again for the next one. One transaction is in flight
 //! per key. A node that cannot be reached spends no attempt; any other failure is counted and
@@ -29,7 +35,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casewire_chain::merkle::{Tree, leaf};
-use casewire_chain::proof::{PROOF_FORMAT, Proof};
+use casewire_chain::proof::{
+    CASE_HEAD_PROOF_FORMAT, CaseHeadProof, OnChain, PROOF_FORMAT, Proof, case_head_digest,
+};
 use casewire_chain::rpc::{BlockTag, Endpoint, Rpc, RpcError};
 use casewire_chain::tx::{AnchorKey, SignedTx};
 use casewire_chain::{Address, B256, Bytes};
@@ -282,6 +290,24 @@ struct Member {
     file_hash: B256,
     salt: B256,
     requested_by: String,
+}
+
+/// A case timeline's head in a batch, in leaf order after the files.
+#[derive(Debug, Clone)]
+struct Head {
+    case_id: String,
+    sequence: u64,
+    head: String,
+    salt: B256,
+}
+
+impl Head {
+    fn leaf(&self) -> B256 {
+        leaf(
+            &self.salt,
+            &case_head_digest(&self.case_id, self.sequence, &self.head),
+        )
+    }
 }
 
 fn hash_of(text: &str, what: &str) -> Result<B256, CoreError> {
@@ -617,6 +643,78 @@ impl Anchoring {
             .collect()
     }
 
+    /// The case heads of a batch, in leaf order.
+    fn heads(&self, batch_id: i64) -> Result<Vec<Head>, CoreError> {
+        let rows = self.outbox.read(|conn| {
+            conn.prepare_cached(
+                "SELECT case_id, sequence, head, salt FROM case_head_anchors
+                  WHERE batch_id = ?1 ORDER BY leaf_index",
+            )?
+            .query_map([batch_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::from)
+        })?;
+        rows.into_iter()
+            .map(|(case_id, sequence, head, salt)| {
+                Ok(Head {
+                    salt: hash_of(&salt, "leaf salt")?,
+                    case_id,
+                    sequence: sequence.max(0) as u64,
+                    head,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` case heads that moved since they were last put in a batch that did not
+    /// fail (past the event that announced it, once anchored), those never anchored first,
+    /// each with a fresh salt.
+    fn moved_heads(&self, limit: usize) -> Result<Vec<Head>, CoreError> {
+        let rows = self.outbox.read(|conn| {
+            conn.prepare_cached(
+                "SELECT case_id, chain_length, chain_head FROM (
+                     SELECT c.case_id, c.chain_length, c.chain_head,
+                            (SELECT COALESCE(h.announced, h.sequence) FROM case_head_anchors h
+                               JOIN anchor_batches b ON b.batch_id = h.batch_id
+                              WHERE h.case_id = c.case_id AND b.state != 'failed'
+                              ORDER BY h.sequence DESC LIMIT 1) AS covered
+                       FROM cases c
+                      WHERE c.chain_length > 0 AND c.chain_head IS NOT NULL)
+                  WHERE covered IS NULL OR covered < chain_length
+                  ORDER BY covered IS NOT NULL, case_id LIMIT ?1",
+            )?
+            .query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::from)
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(case_id, sequence, head)| {
+                let mut salt = [0u8; 32];
+                rand::rng().fill_bytes(&mut salt);
+                Head {
+                    case_id,
+                    sequence: sequence.max(0) as u64,
+                    head,
+                    salt: B256::from(salt),
+                }
+            })
+            .collect())
+    }
+
     fn waiting_requests(&self, limit: usize) -> Result<Vec<(String, B256, B256)>, CoreError> {
         let rows = self.outbox.read(|conn| {
             conn.prepare_cached(
@@ -788,10 +886,16 @@ impl Worker {
             "anchoring worker started"
         );
         let (mut unreachable_for, mut failed_for) = (0u32, 0u32);
+        // The last failure warned of: the same one again (a lasting misconfiguration) is
+        // logged at debug level, so the log is not filled with it.
+        let mut warned: Option<String> = None;
         loop {
             let step = self.step().await;
             if step.is_ok() {
                 (unreachable_for, failed_for) = (0, 0);
+                if warned.take().is_some() {
+                    tracing::info!("anchoring works again");
+                }
             }
             let wait = match step {
                 Ok(Progress::Moved) => continue,
@@ -808,8 +912,14 @@ impl Worker {
                     // Failures before a batch is signed (a node on another chain, a key
                     // without gas) are counted here, as a batch's are in its row.
                     failed_for = failed_for.saturating_add(1);
-                    let attempts = self.record_failure(&e.to_string()).await.max(failed_for);
-                    tracing::warn!(error = %e, attempts, "an anchoring step failed; it is tried again");
+                    let error = e.to_string();
+                    let attempts = self.record_failure(&error).await.max(failed_for);
+                    if warned.as_deref() == Some(error.as_str()) {
+                        tracing::debug!(%error, attempts, "an anchoring step failed again");
+                    } else {
+                        tracing::warn!(%error, attempts, "an anchoring step failed; it is tried again, and the same failure is not logged again until it changes");
+                        warned = Some(error);
+                    }
                     Some(backoff(self.chain.poll, attempts))
                 }
             };
@@ -886,9 +996,12 @@ impl Worker {
                 self.chain.endpoint, self.chain.chain_id
             )));
         }
+        // The timelines' heads ride with the files, after them in the tree.
+        let heads = self.anchoring.moved_heads(self.batch_max)?;
         let leaves = waiting
             .iter()
             .map(|(_, hash, salt)| leaf(salt, hash))
+            .chain(heads.iter().map(Head::leaf))
             .collect::<Vec<_>>();
         let tree = Tree::new(leaves).ok_or_else(|| StepError::Failed("an empty batch".into()))?;
         let root = tree.root();
@@ -902,7 +1015,7 @@ impl Worker {
         .await?;
         let SignedTx { hash, raw } = self.key.sign(&prepared);
         let ids: Vec<String> = waiting.into_iter().map(|(id, _, _)| id).collect();
-        let count = ids.len();
+        let (count, case_heads) = (ids.len(), heads.len());
         let now = self.anchoring.clock.now_ms();
         let sender = self.key.address().to_string();
         let contract = self.chain.contract.map(|c| c.to_string());
@@ -944,10 +1057,24 @@ impl Worker {
                         )));
                     }
                 }
+                let mut head_row = tx.prepare_cached(
+                    "INSERT INTO case_head_anchors (batch_id, case_id, sequence, head, salt, leaf_index)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (i, head) in heads.iter().enumerate() {
+                    head_row.execute(params![
+                        batch_id,
+                        head.case_id,
+                        head.sequence as i64,
+                        head.head,
+                        head.salt.to_string(),
+                        (count + i) as i64
+                    ])?;
+                }
                 Ok(batch_id)
             })
             .await?;
-        tracing::info!(batch = saved, files = count, nonce, tx = %hash, "anchoring transaction signed and saved");
+        tracing::info!(batch = saved, files = count, case_heads, nonce, tx = %hash, "anchoring transaction signed and saved");
         Ok(Progress::Moved)
     }
 
@@ -1154,20 +1281,30 @@ impl Worker {
     /// Records each file's anchor, proof and `evidence.anchored` event, with the batch's end.
     async fn anchored(&self, batch: &Batch, confirmations: u64) -> Result<(), StepError> {
         let members = self.anchoring.members(batch.id)?;
+        let heads = self.anchoring.heads(batch.id)?;
         let leaves = members
             .iter()
             .map(|m| leaf(&m.salt, &m.file_hash))
+            .chain(heads.iter().map(Head::leaf))
             .collect();
         let tree = Tree::new(leaves).ok_or_else(|| StepError::Failed("an empty batch".into()))?;
         if tree.root() != batch.root {
             return Err(StepError::Core(CoreError::Storage(format!(
-                "the files of anchor batch {} no longer make its root {}",
+                "the files and case heads of anchor batch {} no longer make its root {}",
                 batch.id, batch.root
             ))));
         }
         let block_number = batch.block_number.unwrap_or_default();
-        let block_hash = batch.block_hash.unwrap_or_default();
         let contract = batch.contract.map(|c| c.to_string());
+        let on_chain = OnChain {
+            root: batch.root,
+            chain_id: batch.chain_id,
+            tx_hash: batch.tx_hash,
+            block_number,
+            block_hash: batch.block_hash.unwrap_or_default(),
+            contract_address: batch.contract,
+            sender: batch.sender,
+        };
         let clock = &*self.anchoring.clock;
         let now = clock.now_ms();
         let mut rows = Vec::with_capacity(members.len());
@@ -1178,13 +1315,7 @@ impl Worker {
                 file_hash: m.file_hash,
                 salt: m.salt,
                 path: tree.path(i).unwrap_or_default(),
-                root: batch.root,
-                chain_id: batch.chain_id,
-                tx_hash: batch.tx_hash,
-                block_number,
-                block_hash,
-                contract_address: batch.contract,
-                sender: batch.sender,
+                on_chain: on_chain.clone(),
             };
             let event = system_event(
                 clock,
@@ -1209,9 +1340,46 @@ impl Worker {
                 .map_err(|e| CoreError::Storage(format!("writing a proof: {e}")))?;
             rows.push((m.evidence_id.clone(), m.requested_by.clone(), proof, event));
         }
+        let mut head_rows = Vec::with_capacity(heads.len());
+        for (i, head) in heads.iter().enumerate() {
+            let proof = CaseHeadProof {
+                format: CASE_HEAD_PROOF_FORMAT.into(),
+                case_id: head.case_id.clone(),
+                sequence: head.sequence,
+                head: head.head.clone(),
+                salt: head.salt,
+                path: tree.path(members.len() + i).unwrap_or_default(),
+                on_chain: on_chain.clone(),
+            };
+            let document = serde_json::to_value(&proof)
+                .map_err(|e| CoreError::Storage(format!("writing a case head's proof: {e}")))?;
+            // The proof goes downstream too: a consumer checks its copy of the case against
+            // the chain with it, and with nothing from this machine.
+            let event = system_event(
+                clock,
+                EventType::SystemInfo,
+                json!({
+                    "message": format!(
+                        "The timeline of {} up to event {} was anchored on chain in block {block_number}",
+                        head.case_id, head.sequence
+                    ),
+                    "action": "anchor.case_head",
+                    "caseId": head.case_id,
+                    "sequence": head.sequence,
+                    "head": head.head,
+                    "txHash": batch.tx_hash.to_string(),
+                    "blockNumber": block_number,
+                    "chainId": batch.chain_id,
+                    "merkleRoot": batch.root.to_string(),
+                    "proof": document,
+                }),
+                None,
+            );
+            head_rows.push((head.case_id.clone(), document.to_string(), event));
+        }
         let (id, tx_hash) = (batch.id, batch.tx_hash.to_string());
         let contract_text = contract.unwrap_or_default();
-        let count = rows.len();
+        let (count, case_heads) = (rows.len(), head_rows.len());
         self.anchoring
             .outbox
             .write(move |tx| {
@@ -1242,10 +1410,19 @@ impl Worker {
                     ])?;
                     crate::cases::enqueue_in_timeline(tx, event)?;
                 }
+                let mut head_proof = tx.prepare_cached(
+                    "UPDATE case_head_anchors SET proof = ?3,
+                         announced = (SELECT chain_length FROM cases WHERE case_id = ?2)
+                      WHERE batch_id = ?1 AND case_id = ?2",
+                )?;
+                for (case_id, proof, event) in &head_rows {
+                    crate::cases::enqueue_in_timeline(tx, event)?;
+                    head_proof.execute(params![id, case_id, proof])?;
+                }
                 Ok::<_, CoreError>(())
             })
             .await?;
-        tracing::info!(batch = batch.id, files = count, tx = %batch.tx_hash, block = block_number, "evidence anchored");
+        tracing::info!(batch = batch.id, files = count, case_heads, tx = %batch.tx_hash, block = block_number, "evidence anchored");
         Ok(())
     }
 }

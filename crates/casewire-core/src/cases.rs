@@ -479,16 +479,17 @@ impl Cases {
         self.outbox.read(|tx| crate::custody::check(tx, &case_id))
     }
 
-    /// Checks a case's timeline for a person ([`Cases::check_timeline`]); when it was tampered
-    /// with, records a critical `system.alert` that names what was found, in the case's
-    /// timeline too, so the finding itself is chained.
-    pub fn verify_timeline(
+    /// Records what a person's check of a case's timeline found ([`Cases::check_timeline`],
+    /// then [`crate::confirm_anchored_head`]): when it was tampered with, a critical
+    /// `system.alert` that names what was found, in the case's timeline too, so the finding
+    /// itself is chained.
+    pub fn record_check(
         &self,
-        case_id: &str,
+        check: &crate::TimelineCheck,
         user: &User,
         from: &RequestInfo,
-    ) -> Result<crate::TimelineCheck, CoreError> {
-        let check = self.check_timeline(case_id)?;
+    ) -> Result<(), CoreError> {
+        let case_id = &check.case_id;
         if !check.intact {
             let found: Vec<&str> = check.problems.iter().map(|p| p.message.as_str()).collect();
             let event = self
@@ -511,7 +512,7 @@ impl Cases {
                 .wait()?;
             tracing::warn!(case = %case_id, problems = check.problems.len(), "a case's timeline failed its check");
         }
-        Ok(check)
+        Ok(())
     }
 
     /// Everything that happened to a case, in order, each event with its delivery.

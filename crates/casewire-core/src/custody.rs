@@ -1,7 +1,10 @@
 //! The tamper-evident timeline: every event of a case is chained to the case's event before it
 //! ([`casewire_events::chain`]) as it is committed, the chained document is kept beside the
 //! timeline's row, and the case keeps its chain's head. [`check`] recomputes the chain from the
-//! rows and names every event edited, deleted, inserted or moved in the database file.
+//! rows and names every event edited, deleted, inserted or moved in the database file, and
+//! compares it with the head last anchored on chain ([`crate::anchoring`]), which sees the
+//! one edit a chain alone cannot: its last events deleted and its head rewritten.
+//! [`confirm_anchored_head`] then asks the chain whether that anchored head is really there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,8 +50,58 @@ pub struct TimelineCheck {
     pub head: Option<String>,
     /// How many events the case records in its chain.
     pub length: u64,
+    /// The case's head as last anchored on chain, if it was.
+    pub anchored_head: Option<AnchoredHead>,
     /// Each thing found wrong, in the timeline's order.
     pub problems: Vec<TimelineProblem>,
+}
+
+/// A case's head as anchored on chain, and whether the chain was asked about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchoredHead {
+    /// The place in the chain of the event anchored.
+    pub sequence: u64,
+    /// Its hash.
+    pub head: String,
+    /// The transaction that carries it.
+    pub tx_hash: String,
+    /// The block the transaction is in.
+    pub block_number: u64,
+    /// The chain (EIP-155 id).
+    pub chain_id: u64,
+    /// When it reached the configured depth, Unix ms.
+    pub anchored_at: i64,
+    /// What the chain said of it.
+    pub on_chain: OnChainCheck,
+    /// Its proof as stored.
+    #[serde(skip)]
+    proof: Option<String>,
+}
+
+/// What the chain said of an anchored head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OnChainCheck {
+    /// Verified, refused, or not checked.
+    pub state: OnChainState,
+    /// The block's depth, when verified.
+    pub confirmations: Option<u64>,
+    /// What was found, for a person.
+    pub message: String,
+}
+
+/// Whether the chain holds an anchored head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChainState {
+    /// The chain carries it: the check's comparison stands on the chain.
+    Verified,
+    /// The chain does not carry it: the record of it was forged or altered.
+    Refused,
+    /// The chain was not asked (none is set up, or it cannot be reached): the comparison
+    /// stands on this database's record of it.
+    NotChecked,
 }
 
 /// What is wrong with one place of a timeline.
@@ -225,6 +278,7 @@ pub(crate) fn check(tx: &rusqlite::Connection, case_id: &str) -> Result<Timeline
             ));
         }
     }
+    let anchored_head = anchored_head(tx, case_id)?;
     let recorded = length.max(0) as u64;
     let missing: Vec<u64> = (1..=recorded.max(highest))
         .filter(|s| !by_sequence.contains_key(s))
@@ -255,6 +309,36 @@ pub(crate) fn check(tx: &rusqlite::Connection, case_id: &str) -> Result<Timeline
             "the case's recorded head does not match its last event".to_owned(),
         ));
     }
+    if let Some(anchored) = &anchored_head {
+        let ends = recorded.max(highest);
+        let at = format!(
+            "block {} (transaction {})",
+            anchored.block_number, anchored.tx_hash
+        );
+        match by_sequence.get(&anchored.sequence) {
+            Some(link) if link.hash != anchored.head => problems.push(TimelineProblem::new(
+                ProblemKind::Edited,
+                None,
+                Some(anchored.sequence),
+                format!(
+                    "event {} of the chain is not the one anchored on chain in {at}: the timeline up to it was rewritten",
+                    anchored.sequence
+                ),
+            )),
+            None if anchored.sequence > ends => problems.push(TimelineProblem::new(
+                ProblemKind::Deleted,
+                None,
+                Some(ends + 1),
+                format!(
+                    "the case's head anchored on chain in {at} is event {}, and the timeline and its recorded head end at event {ends}: events {} to {} were deleted and the head rewritten",
+                    anchored.sequence,
+                    ends + 1,
+                    anchored.sequence
+                ),
+            )),
+            _ => {}
+        }
+    }
     Ok(TimelineCheck {
         case_id: case_id.to_owned(),
         intact: problems.is_empty(),
@@ -262,8 +346,127 @@ pub(crate) fn check(tx: &rusqlite::Connection, case_id: &str) -> Result<Timeline
         unchained,
         head,
         length: recorded,
+        anchored_head,
         problems,
     })
+}
+
+/// The case's head last anchored (at the configured depth), if any.
+fn anchored_head(
+    conn: &rusqlite::Connection,
+    case_id: &str,
+) -> Result<Option<AnchoredHead>, CoreError> {
+    conn.query_row(
+        "SELECT h.sequence, h.head, b.tx_hash, b.block_number, b.chain_id, b.updated_at, h.proof
+           FROM case_head_anchors h JOIN anchor_batches b ON b.batch_id = h.batch_id
+          WHERE h.case_id = ?1 AND b.state = 'anchored'
+          ORDER BY h.sequence DESC LIMIT 1",
+        [case_id],
+        |r| {
+            Ok(AnchoredHead {
+                sequence: r.get::<_, i64>(0)?.max(0) as u64,
+                head: r.get(1)?,
+                tx_hash: r.get(2)?,
+                block_number: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                chain_id: r.get::<_, i64>(4)?.max(0) as u64,
+                anchored_at: r.get(5)?,
+                on_chain: OnChainCheck {
+                    state: OnChainState::NotChecked,
+                    confirmations: None,
+                    message: "the chain was not asked".into(),
+                },
+                proof: r.get(6)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(CoreError::from)
+}
+
+/// Asks `chain` whether the check's anchored head is there: its proof, as stored, must name
+/// the head the check compared with and lead to a root that a transaction of the anchoring key
+/// carries in a canonical block. A head the chain refutes is a problem of the check (its record
+/// was forged or altered); with no chain, or none that answers, the check says the head was
+/// taken from this database.
+pub async fn confirm_anchored_head(
+    check: &mut TimelineCheck,
+    chain: Option<&crate::ChainSettings>,
+) {
+    let Some(anchored) = check.anchored_head.as_mut() else {
+        return;
+    };
+    let not_checked = |message: String| OnChainCheck {
+        state: OnChainState::NotChecked,
+        confirmations: None,
+        message,
+    };
+    let proof = anchored
+        .proof
+        .as_deref()
+        .map(serde_json::from_str::<casewire_chain::proof::CaseHeadProof>);
+    let refusal = match proof {
+        Some(Ok(proof))
+            if proof.case_id == check.case_id
+                && proof.sequence == anchored.sequence
+                && proof.head == anchored.head
+                && proof.on_chain.tx_hash.to_string() == anchored.tx_hash =>
+        {
+            let Some(chain) = chain else {
+                anchored.on_chain = not_checked(
+                    "no chain is set up here (CASEWIRE_CHAIN_RPC_URL): the anchored head was taken from this database".into(),
+                );
+                return;
+            };
+            if chain.chain_id != proof.on_chain.chain_id {
+                anchored.on_chain = not_checked(format!(
+                    "the head was anchored on chain {}, and this machine is set up for chain {}: the anchored head was taken from this database",
+                    proof.on_chain.chain_id, chain.chain_id
+                ));
+                return;
+            }
+            let rpc = casewire_chain::rpc::Rpc::new(chain.endpoint.clone());
+            match casewire_chain::proof::verify_case_head(&rpc, &proof).await {
+                Ok(found) => {
+                    anchored.on_chain = OnChainCheck {
+                        state: OnChainState::Verified,
+                        confirmations: Some(found.confirmations),
+                        message: format!(
+                            "the chain carries it in block {}, {} confirmation{}",
+                            found.block_number,
+                            found.confirmations,
+                            if found.confirmations == 1 { "" } else { "s" }
+                        ),
+                    };
+                    return;
+                }
+                Err(casewire_chain::proof::VerifyError::Refused(refusal)) => refusal.to_string(),
+                Err(e) => {
+                    anchored.on_chain = not_checked(format!(
+                        "the chain's node could not be asked ({e}): the anchored head was taken from this database; check again when it is reachable"
+                    ));
+                    return;
+                }
+            }
+        }
+        Some(Ok(_)) => "its proof is for another head than the one recorded".to_owned(),
+        Some(Err(e)) => format!("its proof does not read ({e})"),
+        None => "it has no proof".to_owned(),
+    };
+    anchored.on_chain = OnChainCheck {
+        state: OnChainState::Refused,
+        confirmations: None,
+        message: refusal.clone(),
+    };
+    let sequence = anchored.sequence;
+    check.problems.push(TimelineProblem::new(
+        ProblemKind::Edited,
+        None,
+        Some(sequence),
+        format!(
+            "the record of the head anchored at event {sequence} does not hold on chain: {refusal}; the anchoring records in the database were altered"
+        ),
+    ));
+    check.intact = false;
 }
 
 /// The link of a chained row when its document checks and its row agrees with it; otherwise

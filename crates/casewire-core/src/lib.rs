@@ -34,7 +34,10 @@ pub use app::{
 };
 pub use auth::{Auth, AuthPolicy, Permission, RequestInfo, Role, Session, User};
 pub use cases::{Case, CaseFilter, CaseStatus, Cases, Delivery, DeliveryStage, TimelineEntry};
-pub use custody::{ProblemKind, TimelineCheck, TimelineProblem};
+pub use custody::{
+    AnchoredHead, OnChainCheck, OnChainState, ProblemKind, TimelineCheck, TimelineProblem,
+    confirm_anchored_head,
+};
 pub use evidence::{
     Anchor, Evidence, EvidenceFilter, EvidenceStore, NewAnchor, NewEvidence, Stored, Verification,
 };
@@ -410,6 +413,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX anchor_requests_by_batch ON anchor_requests (batch_id, leaf_index)
         WHERE batch_id IS NOT NULL;
     ALTER TABLE evidence_anchors ADD COLUMN proof TEXT;
+"#,
+    // 12: the heads of case timelines, anchored in the evidence batches (a leaf per case
+    // whose head moved since it was last anchored), each with its proof once anchored and the
+    // place in the case's chain of the event that announced it: the anchoring's own events
+    // up to there do not count as a move, or every batch would anchor every case again.
+    r#"
+    CREATE TABLE case_head_anchors (
+        batch_id   INTEGER NOT NULL REFERENCES anchor_batches (batch_id),
+        case_id    TEXT    NOT NULL REFERENCES cases (case_id),
+        sequence   INTEGER NOT NULL,
+        head       TEXT    NOT NULL,
+        salt       TEXT    NOT NULL,
+        leaf_index INTEGER NOT NULL,
+        proof      TEXT,
+        announced  INTEGER,
+        PRIMARY KEY (batch_id, case_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX case_head_anchors_by_case ON case_head_anchors (case_id, sequence);
 "#,
 ];
 

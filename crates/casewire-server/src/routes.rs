@@ -816,7 +816,8 @@ async fn case_timeline(
 }
 
 /// Recomputes the hash chain of a case's timeline and names anything edited, deleted, inserted
-/// or moved in the database outside Casewire; a tampered timeline raises a critical
+/// or moved in the database outside Casewire, compares it with the head last anchored on
+/// chain and asks the chain whether that head is there; a tampered timeline raises a critical
 /// `system.alert`.
 #[utoipa::path(post, path = "/api/cases/{id}/verify", tag = "cases", params(CaseId),
     responses((status = 200, body = TimelineCheckResponse)))]
@@ -828,7 +829,15 @@ async fn verify_case(
     let c = caller(&state, ctx, Permission::Investigate).await?;
     case_for(&state, &c, id.clone()).await?;
     let cases = state.cases.clone();
-    let check = blocking(move || cases.verify_timeline(&id, &c.user, &c.info)).await?;
+    let mut check = blocking(move || cases.check_timeline(&id)).await?;
+    let chain = match &state.app {
+        Some(app) => app.chain()?,
+        None => None,
+    };
+    casewire_core::confirm_anchored_head(&mut check, chain.as_ref()).await;
+    let cases = state.cases.clone();
+    let check =
+        blocking(move || cases.record_check(&check, &c.user, &c.info).map(|()| check)).await?;
     Ok(TimelineCheckResponse::new(check))
 }
 

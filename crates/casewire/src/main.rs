@@ -88,8 +88,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         confirmations: u64,
     },
-    /// Check a case's timeline against its hash chain: prints what was found, and exits with
-    /// status 1 when an event was edited, deleted, inserted or moved outside Casewire.
+    /// Check a case's timeline against its hash chain and its head last anchored on chain
+    /// (asking the configured chain whether that head is there): prints what was found, and
+    /// exits with status 1 when an event was edited, deleted, inserted or moved outside Casewire.
     VerifyCase {
         /// The case, e.g. CASE-2026-001.
         case_id: String,
@@ -304,8 +305,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Key { .. } | Command::VerifyProof { .. } => Ok(()),
         Command::Openapi => print_json(&casewire_server::openapi(&ServerState::for_app(app, 0))),
         Command::VerifyCase { case_id } => {
-            let check = app.cases.check_timeline(&case_id)?;
+            let mut check = app.cases.check_timeline(&case_id)?;
+            casewire_core::confirm_anchored_head(&mut check, app.chain()?.as_ref()).await;
             print_json(&check)?;
+            if let Some(anchored) = &check.anchored_head {
+                eprintln!(
+                    "{case_id}: compared with its head anchored on chain at event {} (block {}, transaction {}): {}",
+                    anchored.sequence,
+                    anchored.block_number,
+                    anchored.tx_hash,
+                    anchored.on_chain.message
+                );
+            } else {
+                eprintln!(
+                    "{case_id}: its head was never anchored on chain; the check stands on this database alone"
+                );
+            }
             if check.intact {
                 eprintln!(
                     "{case_id}: the timeline is intact ({} chained events{})",
@@ -369,8 +384,7 @@ async fn verify_proofs(
             Ok((proof, file_hash)) => {
                 let (line, sentence, outcome) =
                     check_proof(&rpc, &proof, file_hash, confirmations).await;
-                let sentence = format!("{} ({}): {sentence}", proof.evidence_id, proof.file_hash);
-                (line, sentence, outcome)
+                (line, format!("{}: {sentence}", proof.name()), outcome)
             }
             Err(error) => (
                 serde_json::json!({"holds": null, "code": "unreadable", "reason": format!("{error:#}")}),
@@ -390,14 +404,71 @@ async fn verify_proofs(
     Ok(status)
 }
 
+/// A proof `casewire verify-proof` reads: a file's, or a case timeline's head.
+enum AnyProof {
+    File(casewire_chain::proof::Proof),
+    CaseHead(casewire_chain::proof::CaseHeadProof),
+}
+
+impl AnyProof {
+    fn on_chain(&self) -> &casewire_chain::proof::OnChain {
+        match self {
+            AnyProof::File(p) => &p.on_chain,
+            AnyProof::CaseHead(p) => &p.on_chain,
+        }
+    }
+
+    /// What it proves, for the JSON line.
+    fn subject(&self) -> serde_json::Value {
+        match self {
+            AnyProof::File(p) => {
+                serde_json::json!({"evidenceId": p.evidence_id, "fileHash": p.file_hash})
+            }
+            AnyProof::CaseHead(p) => {
+                serde_json::json!({"caseId": p.case_id, "sequence": p.sequence, "head": p.head})
+            }
+        }
+    }
+
+    /// What it proves, for a person.
+    fn name(&self) -> String {
+        match self {
+            AnyProof::File(p) => format!("{} ({})", p.evidence_id, p.file_hash),
+            AnyProof::CaseHead(p) => format!(
+                "the timeline of {} up to event {} (head {})",
+                p.case_id, p.sequence, p.head
+            ),
+        }
+    }
+}
+
 /// A proof file and, when given, the SHA-256 of its evidence file.
 fn read_proof(
     path: &std::path::Path,
     evidence: Option<&PathBuf>,
-) -> anyhow::Result<(casewire_chain::proof::Proof, Option<casewire_chain::B256>)> {
+) -> anyhow::Result<(AnyProof, Option<casewire_chain::B256>)> {
+    use casewire_chain::proof::CASE_HEAD_PROOF_FORMAT;
+
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let proof = serde_json::from_slice(&text)
+    let document: serde_json::Value = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not an anchor proof", path.display()))?;
+    let proof = if document["format"] == CASE_HEAD_PROOF_FORMAT {
+        if evidence.is_some() {
+            anyhow::bail!(
+                "{} is the proof of a case's timeline, which has no evidence file: give --evidence for files' proofs only",
+                path.display()
+            );
+        }
+        AnyProof::CaseHead(
+            serde_json::from_value(document)
+                .with_context(|| format!("{} is not a case-head proof", path.display()))?,
+        )
+    } else {
+        AnyProof::File(
+            serde_json::from_value(document)
+                .with_context(|| format!("{} is not an anchor proof", path.display()))?,
+        )
+    };
     let file_hash = evidence
         .map(|file| {
             std::fs::File::open(file)
@@ -411,40 +482,42 @@ fn read_proof(
 /// One proof's check: its JSON line, a sentence, and 0 (holds), 1 (refuted) or 2 (not checked).
 async fn check_proof(
     rpc: &casewire_chain::rpc::Rpc,
-    proof: &casewire_chain::proof::Proof,
+    proof: &AnyProof,
     file_hash: Option<casewire_chain::B256>,
     confirmations: u64,
 ) -> (serde_json::Value, String, i32) {
-    use casewire_chain::proof::{VerifyError, verify_proof};
+    use casewire_chain::proof::{VerifyError, verify_case_head, verify_proof};
     use serde_json::json;
 
-    match verify_proof(rpc, proof, file_hash).await {
+    let checked = match proof {
+        AnyProof::File(p) => verify_proof(rpc, p, file_hash).await,
+        AnyProof::CaseHead(p) => verify_case_head(rpc, p).await,
+    };
+    let on_chain = proof.on_chain();
+    let (mut line, sentence, outcome) = match checked {
         Ok(found) if found.confirmations >= confirmations => (
             json!({
                 "holds": true,
-                "evidenceId": proof.evidence_id,
-                "fileHash": proof.file_hash,
-                "fileChecked": file_hash.is_some(),
-                "root": proof.root,
-                "chainId": proof.chain_id,
-                "txHash": proof.tx_hash,
+                "root": on_chain.root,
+                "chainId": on_chain.chain_id,
+                "txHash": on_chain.tx_hash,
                 // Who anchored it: a reader compares them with the keys and contracts it trusts.
-                "sender": proof.sender,
-                "contractAddress": proof.contract_address,
+                "sender": on_chain.sender,
+                "contractAddress": on_chain.contract_address,
                 "blockNumber": found.block_number,
                 "blockHash": found.block_hash,
                 "confirmations": found.confirmations,
             }),
             format!(
-                "anchored by {} in block {} of chain {}, {} confirmations; {}",
-                proof.sender,
+                "anchored by {} in block {} of chain {}, {} confirmations{}",
+                on_chain.sender,
                 found.block_number,
-                proof.chain_id,
+                on_chain.chain_id,
                 found.confirmations,
-                if file_hash.is_some() {
-                    "the file matches"
-                } else {
-                    "the file itself was not given"
+                match (proof, file_hash) {
+                    (AnyProof::CaseHead(_), _) => "",
+                    (_, Some(_)) => "; the file matches",
+                    (_, None) => "; the file itself was not given",
                 }
             ),
             0,
@@ -452,7 +525,6 @@ async fn check_proof(
         Ok(found) => (
             json!({
                 "holds": false,
-                "evidenceId": proof.evidence_id,
                 "code": "not_enough_confirmations",
                 "confirmations": found.confirmations,
             }),
@@ -465,7 +537,6 @@ async fn check_proof(
         Err(VerifyError::Refused(refusal)) => (
             json!({
                 "holds": false,
-                "evidenceId": proof.evidence_id,
                 "code": refusal.code(),
                 "reason": refusal.to_string(),
             }),
@@ -475,14 +546,22 @@ async fn check_proof(
         Err(error) => (
             json!({
                 "holds": null,
-                "evidenceId": proof.evidence_id,
                 "code": "not_checked",
                 "reason": error.to_string(),
             }),
             format!("not checked: {error}"),
             2,
         ),
+    };
+    if let (Some(line), serde_json::Value::Object(subject)) =
+        (line.as_object_mut(), proof.subject())
+    {
+        line.extend(subject);
     }
+    if outcome == 0 && matches!(proof, AnyProof::File(_)) {
+        line["fileChecked"] = json!(file_hash.is_some());
+    }
+    (line, sentence, outcome)
 }
 
 /// `value` as one line of JSON on stdout.

@@ -478,11 +478,160 @@ fn verify_case_passes_an_intact_timeline_and_names_a_row_deleted_in_the_database
     assert_eq!(report["problems"][0]["kind"], "deleted");
 }
 
+#[test]
+fn verify_case_compares_with_the_head_anchored_on_chain_and_asks_the_chain_about_it() {
+    use casewire_testkit::anvil::{Anvil, CHAIN_ID, dev_key_file};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let anvil = Anvil::started();
+    let key_file = dev_key_file(dir.path());
+    let chain_env = [
+        ("CASEWIRE_ENCRYPTION", "off".to_owned()),
+        ("CASEWIRE_CHAIN_RPC_URL", anvil.url()),
+        ("CASEWIRE_CHAIN_ID", CHAIN_ID.to_string()),
+        ("CASEWIRE_ANCHOR_CONFIRMATIONS", "1".to_owned()),
+        ("CASEWIRE_ANCHOR_POLL_MS", "20".to_owned()),
+        ("CASEWIRE_ANCHOR_KEY_FILE", key_file.display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = chain_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let settings = casewire_core::Settings::load(casewire_testkit::test_env(&env), None, &data)
+        .expect("settings");
+    let app = std::sync::Arc::new(
+        casewire_core::App::open(
+            &data,
+            settings,
+            std::sync::Arc::new(casewire_core::JsonFileStore::in_dir(&data)),
+        )
+        .expect("app"),
+    );
+    let who = casewire_core::User {
+        id: 1,
+        username: "analyst@fraud.com".into(),
+        role: casewire_core::Role::Analyst,
+    };
+    let from = casewire_core::RequestInfo::default();
+    let evidence = app
+        .evidence
+        .upload(
+            casewire_core::NewEvidence {
+                case_id: "CASE-2024-001".into(),
+                wallet: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+                reporter: "test@fraud.com".into(),
+                risk_level: None,
+                filename: "statement.pdf".into(),
+                content_type: "application/pdf".into(),
+            },
+            &b"a bank statement"[..],
+            &who,
+            &from,
+        )
+        .expect("upload");
+    app.anchoring
+        .request(&evidence.evidence_id, &who, &from)
+        .expect("request");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (_, worker) = app
+        .anchoring_worker()
+        .expect("worker")
+        .expect("a chain is set up");
+    let running = runtime.spawn(worker);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app
+        .anchoring
+        .status(&evidence.evidence_id)
+        .expect("status")
+        .is_none_or(|s| s.state != casewire_core::AnchorState::Anchored)
+    {
+        assert!(std::time::Instant::now() < deadline, "anchored in 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.abort();
+    let anchored = app
+        .cases
+        .check_timeline("CASE-2024-001")
+        .expect("check")
+        .anchored_head
+        .expect("its head anchored with the file");
+    runtime.block_on(app.shutdown());
+    drop(app);
+    drop(runtime);
+    let verify = || {
+        let mut command = casewire(&data);
+        command.envs(chain_env.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+            .args(["verify-case", "CASE-2024-001"])
+            .output()
+            .expect("run")
+    };
+
+    let intact = verify();
+    let stderr = String::from_utf8_lossy(&intact.stderr);
+    assert!(intact.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "compared with its head anchored on chain at event {}",
+            anchored.sequence
+        )) && stderr.contains("the chain carries it"),
+        "{stderr}"
+    );
+
+    // The head's proof, as it went downstream, holds for `verify-proof` with nothing else.
+    let db = rusqlite::Connection::open(data.join("outbox.db")).expect("open");
+    let proof: String = db
+        .query_row(
+            "SELECT proof FROM case_head_anchors WHERE case_id = 'CASE-2024-001'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the head's proof");
+    let proof_file = dir.path().join("case-head.json");
+    std::fs::write(&proof_file, proof).expect("write the proof");
+    let checked = casewire(dir.path())
+        .args(["verify-proof"])
+        .arg(&proof_file)
+        .args(["--rpc", &anvil.url()])
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{said}");
+    let line: Value = serde_json::from_slice(&checked.stdout).expect("json");
+    assert_eq!(line["holds"], true);
+    assert_eq!(line["caseId"], "CASE-2024-001");
+    assert_eq!(line["sequence"], anchored.sequence);
+    assert!(
+        said.contains("the timeline of CASE-2024-001 up to event"),
+        "{said}"
+    );
+
+    // Everything from the upload on deleted, and the head pointed at the case's first event.
+    db.execute_batch(
+        "DELETE FROM case_events WHERE case_id = 'CASE-2024-001' AND chain_sequence >= 2;
+         UPDATE cases SET chain_length = 1, chain_head = (SELECT chain_hash FROM case_events
+             WHERE case_id = 'CASE-2024-001' AND chain_sequence = 1)
+          WHERE case_id = 'CASE-2024-001';",
+    )
+    .expect("tamper");
+    drop(db);
+    let tampered = verify();
+    assert_eq!(tampered.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&tampered.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "is event {}, and the timeline and its recorded head end at event 1: events 2 to {} were deleted and the head rewritten",
+            anchored.sequence, anchored.sequence
+        )),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&tampered.stdout).expect("json");
+    assert_eq!(report["anchoredHead"]["onChain"]["state"], "verified");
+}
+
 /// Anchors `files` in one transaction to the dev key's own address on `anvil` and writes each
 /// file and its proof into `dir` as `file-<i>` and `proof-<i>.json`.
 fn anchor_on(anvil: &casewire_testkit::anvil::Anvil, dir: &std::path::Path, files: usize) {
     use casewire_chain::merkle::{Tree, leaf};
-    use casewire_chain::proof::{PROOF_FORMAT, Proof, sha256};
+    use casewire_chain::proof::{OnChain, PROOF_FORMAT, Proof, sha256};
     use casewire_chain::rpc::{Endpoint, Rpc};
     use casewire_chain::tx::AnchorKey;
     use casewire_testkit::anvil::{CHAIN_ID, DEV_KEY};
@@ -517,13 +666,15 @@ fn anchor_on(anvil: &casewire_testkit::anvil::Anvil, dir: &std::path::Path, file
             file_hash: hashes[i],
             salt: salts[i],
             path: tree.path(i).expect("in the batch"),
-            root: tree.root(),
-            chain_id: CHAIN_ID,
-            tx_hash: receipt.transaction_hash,
-            block_number: receipt.block_number.to(),
-            block_hash: receipt.block_hash,
-            contract_address: None,
-            sender: key.address(),
+            on_chain: OnChain {
+                root: tree.root(),
+                chain_id: CHAIN_ID,
+                tx_hash: receipt.transaction_hash,
+                block_number: receipt.block_number.to(),
+                block_hash: receipt.block_hash,
+                contract_address: None,
+                sender: key.address(),
+            },
         };
         std::fs::write(dir.join(format!("file-{i}")), &contents[i]).expect("file");
         std::fs::write(

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use casewire_chain::merkle::{Tree, leaf};
 use casewire_chain::proof::{
-    Inclusion, PROOF_FORMAT, Proof, ReceiptClaim, Refusal, VerifyError, sha256, verify_proof,
-    verify_receipt,
+    Inclusion, OnChain, PROOF_FORMAT, Proof, ReceiptClaim, Refusal, VerifyError, sha256,
+    verify_proof, verify_receipt,
 };
 use casewire_chain::rpc::{BlockTag, Endpoint, Rpc};
 use casewire_chain::tx::{AnchorKey, AnchorTx, Fees, anchor_contract_creation};
@@ -78,13 +78,15 @@ fn proof_of(
         file_hash: files[i],
         salt: salts[i],
         path: tree.path(i).expect("in the batch"),
-        root: tree.root(),
-        chain_id: CHAIN_ID,
-        tx_hash: tx.0,
-        block_number: tx.1,
-        block_hash: tx.2,
-        contract_address: contract,
-        sender,
+        on_chain: OnChain {
+            root: tree.root(),
+            chain_id: CHAIN_ID,
+            tx_hash: tx.0,
+            block_number: tx.1,
+            block_hash: tx.2,
+            contract_address: contract,
+            sender,
+        },
     }
 }
 
@@ -166,7 +168,7 @@ fn a_root_sent_to_the_contract_is_found_in_its_anchored_log() {
         // The same transaction read as if no contract had been used carries no root in its
         // calldata alone: the proof must say how the root went on chain.
         let mut without = proof.clone();
-        without.contract_address = None;
+        without.on_chain.contract_address = None;
         assert!(matches!(
             refusal(verify_proof(&rpc, &without, None).await),
             Refusal::HashNotInTransaction { .. }
@@ -326,7 +328,7 @@ fn a_proof_that_does_not_hold_is_refused_for_its_precise_reason() {
             "merkle_path_mismatch"
         );
         let mut p = good.clone();
-        p.chain_id = 1;
+        p.on_chain.chain_id = 1;
         assert_eq!(
             refusal(verify_proof(&rpc, &p, None).await),
             Refusal::ChainIdMismatch {
@@ -335,19 +337,19 @@ fn a_proof_that_does_not_hold_is_refused_for_its_precise_reason() {
             }
         );
         let mut p = good.clone();
-        p.tx_hash = B256::repeat_byte(0x42);
+        p.on_chain.tx_hash = B256::repeat_byte(0x42);
         assert_eq!(
             refusal(verify_proof(&rpc, &p, None).await),
-            Refusal::UnknownTransaction(p.tx_hash)
+            Refusal::UnknownTransaction(p.on_chain.tx_hash)
         );
         let mut p = good.clone();
-        p.sender = AnchorKey::from_hex(DEV_KEY_2).expect("key").address();
+        p.on_chain.sender = AnchorKey::from_hex(DEV_KEY_2).expect("key").address();
         assert_eq!(
             refusal(verify_proof(&rpc, &p, None).await).code(),
             "sender_mismatch"
         );
         let mut p = good.clone();
-        p.block_number += 1;
+        p.on_chain.block_number += 1;
         assert_eq!(
             refusal(verify_proof(&rpc, &p, None).await).code(),
             "block_mismatch"

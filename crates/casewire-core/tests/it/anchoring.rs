@@ -1,19 +1,21 @@
 //! Anchoring through the queue against a real EVM node (foundry's anvil on loopback): requests
 //! committed with their events, the worker's batches followed from signing to the configured
 //! depth, through a node that is down, automine off, a reorganisation, a stop between signing
-//! and broadcasting, and a nonce taken by another transaction.
+//! and broadcasting, and a nonce taken by another transaction; and the heads of case timelines
+//! anchored with the files, against which a timeline's check finds what the database alone
+//! cannot.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use casewire_chain::proof::{Proof, verify_proof};
+use casewire_chain::proof::{CaseHeadProof, Proof, verify_case_head, verify_proof};
 use casewire_chain::rpc::{Endpoint, Rpc};
 use casewire_chain::tx::AnchorKey;
 use casewire_chain::{Address, B256};
 use casewire_core::anchoring::{Progress, StepError, Worker};
 use casewire_core::{
-    AnchorState, Anchoring, ChainSettings, CoreError, Evidence, EvidenceStore, NewEvidence, Role,
-    User,
+    AnchorState, Anchoring, Cases, ChainSettings, CoreError, Evidence, EvidenceStore, NewEvidence,
+    OnChainState, ProblemKind, Role, User, confirm_anchored_head,
 };
 use casewire_events::{EventType, Priority};
 use casewire_outbox::{Outbox, OutboxConfig};
@@ -192,7 +194,9 @@ fn anchoring_asked_offline_waits_spending_no_attempt_and_is_done_once_the_node_s
     });
     let proofs: Vec<Proof> = files.iter().map(|f| proof(&fx, f)).collect();
     assert!(
-        proofs.windows(2).all(|p| p[0].tx_hash == p[1].tx_hash),
+        proofs
+            .windows(2)
+            .all(|p| p[0].on_chain.tx_hash == p[1].on_chain.tx_hash),
         "one transaction for the batch"
     );
     within(30, async {
@@ -212,9 +216,15 @@ fn anchoring_asked_offline_waits_spending_no_attempt_and_is_done_once_the_node_s
     assert_eq!(anchored.len(), 3);
     let event = &anchored[0];
     assert_eq!(event.priority, Priority::High);
-    assert_eq!(event.data["merkleRoot"], json!(proofs[0].root.to_string()));
+    assert_eq!(
+        event.data["merkleRoot"],
+        json!(proofs[0].on_chain.root.to_string())
+    );
     assert_eq!(event.data["chainId"], json!(CHAIN_ID));
-    assert_eq!(event.data["txHash"], json!(proofs[0].tx_hash.to_string()));
+    assert_eq!(
+        event.data["txHash"],
+        json!(proofs[0].on_chain.tx_hash.to_string())
+    );
     assert_eq!(event.data["caseId"], json!("CASE-2024-001"));
     assert_eq!(
         event.metadata.user_id.as_deref(),
@@ -271,7 +281,10 @@ fn a_batch_of_1000_files_is_anchored_by_one_transaction_and_every_proof_verifies
         let first = proof(&fx, &files[0]);
         for file in &files {
             let proof = proof(&fx, file);
-            assert_eq!(proof.tx_hash, first.tx_hash, "one transaction");
+            assert_eq!(
+                proof.on_chain.tx_hash, first.on_chain.tx_hash,
+                "one transaction"
+            );
             verify_proof(&rpc, &proof, Some(file_hash(file)))
                 .await
                 .expect("every proof holds");
@@ -373,7 +386,10 @@ fn a_reorg_that_drops_the_block_sends_the_anchor_back_to_pending_and_it_is_ancho
         mine(&anvil, 2).await;
         assert_eq!(settle(&worker).await, Progress::Idle);
         let proof = proof(&fx, &file);
-        assert_eq!(proof.tx_hash.to_string(), first.tx_hash.expect("signed"));
+        assert_eq!(
+            proof.on_chain.tx_hash.to_string(),
+            first.tx_hash.expect("signed")
+        );
         verify_proof(&rpc, &proof, Some(file_hash(&file)))
             .await
             .expect("the proof names the new block");
@@ -445,7 +461,7 @@ fn a_stop_between_signing_and_broadcasting_neither_loses_the_anchor_nor_signs_ag
             .expect("proof")
             .expect("anchored");
         assert_eq!(
-            proof.tx_hash, signed,
+            proof.on_chain.tx_hash, signed,
             "the saved transaction, not a new one"
         );
         let key = AnchorKey::from_hex(DEV_KEY).expect("key");
@@ -485,7 +501,7 @@ fn a_nonce_taken_by_another_transaction_fails_the_batch_and_its_files_go_in_the_
         assert_eq!(settle(&worker).await, Progress::Idle);
         let proof = proof(&fx, &file);
         assert_ne!(
-            proof.tx_hash.to_string(),
+            proof.on_chain.tx_hash.to_string(),
             first,
             "anchored by a new transaction"
         );
@@ -565,4 +581,236 @@ fn the_anchoring_key_file_is_made_its_owners_alone_and_refused_when_others_can_r
         }
         other => panic!("expected a refusal, got {:?}", other.map(|k| k.address())),
     }
+}
+
+fn cases(fx: &Fixture) -> Cases {
+    Cases::new(fx.domain.outbox.clone(), fx.domain.clock.clone())
+}
+
+/// The case-head proofs announced downstream so far, in order.
+fn head_proofs(fx: &Fixture) -> Vec<CaseHeadProof> {
+    fx.domain
+        .events()
+        .into_iter()
+        .filter(|e| e.data.get("action") == Some(&json!("anchor.case_head")))
+        .map(|e| serde_json::from_value(e.data["proof"].clone()).expect("a case-head proof"))
+        .collect()
+}
+
+/// Anchors one new file of CASE-2024-001 with anvil, which carries the moved heads with it.
+fn anchor_a_file(fx: &Fixture, anvil: &Anvil, content: &str) -> Evidence {
+    let file = upload(fx, content);
+    request(fx, &file);
+    let worker = worker(fx, anvil, 1);
+    within(30, async {
+        assert_eq!(settle(&worker).await, Progress::Idle);
+    });
+    assert_eq!(state(fx, &file), AnchorState::Anchored);
+    file
+}
+
+/// Someone with the disk deletes a case's events from place `from` on and rewrites its
+/// recorded head to the event before.
+fn truncate_timeline(fx: &Fixture, case_id: &str, from: u64) -> (u64, String) {
+    let db = rusqlite::Connection::open(fx.domain.dir.path().join("outbox.db")).expect("open");
+    db.execute(
+        "DELETE FROM case_events WHERE case_id = ?1 AND chain_sequence >= ?2",
+        rusqlite::params![case_id, from as i64],
+    )
+    .expect("delete");
+    let head: String = db
+        .query_row(
+            "SELECT chain_hash FROM case_events WHERE case_id = ?1 AND chain_sequence = ?2",
+            rusqlite::params![case_id, from as i64 - 1],
+            |r| r.get(0),
+        )
+        .expect("the event before");
+    db.execute(
+        "UPDATE cases SET chain_length = ?2, chain_head = ?3 WHERE case_id = ?1",
+        rusqlite::params![case_id, from as i64 - 1, head],
+    )
+    .expect("rewrite the head");
+    (from - 1, head)
+}
+
+#[test]
+fn the_heads_of_moved_timelines_ride_with_a_batch_and_each_head_proof_holds_on_chain() {
+    let fx = fixture();
+    let cases = cases(&fx);
+    let file = upload(&fx, "statement");
+    request(&fx, &file);
+    // Opened after the upload opened CASE-2024-001.
+    let quiet = cases
+        .create(
+            "Romance scam",
+            "no evidence yet",
+            &investigator(),
+            &support::from("/api/cases"),
+        )
+        .expect("a case with no evidence");
+    let signed_at = cases.check_timeline("CASE-2024-001").expect("check");
+    let anvil = Anvil::started();
+    let first = worker(&fx, &anvil, 1);
+    within(30, async {
+        assert_eq!(settle(&first).await, Progress::Idle);
+    });
+
+    let proofs = head_proofs(&fx);
+    let mut named: Vec<&str> = proofs.iter().map(|p| p.case_id.as_str()).collect();
+    named.sort_unstable();
+    let mut expected = vec!["CASE-2024-001", quiet.case_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(
+        named, expected,
+        "every case whose head moved, with or without files"
+    );
+    let file_proof = proof(&fx, &file);
+    within(30, async {
+        for head in &proofs {
+            assert_eq!(
+                head.on_chain, file_proof.on_chain,
+                "in the files' transaction"
+            );
+            verify_case_head(&rpc(&anvil), head)
+                .await
+                .expect("the head proof holds on chain");
+        }
+    });
+    let evidence_case = proofs
+        .iter()
+        .find(|p| p.case_id == "CASE-2024-001")
+        .expect("announced");
+    assert_eq!(
+        (evidence_case.sequence, Some(evidence_case.head.clone())),
+        (signed_at.length, signed_at.head.clone()),
+        "the head as it was when the batch was signed"
+    );
+    let check = cases.check_timeline("CASE-2024-001").expect("check");
+    assert!(check.intact, "{check:?}");
+    let anchored = check.anchored_head.expect("an anchored head");
+    assert_eq!(anchored.sequence, signed_at.length);
+    assert_eq!(anchored.tx_hash, file_proof.on_chain.tx_hash.to_string());
+    assert!(
+        check.length > anchored.sequence,
+        "the anchoring's own events came after"
+    );
+
+    // Only a timeline that moved since (a new file's upload) goes into the next batch: the
+    // anchoring's own events are no move, or every batch would carry every case again.
+    anchor_a_file(&fx, &anvil, "a second statement");
+    let again = head_proofs(&fx);
+    assert_eq!(again.len(), 3, "{again:?}");
+    assert_eq!(again[2].case_id, "CASE-2024-001");
+    let idle = worker(&fx, &anvil, 1);
+    within(30, async {
+        assert_eq!(
+            settle(&idle).await,
+            Progress::Idle,
+            "no head alone makes a batch"
+        );
+    });
+    assert_eq!(head_proofs(&fx).len(), 3);
+}
+
+#[test]
+fn the_last_events_deleted_with_the_head_rewritten_are_found_against_the_anchored_head() {
+    let fx = fixture();
+    let cases = cases(&fx);
+    let anvil = Anvil::started();
+    anchor_a_file(&fx, &anvil, "statement");
+    let anchored = cases
+        .check_timeline("CASE-2024-001")
+        .expect("check")
+        .anchored_head
+        .expect("anchored");
+
+    truncate_timeline(&fx, "CASE-2024-001", anchored.sequence - 1);
+    let mut check = cases.check_timeline("CASE-2024-001").expect("check");
+    assert!(!check.intact);
+    let deleted = check
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Deleted)
+        .expect("named as deleted");
+    assert_eq!(deleted.sequence, Some(anchored.sequence - 1));
+    assert!(
+        deleted.message.contains("anchored on chain")
+            && deleted.message.contains(&anchored.tx_hash),
+        "{}",
+        deleted.message
+    );
+    // The chain carries the head the check compared with.
+    within(
+        30,
+        confirm_anchored_head(&mut check, Some(&chain(&anvil, 1))),
+    );
+    let on_chain = check.anchored_head.expect("anchored").on_chain;
+    assert_eq!(
+        on_chain.state,
+        OnChainState::Verified,
+        "{}",
+        on_chain.message
+    );
+    assert_eq!(on_chain.confirmations, Some(1));
+}
+
+#[test]
+fn an_anchoring_record_rewritten_to_match_a_shortened_timeline_is_refuted_by_the_chain() {
+    let fx = fixture();
+    let cases = cases(&fx);
+    let anvil = Anvil::started();
+    anchor_a_file(&fx, &anvil, "statement");
+    let anchored = cases
+        .check_timeline("CASE-2024-001")
+        .expect("check")
+        .anchored_head
+        .expect("anchored");
+
+    // Events from the file's upload on are deleted, and the anchoring record made to claim
+    // the head left: the database alone is consistent again.
+    let (sequence, head) = truncate_timeline(&fx, "CASE-2024-001", anchored.sequence - 1);
+    let db = rusqlite::Connection::open(fx.domain.dir.path().join("outbox.db")).expect("open");
+    let proof: String = db
+        .query_row(
+            "SELECT proof FROM case_head_anchors WHERE case_id = 'CASE-2024-001'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the head's proof");
+    let mut forged: CaseHeadProof = serde_json::from_str(&proof).expect("proof");
+    (forged.sequence, forged.head) = (sequence, head.clone());
+    db.execute(
+        "UPDATE case_head_anchors SET sequence = ?1, head = ?2, proof = ?3
+          WHERE case_id = 'CASE-2024-001'",
+        rusqlite::params![
+            sequence as i64,
+            head,
+            serde_json::to_string(&forged).expect("json")
+        ],
+    )
+    .expect("forge the record");
+    let mut check = cases.check_timeline("CASE-2024-001").expect("check");
+    assert!(check.intact, "the database alone cannot tell: {check:?}");
+
+    let mut offline = check.clone();
+    within(10, confirm_anchored_head(&mut offline, None));
+    let not_checked = offline.anchored_head.expect("anchored").on_chain;
+    assert_eq!(not_checked.state, OnChainState::NotChecked);
+    assert!(not_checked.message.contains("taken from this database"));
+
+    within(
+        30,
+        confirm_anchored_head(&mut check, Some(&chain(&anvil, 1))),
+    );
+    assert!(!check.intact);
+    let refuted = check.anchored_head.as_ref().expect("anchored");
+    assert_eq!(refuted.on_chain.state, OnChainState::Refused);
+    assert!(
+        refuted.on_chain.message.contains("Merkle path"),
+        "{}",
+        refuted.on_chain.message
+    );
+    assert_eq!(check.problems.len(), 1);
+    assert_eq!(check.problems[0].kind, ProblemKind::Edited);
+    assert!(check.problems[0].message.contains("does not hold on chain"));
 }

@@ -237,11 +237,11 @@ fn a_tampered_timeline_checked_by_a_person_raises_a_critical_alert_in_the_case()
         .execute("DELETE FROM case_events WHERE id = ?1", [rows[2].0])
         .expect("delete");
 
-    let check = fx
-        .cases
-        .verify_timeline(&fx.case_id, &analyst(), &from())
-        .expect("checked");
+    let check = fx.check();
     assert!(!check.intact);
+    fx.cases
+        .record_check(&check, &analyst(), &from())
+        .expect("recorded");
     let alert = fx.domain.events().pop().expect("alert");
     assert_eq!(alert.event_type, EventType::SystemAlert);
     assert_eq!(alert.priority, Priority::Critical);
@@ -259,12 +259,11 @@ fn a_tampered_timeline_checked_by_a_person_raises_a_critical_alert_in_the_case()
     // An intact timeline raises nothing.
     let other = fixture();
     let before = other.domain.events().len();
-    assert!(
-        other
-            .cases
-            .verify_timeline(&other.case_id, &analyst(), &from())
-            .expect("checked")
-            .intact
-    );
+    let intact = other.check();
+    assert!(intact.intact);
+    other
+        .cases
+        .record_check(&intact, &analyst(), &from())
+        .expect("recorded");
     assert_eq!(other.domain.events().len(), before);
 }

@@ -125,7 +125,7 @@ async fn a_file_asked_for_over_the_api_is_anchored_by_the_worker_and_its_proof_h
     );
     let proof: Proof = response.json().await.expect("a proof document");
     assert_eq!(
-        proof.tx_hash.to_string(),
+        proof.on_chain.tx_hash.to_string(),
         request["txHash"].as_str().expect("tx")
     );
     verify_proof(&rpc(&anvil), &proof, Some(sha256(b"ledger export")))
@@ -143,7 +143,7 @@ async fn a_file_asked_for_over_the_api_is_anchored_by_the_worker_and_its_proof_h
     assert_eq!(anchored[0].data["fileHash"], evidence["storageHash"]);
     assert_eq!(
         anchored[0].data["merkleRoot"],
-        json!(proof.root.to_string())
+        json!(proof.on_chain.root.to_string())
     );
 
     let (status, body) = s

@@ -221,7 +221,8 @@ export interface paths {
         put?: never;
         /**
          * Recomputes the hash chain of a case's timeline and names anything edited, deleted, inserted
-         *     or moved in the database outside Casewire; a tampered timeline raises a critical
+         *     or moved in the database outside Casewire, compares it with the head last anchored on
+         *     chain and asks the chain whether that head is there; a tampered timeline raises a critical
          *     `system.alert`.
          */
         post: operations["verify_case"];
@@ -962,6 +963,35 @@ export interface components {
             /** @description The transaction carrying its batch's root, once signed. */
             txHash?: string | null;
         };
+        /** @description A case's head as anchored on chain, and whether the chain was asked about it. */
+        AnchoredHead: {
+            /**
+             * Format: int64
+             * @description When it reached the configured depth, Unix ms.
+             */
+            anchoredAt: number;
+            /**
+             * Format: int64
+             * @description The block the transaction is in.
+             */
+            blockNumber: number;
+            /**
+             * Format: int64
+             * @description The chain (EIP-155 id).
+             */
+            chainId: number;
+            /** @description Its hash. */
+            head: string;
+            /** @description What the chain said of it. */
+            onChain: components["schemas"]["OnChainCheck"];
+            /**
+             * Format: int64
+             * @description The place in the chain of the event anchored.
+             */
+            sequence: number;
+            /** @description The transaction that carries it. */
+            txHash: string;
+        };
         /** @description An evidence file's anchors. */
         AnchorsResponse: {
             /** @description The anchors, oldest first. */
@@ -1372,6 +1402,23 @@ export interface components {
             /** @description 1 to 64 letters, digits or `. _ @ - +`. */
             username: string;
         };
+        /** @description What the chain said of an anchored head. */
+        OnChainCheck: {
+            /**
+             * Format: int64
+             * @description The block's depth, when verified.
+             */
+            confirmations?: number | null;
+            /** @description What was found, for a person. */
+            message: string;
+            /** @description Verified, refused, or not checked. */
+            state: components["schemas"]["OnChainState"];
+        };
+        /**
+         * @description Whether the chain holds an anchored head.
+         * @enum {string}
+         */
+        OnChainState: "verified" | "refused" | "not_checked";
         /** @description A change of one's own password. */
         PasswordChange: {
             /** @description The password now. */
@@ -1769,6 +1816,7 @@ export interface components {
         Theme: "system" | "light" | "dark";
         /** @description What a check of a case's timeline found. */
         TimelineCheck: {
+            anchoredHead?: components["schemas"]["AnchoredHead"] | null;
             /** @description The case. */
             caseId: string;
             /**
