@@ -15,6 +15,8 @@
 //    password corrected on the screen, they are delivered;
 //  - closing the window keeps the app in the tray (told once), a second launch brings the
 //    window back and exits, and the tray's Quit ends the app;
+//  - an event deleted from the encrypted database with the keyring's key (as someone holding
+//    the laptop's account could): the window's Check timeline names it;
 //  - with the session bus gone, the app starts and works all the same.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -380,6 +382,35 @@ test('closing the window keeps the app in the tray, a second launch brings it ba
   await until('the app has quit', async () => appProcesses().roots.length === 0, 20_000);
   await browser.deleteSession().catch(() => {});
   browser = null;
+});
+
+test('an event deleted from the encrypted database file with the keyring\'s key is named by the window\'s Check timeline', async () => {
+  assert.ok(caseId, 'the first scenario opened a case');
+  const db = readFileSync(join(data, 'outbox.db'));
+  assert.notEqual(db.subarray(0, 15).toString('latin1'), 'SQLite format 3', 'the database file is encrypted');
+  // What someone with the laptop, its account and so its keyring could do.
+  const tamper = process.env.TAMPER_TIMELINE_BIN;
+  assert.ok(tamper, 'TAMPER_TIMELINE_BIN names the tamper-timeline binary (scripts/desktop-e2e sets it)');
+  const deleted = execFileSync(tamper, [data, caseId], { env }).toString().trim();
+  assert.match(deleted, /^evt_\d+_[0-9a-f]+$/, deleted);
+
+  browser = await driver.launch();
+  await signIn(browser, 'chief', PASSWORD);
+  await browser.execute((id) => (location.hash = `#/cases/${id}`), caseId);
+  await until('the case\'s timeline shows', async () => /Case opened/.test(await main()));
+  await (await button(browser, 'Check timeline')).click();
+  const said = await until('the check says the timeline was changed', async () => {
+    const check = await browser.$('[data-testid="timeline-check"]');
+    const t = (await check.isExisting()) ? await check.getText() : '';
+    return /changed outside Casewire/.test(t) && t;
+  });
+  assert.match(said, /Deleted:.*event 2 of the chain is missing from the timeline/s, said);
+  assert.match(said, /critical alert/, said);
+  screenshot('timeline-tampered');
+  await browser.deleteSession().catch(() => {});
+  browser = null;
+  killApps();
+  await until('the app is gone', async () => appProcesses().roots.length === 0);
 });
 
 test('without a working D-Bus session the app still starts and works: no tray, keyring or notifications', async () => {

@@ -183,3 +183,67 @@ test('a timeline edited in the database file: Check timeline names the edit and 
     await server.stop();
   }
 });
+
+test('a timeline cut short in the database file below its head anchored on chain: Check timeline names the deletion and the chain vouches for the anchor, in both themes', { timeout: 150_000 }, async () => {
+  const anvil = await startAnvil();
+  const keys = await mkdtemp(join(tmpdir(), 'casewire-e2e-keys-'));
+  // Unencrypted, so that sqlite3 can rewrite the file as someone holding the disk could.
+  const env = { CASEWIRE_ENCRYPTION: 'off', ...(await anvil.env(keys)) };
+  const first = await startServer({ name: 'truncated', env });
+  let server = first;
+  const browser = await launch();
+  let ui = null;
+  try {
+    const token = await setupSuperadmin(first);
+    const { case: c } = await apiCall(first, 'POST', '/api/cases', { token, body: { title: 'Crypto ATM scam, two victims', description: 'Cash deposited at a kiosk after a fake police call.' } });
+    const form = new FormData();
+    form.append('caseId', c.caseId);
+    form.append('wallet', WALLET);
+    form.append('reporter', 'root');
+    form.append('evidenceFile', new Blob(['Kiosk receipt, 2,400 EUR\n'], { type: 'text/plain' }), 'kiosk-receipt.txt');
+    const res = await fetch(`${first.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
+    assert.equal(res.status, 201, await res.clone().text());
+    const { evidence } = await res.json();
+    await apiCall(first, 'POST', `/api/evidence/${evidence.evidenceId}/anchor`, { token });
+    await until('the receipt to be anchored', async () => (await anchorState(first, token, evidence)) === 'anchored', 30_000);
+    await first.stop({ keep: true });
+
+    // Delete the case's events from the upload on and point its recorded head at the first:
+    // the chain that is left is whole, and only the anchored head shows what is gone.
+    const db = join(first.dataDir, 'outbox.db');
+    const sql = (query) => execFileSync('sqlite3', [db, query]).toString().trim();
+    const anchored = Number(sql(`SELECT MAX(sequence) FROM case_head_anchors WHERE case_id = '${c.caseId}'`));
+    assert.ok(anchored >= 3, `the head was anchored at event ${anchored}`);
+    sql(`DELETE FROM case_events WHERE case_id = '${c.caseId}' AND chain_sequence >= 2`);
+    sql(`UPDATE cases SET chain_length = 1, chain_head = (SELECT chain_hash FROM case_events WHERE case_id = '${c.caseId}' AND chain_sequence = 1) WHERE case_id = '${c.caseId}'`);
+
+    server = await startServer({ name: 'truncated-again', env, dataDir: first.dataDir });
+    ui = await uiOrigin(server);
+    const page = await browser.context.newPage();
+    await page.goto(`${ui.url}/#/cases/${c.caseId}`);
+    await page.getByLabel('Username').fill('root');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.goto(`${ui.url}/#/cases/${c.caseId}`);
+      await page.locator('table.timeline [data-delivery]').first().waitFor();
+      await page.getByRole('button', { name: 'Check timeline' }).click();
+      const check = page.locator('[data-testid="timeline-check"].tampered');
+      await check.waitFor();
+      const said = await check.innerText();
+      assert.match(said, /Deleted:.*anchored on chain.*events 2 to \d+ were deleted and the head rewritten/s, said);
+      assert.equal(await check.locator('[data-testid="anchored-head"]').getAttribute('data-state'), 'verified', said);
+      assert.match(said, /The chain confirms that anchor\./, said);
+      await checkA11y(page, `case-timeline-truncated-${scheme}`);
+      await shoot(page, 'case-timeline-truncated', scheme);
+    }
+    assert.deepEqual(browser.problems, []);
+  } finally {
+    await browser.close();
+    await ui?.close();
+    await server.stop();
+    await anvil.stop();
+    await rm(keys, { recursive: true, force: true });
+  }
+});

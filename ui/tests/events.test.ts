@@ -17,4 +17,10 @@ describe('timeline entries of an anchor', () => {
     expect(eventSummary('system.info', { action: 'anchor.broadcast', evidenceIds: ['a', 'b', 'c', 'd', 'e'] }, names)).toBe('statement.pdf, chat.txt, letter.txt and 2 more');
     expect(eventSummary('system.info', { action: 'anchor.failed', evidenceIds: ['z'], message: 'reverted' }, names)).toBe('z · reverted');
   });
+
+  it('says up to which event a timeline was anchored, and in which block', () => {
+    expect(eventLabel('system.info', { action: 'anchor.case_head' })).toBe('Timeline anchored on chain');
+    expect(eventSummary('system.info', { action: 'anchor.case_head', sequence: 12, blockNumber: 40 })).toBe('Up to event 12 · block 40');
+    expect(eventSummary('system.info', { action: 'anchor.case_head' })).toBe('This timeline');
+  });
 });

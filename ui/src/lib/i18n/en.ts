@@ -322,6 +322,7 @@ const anchorActions: Record<string, string> = {
   'anchor.included': 'Anchor in a block',
   'anchor.reorganised': 'Anchor’s block left the chain',
   'anchor.failed': 'Anchor transaction failed',
+  'anchor.case_head': 'Timeline anchored on chain',
 };
 
 /** What a timeline entry is called: its type's name, or an anchor's move. */
@@ -333,6 +334,10 @@ export function eventLabel(type: string, data: Record<string, unknown>): string 
 /** One line saying what an event did, from its data; null when there is nothing to add. */
 export function eventSummary(type: string, data: Record<string, unknown>, fileNames: Record<string, string> = {}): string | null {
   const str = (k: string) => (typeof data[k] === 'string' ? (data[k] as string) : null);
+  if (type === 'system.info' && data.action === 'anchor.case_head') {
+    const upTo = typeof data.sequence === 'number' ? `Up to event ${n(data.sequence)}` : 'This timeline';
+    return typeof data.blockNumber === 'number' ? `${upTo} · block ${data.blockNumber}` : upTo;
+  }
   if (type === 'system.info' && typeof data.action === 'string' && anchorActions[data.action]) {
     const ids = Array.isArray(data.evidenceIds) ? (data.evidenceIds as unknown[]).filter((i): i is string => typeof i === 'string') : [str('evidenceId') ?? ''];
     const names = ids.map((i) => fileNames[i] ?? i).filter(Boolean);
@@ -583,6 +588,13 @@ export const t = {
     tampered: (count: number) => plural(count, { one: 'The timeline was changed outside Casewire: 1 problem found.', other: `The timeline was changed outside Casewire: ${n(count)} problems found.` }),
     tamperedAdvice: 'A critical alert for headquarters is now at the top of the timeline; its delivery shows when they have it. Do not rely on this timeline in court; ask headquarters for its copy of the events.',
     problemKinds: { edited: 'Edited:', deleted: 'Deleted:', inserted: 'Added:', reordered: 'Moved:' } as Record<string, string>,
+    anchoredHead: (sequence: number, block: number) => `Compared with the timeline as anchored on chain up to event ${n(sequence)} (block ${block}).`,
+    onChain: {
+      verified: 'The chain confirms that anchor.',
+      refused: 'The chain does not hold that anchor: the records of it on this laptop were altered.',
+      not_checked: 'Not confirmed by the chain: that anchor was taken from this laptop’s records.',
+    } as Record<string, string>,
+    notAnchored: 'This timeline has not been anchored on chain yet, so the check stands on this laptop’s records alone. Its head is anchored with the next evidence file anchored.',
   },
   evidence: {
     title: 'Evidence',
