@@ -3,7 +3,10 @@
 // (no blob downloads, no async clipboard) against a real `casewire serve`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PASSWORD, apiCall, launch, setupSuperadmin, startServer, uiOrigin } from './lib.mjs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PASSWORD, apiCall, launch, setupSuperadmin, startAnvil, startServer, uiOrigin, until } from './lib.mjs';
 
 function fakeShell({ cancelSave = false } = {}) {
   let callbacks = 0;
@@ -92,5 +95,48 @@ test('desktop mode: export through the shell\'s save dialog, copy without the as
     await browser.close();
     await ui.close();
     await server.stop();
+  }
+});
+
+test('desktop mode: an anchor proof is saved through the shell\'s save dialog', { timeout: 120_000 }, async () => {
+  const anvil = await startAnvil();
+  const keys = await mkdtemp(join(tmpdir(), 'casewire-e2e-keys-'));
+  const server = await startServer({ name: 'desktop-proof', env: await anvil.env(keys) });
+  const ui = await uiOrigin(server);
+  const browser = await launch();
+  try {
+    const token = await setupSuperadmin(server);
+    const form = new FormData();
+    form.append('caseId', 'CASE-2026-001');
+    form.append('wallet', '0x' + 'ab'.repeat(20));
+    form.append('reporter', 'root');
+    form.append('evidenceFile', new Blob(['a ledger\n'], { type: 'text/plain' }), 'ledger.txt');
+    const up = await fetch(`${server.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
+    assert.equal(up.status, 201, await up.clone().text());
+    const { evidence } = await up.json();
+    await apiCall(server, 'POST', `/api/evidence/${evidence.evidenceId}/anchor`, { token });
+    await until('the ledger to be anchored', async () => (await apiCall(server, 'GET', `/api/evidence/${evidence.evidenceId}/anchor`, { token })).request?.state === 'anchored', 30_000);
+
+    const page = await browser.context.newPage();
+    await page.addInitScript(fakeShell);
+    await page.goto(`${ui.url}/#/evidence/${evidence.evidenceId}`);
+    await page.getByLabel('Username').fill('root');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Save proof…' }).click();
+    await page.getByText(`Proof saved as chosen-anchor-proof-${evidence.evidenceId}.json.`).waitFor();
+    const saved = await page.evaluate(() => window.__shell.saved);
+    assert.equal(saved.length, 1);
+    const proof = JSON.parse(saved[0]);
+    assert.equal(proof.format, 'casewire-anchor-proof/1');
+    assert.equal(proof.evidenceId, evidence.evidenceId);
+    assert.equal(proof.fileHash, `0x${evidence.storageHash}`);
+    assert.deepEqual(browser.problems, []);
+  } finally {
+    await browser.close();
+    await ui.close();
+    await server.stop();
+    await anvil.stop();
+    await rm(keys, { recursive: true, force: true });
   }
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAgo, formatBytes, formatDuration, formatNumber, formatRelative, plural } from '../src/lib/format';
+import { formatAgo, formatBytes, formatDuration, formatNumber, formatRelative, formatWei, plural } from '../src/lib/format';
 import { t } from '../src/lib/i18n/en';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
@@ -50,5 +50,16 @@ describe('numbers and sizes', () => {
     expect(t.queue.cleared(1)).toBe('1 event dropped.');
     expect(t.queue.cleared(1200)).toBe('1,200 events dropped.');
     expect(t.sync.sending(3)).toBe('Sending 3 events');
+  });
+});
+
+describe('formatWei', () => {
+  it('shows wei as whole coins with at most four decimals, trailing zeros dropped', () => {
+    expect(formatWei('0')).toBe('0');
+    expect(formatWei('10000000000000000000000')).toBe('10,000');
+    expect(formatWei('9999999978543000000000')).toBe('9,999.9999');
+    expect(formatWei('1500000000000000000')).toBe('1.5');
+    expect(formatWei('20000000000000')).toBe('< 0.0001');
+    expect(formatWei('not a number')).toBe('not a number');
   });
 });

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes, U64, U128};
+use alloy_primitives::{Address, B256, Bytes, U64, U128, U256};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -271,6 +271,12 @@ impl Rpc {
             .call::<U64>("eth_getTransactionCount", json!([address, "latest"]))
             .await?
             .to())
+    }
+
+    /// `eth_getBalance` at `latest`, in wei.
+    pub async fn balance(&self, address: Address) -> Result<U256, RpcError> {
+        self.call("eth_getBalance", json!([address, "latest"]))
+            .await
     }
 
     /// `eth_maxPriorityFeePerGas`: the tip the node suggests.

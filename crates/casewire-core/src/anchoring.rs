@@ -119,6 +119,63 @@ pub struct AnchorStatus {
     pub last_error: Option<String>,
 }
 
+/// How anchoring stands, for an admin: the chain, the address to fund, what waits and what
+/// is in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnchoringView {
+    /// Whether a chain is set up (`CASEWIRE_CHAIN_RPC_URL`): without one, requests wait.
+    pub configured: bool,
+    /// The chain's EIP-155 id (`CASEWIRE_CHAIN_ID`).
+    pub chain_id: Option<u64>,
+    /// The node, without the path or query where providers put keys.
+    pub endpoint: Option<String>,
+    /// The anchoring contract, if one is set.
+    pub contract: Option<String>,
+    /// The depth that counts as anchored.
+    pub confirmations: Option<u64>,
+    /// The address that signs the anchoring transactions and pays their gas: the one to fund.
+    pub address: Option<String>,
+    /// Its balance in wei, in decimal, when the node answered.
+    pub balance_wei: Option<String>,
+    /// Why the balance could not be read, when it could not.
+    pub balance_error: Option<String>,
+    /// Files waiting for a batch.
+    pub waiting: u64,
+    /// Why the last attempt before a batch was signed failed, if it did.
+    pub waiting_error: Option<String>,
+    /// The batch in flight, if one is.
+    pub in_flight: Option<BatchView>,
+    /// The batch anchored last, if any.
+    pub last_anchored: Option<BatchView>,
+}
+
+/// One anchoring transaction, for an admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchView {
+    /// Where it stands.
+    pub state: AnchorState,
+    /// The transaction.
+    pub tx_hash: String,
+    /// Its nonce.
+    pub nonce: u64,
+    /// Files in it.
+    pub files: u64,
+    /// Case timelines' heads in it.
+    pub case_heads: u64,
+    /// Its block, once mined.
+    pub block_number: Option<u64>,
+    /// That block's depth.
+    pub confirmations: u64,
+    /// Failed looks at it since it last moved.
+    pub attempts: u64,
+    /// Why the last look failed, if it did.
+    pub last_error: Option<String>,
+    /// When it last moved, Unix ms.
+    pub updated_at: i64,
+}
+
 /// The chain anchoring talks to, from the settings.
 #[derive(Debug, Clone)]
 pub struct ChainSettings {
@@ -584,6 +641,93 @@ impl Anchoring {
             )
             .map(|n| n.max(0) as u64)
             .map_err(CoreError::from)
+        })
+    }
+
+    /// How anchoring stands on `chain` for the worker signing with `address` (the app knows
+    /// both once the worker was made): the balance is asked of the node.
+    pub async fn view(
+        self: &Arc<Self>,
+        chain: Option<&ChainSettings>,
+        address: Option<Address>,
+    ) -> Result<AnchoringView, CoreError> {
+        let this = self.clone();
+        let (waiting, waiting_error, in_flight, last_anchored) =
+            tokio::task::spawn_blocking(move || this.overview())
+                .await
+                .map_err(|e| CoreError::Storage(format!("reading the anchoring state: {e}")))??;
+        let (mut balance_wei, mut balance_error) = (None, None);
+        if let (Some(chain), Some(address)) = (chain, address) {
+            match Rpc::new(chain.endpoint.clone()).balance(address).await {
+                Ok(wei) => balance_wei = Some(wei.to_string()),
+                Err(e) => balance_error = Some(e.to_string()),
+            }
+        }
+        Ok(AnchoringView {
+            configured: chain.is_some(),
+            chain_id: chain.map(|c| c.chain_id),
+            endpoint: chain.map(|c| c.endpoint.to_string()),
+            contract: chain.and_then(|c| c.contract).map(|c| c.to_string()),
+            confirmations: chain.map(|c| c.confirmations),
+            address: address.map(|a| a.to_string()),
+            balance_wei,
+            balance_error,
+            waiting,
+            waiting_error,
+            in_flight,
+            last_anchored,
+        })
+    }
+
+    /// What waits, the batch in flight and the one anchored last:
+    /// `(waiting, waiting_error, in_flight, last_anchored)`.
+    #[allow(clippy::type_complexity)]
+    fn overview(
+        &self,
+    ) -> Result<(u64, Option<String>, Option<BatchView>, Option<BatchView>), CoreError> {
+        self.outbox.read(|conn| {
+            let (waiting, waiting_error): (i64, Option<String>) = conn.query_row(
+                "SELECT COUNT(*), MAX(last_error) FROM anchor_requests WHERE batch_id IS NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let batch = |filter: &str| {
+                conn.query_row(
+                    &format!(
+                        "SELECT b.state, b.tx_hash, b.nonce, b.block_number, b.confirmations,
+                                b.attempts, b.last_error, b.updated_at,
+                                (SELECT COUNT(*) FROM anchor_requests r WHERE r.batch_id = b.batch_id),
+                                (SELECT COUNT(*) FROM case_head_anchors h WHERE h.batch_id = b.batch_id)
+                           FROM anchor_batches b WHERE {filter}
+                          ORDER BY b.batch_id DESC LIMIT 1"
+                    ),
+                    [],
+                    |r| {
+                        let state: String = r.get(0)?;
+                        Ok(BatchView {
+                            state: AnchorState::of_batch(&state).unwrap_or(AnchorState::Waiting),
+                            tx_hash: r.get(1)?,
+                            nonce: r.get::<_, i64>(2)?.max(0) as u64,
+                            block_number: r.get::<_, Option<i64>>(3)?.map(|n| n.max(0) as u64),
+                            confirmations: r.get::<_, i64>(4)?.max(0) as u64,
+                            attempts: r.get::<_, i64>(5)?.max(0) as u64,
+                            last_error: r.get(6)?,
+                            updated_at: r.get(7)?,
+                            files: r.get::<_, i64>(8)?.max(0) as u64,
+                            case_heads: r.get::<_, i64>(9)?.max(0) as u64,
+                        })
+                    },
+                )
+                .optional()
+            };
+            let in_flight = batch("b.state IN ('signed', 'pending', 'included')")?;
+            let last = batch("b.state = 'anchored'")?;
+            Ok((
+                waiting.max(0) as u64,
+                waiting_error.filter(|_| waiting > 0),
+                in_flight,
+                last,
+            ))
         })
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use casewire_outbox::{Clock, Outbox, OutboxConfig, RetryPolicy, SystemClock};
 use casewire_relay::{Relay, RelayConfig, RelayCounters};
 
-use crate::anchoring::{Anchoring, ChainSettings, Worker, anchoring_key};
+use crate::anchoring::{Anchoring, AnchoringView, ChainSettings, Worker, anchoring_key};
 use crate::keys::{DataKeys, KeyStore, KeysFile};
 use crate::settings::{SettingView, Settings, spec_of};
 use crate::updates::Updates;
@@ -327,6 +327,8 @@ pub struct App {
     counters: RwLock<Option<Arc<RelayCounters>>>,
     /// Sent `true` by [`App::shutdown`]: the anchoring worker ends.
     anchor_stop: tokio::sync::watch::Sender<bool>,
+    /// The address the anchoring worker signs with, once it was made.
+    anchor_address: std::sync::OnceLock<casewire_chain::Address>,
 }
 
 impl App {
@@ -425,6 +427,7 @@ impl App {
         Ok(App {
             anchoring: Arc::new(Anchoring::new(outbox.clone(), clock.clone())),
             anchor_stop: tokio::sync::watch::channel(false).0,
+            anchor_address: std::sync::OnceLock::new(),
             auth: Arc::new(Auth::new(
                 outbox.clone(),
                 clock.clone(),
@@ -609,7 +612,17 @@ impl App {
         let key = anchoring_key(chain.key_file.as_deref(), &self.data_dir)?;
         let worker = Worker::new(self.anchoring.clone(), key, chain);
         let address = worker.address();
+        let _ = self.anchor_address.set(address);
         Ok(Some((address, worker.run(self.anchor_stop.subscribe()))))
+    }
+
+    /// How anchoring stands, for an admin: the chain set up, the address the worker signs
+    /// with and its balance (asked of the node), what waits and what is in flight.
+    pub async fn anchoring_view(&self) -> Result<AnchoringView, CoreError> {
+        let chain = self.chain()?;
+        self.anchoring
+            .view(chain.as_ref(), self.anchor_address.get().copied())
+            .await
     }
 
     /// Stops the relay gracefully: events in flight are settled, the rest stay queued.

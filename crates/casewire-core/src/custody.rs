@@ -330,10 +330,13 @@ pub(crate) fn check(tx: &rusqlite::Connection, case_id: &str) -> Result<Timeline
                 None,
                 Some(ends + 1),
                 format!(
-                    "the case's head anchored on chain in {at} is event {}, and the timeline and its recorded head end at event {ends}: events {} to {} were deleted and the head rewritten",
+                    "the case's head anchored on chain in {at} is event {}, and the timeline and its recorded head end at event {ends}: {} deleted and the head rewritten",
                     anchored.sequence,
-                    ends + 1,
-                    anchored.sequence
+                    if ends + 1 == anchored.sequence {
+                        format!("event {} was", anchored.sequence)
+                    } else {
+                        format!("events {} to {} were", ends + 1, anchored.sequence)
+                    }
                 ),
             )),
             _ => {}

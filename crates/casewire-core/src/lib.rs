@@ -28,7 +28,9 @@ pub mod users;
 
 use casewire_outbox::Outbox;
 
-pub use anchoring::{AnchorState, AnchorStatus, Anchoring, ChainSettings};
+pub use anchoring::{
+    AnchorState, AnchorStatus, Anchoring, AnchoringView, BatchView, ChainSettings,
+};
 pub use app::{
     App, DefaultKeyStore, JsonFileStore, RelayStatus, SettingsStore, Unlock, rotate_key,
 };

@@ -70,6 +70,7 @@ pub(crate) fn routes(state: &ServerState) -> OpenApiRouter<Arc<ServerState>> {
         .routes(routes!(reopen_case))
         .routes(routes!(case_timeline))
         .routes(routes!(verify_case))
+        .routes(routes!(anchoring))
         .routes(routes!(crate::users::setup_status, crate::users::set_up))
         .routes(routes!(crate::users::me))
         .routes(routes!(crate::users::change_password))
@@ -1347,6 +1348,19 @@ async fn anchor_evidence(
     let store = state.evidence.clone();
     let anchor = blocking(move || store.anchor(&id, receipt, &c.user, &c.info)).await?;
     Ok((StatusCode::CREATED, AnchorResponse::new(anchor)).into_response())
+}
+
+/// How anchoring on chain stands (`view-logs`): the chain set up, the address that pays the
+/// anchoring transactions' gas and its balance, what waits and what is in flight.
+#[utoipa::path(get, path = "/api/anchoring", tag = "evidence",
+    responses((status = 200, body = AnchoringResponse)))]
+async fn anchoring(State(state): St, ctx: Ctx) -> Result<Json<AnchoringResponse>, ApiError> {
+    require(&state, &ctx, Permission::ViewLogs).await?;
+    let view = match &state.app {
+        Some(app) => app.anchoring_view().await?,
+        None => state.anchoring.view(None, None).await?,
+    };
+    Ok(AnchoringResponse::new(view))
 }
 
 /// The anchors recorded for an evidence file, and where Casewire's own anchoring of it stands.

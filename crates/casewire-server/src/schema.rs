@@ -2,8 +2,8 @@
 //! types the handlers serialise, and the parts every operation shares (errors, security).
 
 use casewire_core::{
-    Anchor, AnchorStatus, Case, Evidence, Feedback, Prediction, TimelineCheck, TimelineEntry, User,
-    Verification,
+    Anchor, AnchorStatus, AnchoringView, Case, Evidence, Feedback, Prediction, TimelineCheck,
+    TimelineEntry, User, Verification,
 };
 use casewire_outbox::{DeadLetter, QueueStats};
 use serde::Serialize;
@@ -183,6 +183,13 @@ envelope!(
         /// Whether a chain is configured (`CASEWIRE_CHAIN_RPC_URL`): without one, a request
         /// waits until an admin sets it.
         chain_configured: bool,
+    }
+);
+envelope!(
+    /// How anchoring on chain stands, for an admin.
+    AnchoringResponse {
+        /// The chain, the address to fund, what waits and what is in flight.
+        anchoring: AnchoringView,
     }
 );
 envelope!(

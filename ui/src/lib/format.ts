@@ -124,3 +124,20 @@ export function formatDuration(ms: number): string {
 export function plural<T>(n: number, forms: { one: T; other: T }): T {
   return pluralRules.select(n) === 'one' ? forms.one : forms.other;
 }
+
+/** An amount in wei (a decimal string) in whole coins (10^18 wei), to at most 4 decimals; a
+ * balance too small for that is not shown as nothing. */
+export function formatWei(wei: string): string {
+  let value: bigint;
+  try {
+    value = BigInt(wei);
+  } catch {
+    return wei;
+  }
+  const unit = 10n ** 18n;
+  const whole = value / unit;
+  const fraction = ((value % unit) * 10_000n) / unit;
+  if (value > 0n && whole === 0n && fraction === 0n) return '< 0.0001';
+  const decimals = fraction === 0n ? '' : `.${fraction.toString().padStart(4, '0').replace(/0+$/, '')}`;
+  return `${numberFormat.format(whole)}${decimals}`;
+}

@@ -305,3 +305,81 @@ async fn a_typed_in_receipt_with_no_chain_configured_or_the_node_down_is_refused
     assert!(message.contains("try again"), "{message}");
     assert_eq!(s.events().len(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_the_address_to_fund_its_balance_and_what_waits_and_nobody_else_does() {
+    let keys = tempfile::tempdir().expect("dir");
+    let mut anvil = Anvil::stopped();
+    let (s, app) = chain_server(&anvil, &keys).await;
+    let (address, work) = app
+        .anchoring_worker()
+        .expect("chain settings")
+        .expect("a chain is configured");
+    let admin = s.token("admin").await;
+    let investigator = s.token("investigator").await;
+    let analyst = s.token("analyst").await;
+    let (status, _) = s.get("/api/anchoring", Some(&investigator)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not an investigator's");
+
+    // The node is down: the address is known, the balance says why it is not.
+    let evidence = upload(&s, &investigator, b"kiosk receipt").await;
+    let id = evidence["evidenceId"].as_str().expect("id").to_owned();
+    let (status, _) = s
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/evidence/{id}/anchor"),
+            Some(&analyst),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = s.get("/api/anchoring", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let view = &body["anchoring"];
+    assert_eq!(view["configured"], true);
+    assert_eq!(view["chainId"], 31337);
+    assert_eq!(view["address"], json!(address.to_string()));
+    assert_eq!(view["waiting"], 1);
+    assert_eq!(view["balanceWei"], Value::Null);
+    assert!(
+        view["balanceError"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be reached")),
+        "{view}"
+    );
+    assert!(!body.to_string().contains(DEV_KEY), "no key in the API");
+
+    // With the node up, the balance (anvil funds its dev accounts with 10,000 ETH) and the
+    // batch anchored last, with its file and its case's head.
+    anvil.start();
+    tokio::spawn(work);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let (_, body) = s.get("/api/anchoring", Some(&admin)).await;
+        if body["anchoring"]["lastAnchored"].is_object() {
+            break body["anchoring"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not anchored in 30 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(view["waiting"], 0);
+    assert_eq!(view["inFlight"], Value::Null);
+    let last = &view["lastAnchored"];
+    assert_eq!(
+        (last["files"].as_u64(), last["caseHeads"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(last["state"], "anchored");
+    let wei: u128 = view["balanceWei"]
+        .as_str()
+        .expect("a balance")
+        .parse()
+        .expect("decimal wei");
+    assert!(
+        wei > 9_999 * 10u128.pow(18) && wei < 10_000 * 10u128.pow(18),
+        "10,000 ETH less the gas paid: {wei}"
+    );
+}

@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/anchoring": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How anchoring on chain stands (`view-logs`): the chain set up, the address that pays the
+         *     anchoring transactions' gas and its balance, what waits and what is in flight.
+         */
+        get: operations["anchoring"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login": {
         parameters: {
             query?: never;
@@ -992,6 +1012,52 @@ export interface components {
             /** @description The transaction that carries it. */
             txHash: string;
         };
+        /** @description How anchoring on chain stands, for an admin. */
+        AnchoringResponse: {
+            /** @description The chain, the address to fund, what waits and what is in flight. */
+            anchoring: components["schemas"]["AnchoringView"];
+            /** @description Always `true`. */
+            success: boolean;
+            /** @description When the answer was made, RFC 3339 with milliseconds. */
+            timestamp: string;
+        };
+        /**
+         * @description How anchoring stands, for an admin: the chain, the address to fund, what waits and what
+         *     is in flight.
+         */
+        AnchoringView: {
+            /** @description The address that signs the anchoring transactions and pays their gas: the one to fund. */
+            address?: string | null;
+            /** @description Why the balance could not be read, when it could not. */
+            balanceError?: string | null;
+            /** @description Its balance in wei, in decimal, when the node answered. */
+            balanceWei?: string | null;
+            /**
+             * Format: int64
+             * @description The chain's EIP-155 id (`CASEWIRE_CHAIN_ID`).
+             */
+            chainId?: number | null;
+            /** @description Whether a chain is set up (`CASEWIRE_CHAIN_RPC_URL`): without one, requests wait. */
+            configured: boolean;
+            /**
+             * Format: int64
+             * @description The depth that counts as anchored.
+             */
+            confirmations?: number | null;
+            /** @description The anchoring contract, if one is set. */
+            contract?: string | null;
+            /** @description The node, without the path or query where providers put keys. */
+            endpoint?: string | null;
+            inFlight?: components["schemas"]["BatchView"] | null;
+            lastAnchored?: components["schemas"]["BatchView"] | null;
+            /**
+             * Format: int64
+             * @description Files waiting for a batch.
+             */
+            waiting: number;
+            /** @description Why the last attempt before a batch was signed failed, if it did. */
+            waitingError?: string | null;
+        };
         /** @description An evidence file's anchors. */
         AnchorsResponse: {
             /** @description The anchors, oldest first. */
@@ -1016,6 +1082,50 @@ export interface components {
         Assignment: {
             /** @description The investigator's username. */
             assignee: string;
+        };
+        /** @description One anchoring transaction, for an admin. */
+        BatchView: {
+            /**
+             * Format: int64
+             * @description Failed looks at it since it last moved.
+             */
+            attempts: number;
+            /**
+             * Format: int64
+             * @description Its block, once mined.
+             */
+            blockNumber?: number | null;
+            /**
+             * Format: int64
+             * @description Case timelines' heads in it.
+             */
+            caseHeads: number;
+            /**
+             * Format: int64
+             * @description That block's depth.
+             */
+            confirmations: number;
+            /**
+             * Format: int64
+             * @description Files in it.
+             */
+            files: number;
+            /** @description Why the last look failed, if it did. */
+            lastError?: string | null;
+            /**
+             * Format: int64
+             * @description Its nonce.
+             */
+            nonce: number;
+            /** @description Where it stands. */
+            state: components["schemas"]["AnchorState"];
+            /** @description The transaction. */
+            txHash: string;
+            /**
+             * Format: int64
+             * @description When it last moved, Unix ms.
+             */
+            updatedAt: number;
         };
         /** @description A case. */
         Case: {
@@ -2026,6 +2136,133 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    anchoring: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnchoringResponse"];
+                };
+            };
+            /** @description Invalid input; the message says which rule it breaks */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A cross-site request, or a role without the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such thing */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request took longer than the server allows */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A conflict: the thing exists, or an Idempotency-Key was reused or is in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description It was deleted */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is over the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A JSON body not sent as application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Addressed to a host name this server does not answer to */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The server failed; nothing was changed */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The event queue is full; nothing was recorded */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     login: {
         parameters: {
             query?: never;

@@ -19,6 +19,7 @@ export type QueuedEvent = S['QueuedEvent'];
 export type Priority = S['Priority'];
 export type TimelineEntry = S['TimelineEntry'];
 export type TimelineCheck = S['TimelineCheck'];
+export type AnchoringView = S['AnchoringView'];
 export type Delivery = S['Delivery'];
 export type DeliveryState = S['DeliveryStage'];
 export type Role = S['Role'];

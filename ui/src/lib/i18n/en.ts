@@ -680,6 +680,8 @@ export const t = {
     anchorBatch: (count: number) => plural(count, { one: 'This file alone', other: `With ${n(count - 1)} other files in one transaction` }),
     anchorLastError: (message: string) => `Last attempt failed: ${message} Casewire tries again by itself.`,
     proofDownload: 'Download proof',
+    proofSave: 'Save proof…',
+    proofSaved: (name: string) => `Proof saved as ${name}.`,
     proofCopy: 'Copy proof',
     proofCopied: 'Proof copied.',
     receiptsTitle: 'Receipts recorded',
@@ -717,6 +719,34 @@ export const t = {
     evidence: 'Evidence for this wallet',
   },
   queue: {
+    anchoring: {
+      title: 'Anchoring on chain',
+      off: (waiting: number) =>
+        `No chain is set up, so evidence asked to be anchored waits${waiting > 0 ? ` (${plural(waiting, { one: '1 file', other: `${n(waiting)} files` })} now)` : ''}. A superadmin sets CASEWIRE_CHAIN_RPC_URL and CASEWIRE_CHAIN_ID in Settings; they apply at the next start.`,
+      chain: 'Chain',
+      chainIs: (id: number, endpoint: string) => `Chain ${id} through ${endpoint}`,
+      contract: (address: string) => `contract ${address}`,
+      address: 'Anchoring address',
+      copyAddress: 'Copy the anchoring address',
+      noAddress: 'Not known yet: the anchoring key is made when the app starts with a chain set up.',
+      balance: 'Its balance',
+      coins: (amount: string) => `${amount} of the chain’s coin`,
+      emptyBalance: 'This address has no coin to pay gas with, so nothing can be anchored. Send it a small amount of the chain’s coin.',
+      balanceUnknown: (why: string) => `Unknown: ${why}`,
+      waiting: 'Waiting',
+      waitingFiles: (count: number) => (count === 0 ? 'Nothing' : plural(count, { one: '1 file', other: `${n(count)} files` })),
+      lastError: (why: string) => `Last attempt: ${why}`,
+      inFlight: 'In flight',
+      batch: (state: string, files: number, heads: number, confirmations: number, required: number) =>
+        `${({ signed: 'Signed, not sent yet', pending: 'Sent, waiting to be mined', included: `In a block, ${n(confirmations)} of ${n(required)} confirmations` } as Record<string, string>)[state] ?? state}: ${plural(files, { one: '1 file', other: `${n(files)} files` })} and ${plural(heads, { one: '1 case timeline', other: `${n(heads)} case timelines` })}`,
+      none: 'Nothing',
+      last: 'Last anchored',
+      lastBatch: (files: number, heads: number, block: number) =>
+        `${plural(files, { one: '1 file', other: `${n(files)} files` })} and ${plural(heads, { one: '1 case timeline', other: `${n(heads)} case timelines` })} in block ${block}`,
+      never: 'Nothing yet',
+      fundAdvice: (depth: number) =>
+        `This address signs one transaction per batch (up to 10,000 files) and pays its gas; it is a key for that alone, never anyone’s own. A batch counts as anchored ${plural(depth, { one: 'once its block is mined', other: `at ${n(depth)} confirmations (its own block is the first)` })}.`,
+    },
     title: 'Event queue',
     intro: 'Events saved on this laptop and not yet delivered to headquarters.',
     live: 'Live',
