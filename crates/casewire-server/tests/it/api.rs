@@ -659,6 +659,7 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/evidence/{id}/anchor",
         "GET /api/evidence/{id}/anchor",
         "GET /api/evidence/{id}/anchor/proof",
+        "GET /api/anchoring",
         "POST /api/rl/predict",
         "POST /api/rl/feedback",
         "GET /api/setup",
