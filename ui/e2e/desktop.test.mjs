@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PASSWORD, apiCall, launch, setupSuperadmin, startAnvil, startServer, uiOrigin, until } from './lib.mjs';
+import { PASSWORD, apiCall, launch, setupSuperadmin, startAnvil, startServer, uiOrigin, until, uploadEvidence } from './lib.mjs';
 
 function fakeShell({ cancelSave = false } = {}) {
   let callbacks = 0;
@@ -47,14 +47,7 @@ test('desktop mode: export through the shell\'s save dialog, copy without the as
   try {
     const token = await setupSuperadmin(server);
     const { case: c } = await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Desktop export', description: '' } });
-    const form = new FormData();
-    form.append('caseId', c.caseId);
-    form.append('wallet', '0x' + 'ab'.repeat(20));
-    form.append('reporter', 'root');
-    form.append('evidenceFile', new Blob(['a note\n'], { type: 'text/plain' }), 'note.txt');
-    const up = await fetch(`${server.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
-    assert.equal(up.status, 201);
-    const { evidence } = await up.json();
+    const evidence = await uploadEvidence(server, token, { caseId: c.caseId, name: 'note.txt', text: 'a note\n' });
     await apiCall(server, 'POST', '/api/queue/test-event', { token, body: { eventType: 'system.info', data: { message: 'desktop export' } } });
 
     const page = await browser.context.newPage();
@@ -106,14 +99,7 @@ test('desktop mode: an anchor proof is saved through the shell\'s save dialog', 
   const browser = await launch();
   try {
     const token = await setupSuperadmin(server);
-    const form = new FormData();
-    form.append('caseId', 'CASE-2026-001');
-    form.append('wallet', '0x' + 'ab'.repeat(20));
-    form.append('reporter', 'root');
-    form.append('evidenceFile', new Blob(['a ledger\n'], { type: 'text/plain' }), 'ledger.txt');
-    const up = await fetch(`${server.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
-    assert.equal(up.status, 201, await up.clone().text());
-    const { evidence } = await up.json();
+    const evidence = await uploadEvidence(server, token, { caseId: 'CASE-2026-001', name: 'ledger.txt', text: 'a ledger\n' });
     await apiCall(server, 'POST', `/api/evidence/${evidence.evidenceId}/anchor`, { token });
     await until('the ledger to be anchored', async () => (await apiCall(server, 'GET', `/api/evidence/${evidence.evidenceId}/anchor`, { token })).request?.state === 'anchored', 30_000);
 

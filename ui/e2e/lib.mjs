@@ -217,6 +217,19 @@ export async function apiCall(server, method, path, { token, body } = {}) {
   return json;
 }
 
+/** Uploads a text file as evidence of `caseId` through the guide's form; returns the record. */
+export async function uploadEvidence(server, token, { caseId, name, text, wallet = '0x' + 'ab'.repeat(20), riskLevel = null }) {
+  const form = new FormData();
+  form.append('caseId', caseId);
+  form.append('wallet', wallet);
+  form.append('reporter', 'root');
+  if (riskLevel) form.append('riskLevel', riskLevel);
+  form.append('evidenceFile', new Blob([text], { type: 'text/plain' }), name);
+  const res = await fetch(`${server.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
+  if (res.status !== 201) throw new Error(`upload of ${name} → ${res.status} ${await res.text()}`);
+  return (await res.json()).evidence;
+}
+
 /** Creates the first superadmin through the setup route; returns its token. */
 export async function setupSuperadmin(server, username = 'root') {
   const answer = await apiCall(server, 'POST', '/api/setup', { body: { username, password: PASSWORD, setupCode: server.setupCode ?? undefined } });

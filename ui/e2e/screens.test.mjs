@@ -4,7 +4,7 @@ import { readdir, stat, writeFile, chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { PASSWORD, apiCall, launch, setupSuperadmin, startAnvil, startServer, uiOrigin, until } from './lib.mjs';
+import { PASSWORD, apiCall, launch, setupSuperadmin, startAnvil, startServer, uiOrigin, until, uploadEvidence } from './lib.mjs';
 import { checkA11y, shoot } from './shots.mjs';
 
 const WALLET = '0x' + '5f3c'.repeat(10);
@@ -23,17 +23,7 @@ async function seed(server, anvil) {
   await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Phishing kit, bank impersonation' } });
   const { case: closed } = await apiCall(server, 'POST', '/api/cases', { token, body: { title: 'Romance scam, funds recovered', description: 'One victim; the bank reversed both transfers.' } });
   await apiCall(server, 'POST', `/api/cases/${closed.caseId}/close`, { token, body: { resolution: 'Funds recovered by the bank; no further action.' } });
-  const upload = async (name, text) => {
-    const form = new FormData();
-    form.append('caseId', c.caseId);
-    form.append('wallet', WALLET);
-    form.append('reporter', 'root');
-    form.append('riskLevel', 'high');
-    form.append('evidenceFile', new Blob([text], { type: 'text/plain' }), name);
-    const res = await fetch(`${server.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
-    assert.equal(res.status, 201, await res.clone().text());
-    return (await res.json()).evidence;
-  };
+  const upload = (name, text) => uploadEvidence(server, token, { caseId: c.caseId, name, text, wallet: WALLET, riskLevel: 'high' });
   const good = await upload('bank-statement.txt', 'Statement, account 12-34-56, November 2026\n');
   const bad = await upload('wallet-screenshot.txt', 'Screenshot of the exchange dashboard (as text)\n');
   // Anchoring in each state: one anchored, one sent while the node mines nothing (pending),
@@ -196,14 +186,7 @@ test('a timeline cut short in the database file below its head anchored on chain
   try {
     const token = await setupSuperadmin(first);
     const { case: c } = await apiCall(first, 'POST', '/api/cases', { token, body: { title: 'Crypto ATM scam, two victims', description: 'Cash deposited at a kiosk after a fake police call.' } });
-    const form = new FormData();
-    form.append('caseId', c.caseId);
-    form.append('wallet', WALLET);
-    form.append('reporter', 'root');
-    form.append('evidenceFile', new Blob(['Kiosk receipt, 2,400 EUR\n'], { type: 'text/plain' }), 'kiosk-receipt.txt');
-    const res = await fetch(`${first.url}/api/evidence/upload`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: form });
-    assert.equal(res.status, 201, await res.clone().text());
-    const { evidence } = await res.json();
+    const evidence = await uploadEvidence(first, token, { caseId: c.caseId, name: 'kiosk-receipt.txt', text: 'Kiosk receipt, 2,400 EUR\n', wallet: WALLET });
     await apiCall(first, 'POST', `/api/evidence/${evidence.evidenceId}/anchor`, { token });
     await until('the receipt to be anchored', async () => (await anchorState(first, token, evidence)) === 'anchored', 30_000);
     await first.stop({ keep: true });

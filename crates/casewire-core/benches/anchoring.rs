@@ -3,7 +3,8 @@
 //! real anvil node, against the same files anchored directly with `casewire-chain` (tree,
 //! prepare, sign, broadcast, receipt) in the same run.
 //!
-//! Prints how many transactions the files took, the time to commit their requests (16
+//! The files belong to `ANCHOR_BENCH_CASES` (default 50) cases, whose timelines' heads ride in
+//! the same batch. Prints how many transactions the files took, the time to commit their requests (16
 //! writers), and the worker's time from the first step to the last proof committed, split into
 //! signing the batch (read the waiting requests, build the tree, ask the node for nonce, gas
 //! and fees, sign, save) and following it to `anchored` (broadcast, receipt, each file's proof,
@@ -36,6 +37,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    // The files are spread over this many cases, whose timelines' heads ride in the batch.
+    let cases: usize = std::env::var("ANCHOR_BENCH_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, files.max(1));
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(SystemClock);
     let outbox = Arc::new(Outbox::open(OutboxConfig::file(dir.path().join("outbox.db"))).unwrap());
@@ -59,7 +66,7 @@ fn main() {
                         .step_by(WRITERS)
                         .map(|i| {
                             let meta = NewEvidence {
-                                case_id: format!("CASE-2026-{:03}", 1 + i % 50),
+                                case_id: format!("CASE-2026-{:03}", 1 + i % cases),
                                 wallet: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
                                 reporter: "bench".into(),
                                 risk_level: None,
@@ -144,7 +151,7 @@ fn main() {
     }
     let through_queue = signing + following;
     println!(
-        "through the queue: {transactions} transaction(s) for {files} files; signing {:.0} ms, to anchored {:.0} ms, in all {:.0} ms",
+        "through the queue: {transactions} transaction(s) for {files} files and {cases} case heads; signing {:.0} ms, to anchored {:.0} ms, in all {:.0} ms",
         ms(signing),
         ms(following),
         ms(through_queue)
@@ -154,14 +161,15 @@ fn main() {
     let direct = rt.block_on(async {
         let key = AnchorKey::from_hex(DEV_KEY_2).unwrap();
         let started = Instant::now();
-        let leaves = (0..files)
+        // As many leaves as the batch: the files and the case heads.
+        let leaves = (0..files + cases)
             .map(|i| {
                 let file = casewire_chain::proof::sha256(format!("evidence file {i}").as_bytes());
                 leaf(&B256::from(rand::random::<[u8; 32]>()), &file)
             })
             .collect();
         let tree = Tree::new(leaves).unwrap();
-        for i in 0..files {
+        for i in 0..files + cases {
             std::hint::black_box(tree.path(i));
         }
         let tx = prepare(&rpc, &key, CHAIN_ID, None, tree.root())
@@ -184,6 +192,7 @@ fn main() {
         "{}",
         json!({
             "files": files,
+            "cases": cases,
             "transactions": transactions,
             "requests_ms": ms(requesting).round(),
             "signing_ms": ms(signing).round(),
