@@ -17,6 +17,8 @@
 //    window back and exits, and the tray's Quit ends the app;
 //  - an event deleted from the encrypted database with the keyring's key (as someone holding
 //    the laptop's account could): the window's Check timeline names it;
+//  - with an anvil chain set up, the anchoring key made in the keyring and its address shown
+//    with no coin; funded, the evidence is anchored and the check has the chain confirm the head;
 //  - with the session bus gone, the app starts and works all the same.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +27,7 @@ import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, existsSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { startAnvil } from '../anvil.mjs';
 import {
   APP,
   Driver,
@@ -37,6 +40,7 @@ import {
   closeWindow,
   dropFileOn,
   firstRun,
+  freePort,
   killApps,
   notificationsShown,
   ownSockets,
@@ -85,6 +89,21 @@ after(async () => {
   tansu?.stop();
   secure?.stop();
 });
+
+/** Scrolls `selector` into the window and resolves once it is in view. */
+async function inView(window, selector) {
+  await until(`${selector} is in view`, () =>
+    window.execute((sel) => {
+      const el = document.querySelector(sel);
+      el?.scrollIntoView({ block: 'start', behavior: 'instant' });
+      const box = el?.getBoundingClientRect();
+      // At the top, or wholly in view when the page ends before it can reach the top.
+      return Boolean(box) && box.top >= 0 && (box.top < window.innerHeight / 2 || box.bottom <= window.innerHeight);
+    }, selector),
+  );
+  // The scroll is painted by the next frames: the screenshot is of the screen, not the page.
+  await window.executeAsync((done) => requestAnimationFrame(() => requestAnimationFrame(() => done())));
+}
 
 async function main() {
   return (await browser.$('main')).getText();
@@ -411,6 +430,64 @@ test('an event deleted from the encrypted database file with the keyring\'s key 
   browser = null;
   killApps();
   await until('the app is gone', async () => appProcesses().roots.length === 0);
+});
+
+test('with a chain set up, the Queue screen names the anchoring address kept in the keyring and its empty balance; funded, the evidence is anchored and the timeline check has the chain confirm its head', async () => {
+  assert.ok(caseId, 'the first scenario opened a case');
+  const anvil = await startAnvil(await freePort());
+  const chained = await Driver.start(
+    appEnv(data, { CASEWIRE_CHAIN_RPC_URL: anvil.url, CASEWIRE_CHAIN_ID: '31337', CASEWIRE_ANCHOR_CONFIRMATIONS: '1', CASEWIRE_ANCHOR_POLL_MS: '200' }),
+    data,
+  );
+  let window;
+  const shown = async () => (await window.$('main')).getText();
+  try {
+    window = await chained.launch();
+    await signIn(window, 'chief', PASSWORD);
+    await window.execute(() => (location.hash = '#/queue'));
+    const address = await until('the anchoring address shows', async () => {
+      const el = await window.$('[data-testid="anchoring"] [data-hash]');
+      return (await el.isExisting()) && (await el.getText());
+    });
+    assert.match(address, /^0x[0-9a-fA-F]{40}$/, address);
+    // Made on this first start with a chain, in the OS keyring (not a file), never shown.
+    const kept = execFileSync('secret-tool', ['lookup', 'service', 'org.casewire.anchor-key', 'username', data], { env }).toString().trim();
+    assert.match(kept, /^[0-9a-f]{64}$/, 'the keyring holds a 32-byte key');
+    assert.ok(!(await shown()).includes(kept), 'the key is not on the screen');
+    const panel = await until('the balance shows', async () => {
+      const t = await (await window.$('[data-testid="anchoring"]')).getText();
+      return /of the chain’s coin/.test(t) && t;
+    });
+    assert.match(panel, /(^|\s)0 of the chain’s coin/, panel);
+    assert.match(panel, /no coin to pay gas with/, panel);
+    await inView(window, '[data-testid="anchoring"]');
+    screenshot('anchoring-unfunded');
+
+    await anvil.rpc('anvil_setBalance', [address, '0xde0b6b3a7640000']);
+    await window.execute((id) => (location.hash = `#/cases/${id}`), caseId);
+    await (await window.$('=wallet-ledger.csv')).click();
+    await (await button(window, 'Anchor on chain')).click();
+    await until('the evidence is anchored', async () => (await window.$('[data-anchor-state="anchored"]')).isExisting(), 60_000);
+    screenshot('evidence-anchored');
+
+    await window.execute((id) => (location.hash = `#/cases/${id}`), caseId);
+    await until('the case\'s timeline shows', async () => /Timeline anchored on chain/.test(await shown()));
+    await (await button(window, 'Check timeline')).click();
+    const said = await until('the check names the anchored head', async () => {
+      const check = await window.$('[data-testid="timeline-check"]');
+      const t = (await check.isExisting()) ? await check.getText() : '';
+      return /The chain confirms that anchor/.test(t) && t;
+    });
+    // The deletion before the anchor stays named; the anchored head holds on chain.
+    assert.match(said, /event 2 of the chain is missing/, said);
+    await inView(window, '[data-testid="timeline-check"]');
+    screenshot('timeline-anchored-check');
+  } finally {
+    await window?.deleteSession().catch(() => {});
+    chained.stop();
+    killApps();
+    await anvil.stop();
+  }
 });
 
 test('without a working D-Bus session the app still starts and works: no tray, keyring or notifications', async () => {

@@ -7,13 +7,14 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { until } from '../../tests/wait.mjs';
+import { startAnvil as startAnvilNode } from '../../tests/anvil.mjs';
 
 export const UI_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const SHOTS = join(UI_DIR, 'e2e', 'screenshots');
 export const BIN = process.env.CASEWIRE_BIN ?? join(homedir(), '.cache/casewire/target/debug/casewire');
 export const TANSU = process.env.TANSU_BIN ?? join(homedir(), '.cache/casewire/bin/tansu');
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-export const ANVIL = process.env.ANVIL_BIN ?? join(homedir(), '.cache/casewire/bin/anvil');
+export { ANVIL } from '../../tests/anvil.mjs';
 /** Anvil's first dev account's key: public, funded on every anvil chain; tests only. */
 export const ANVIL_DEV_KEY = 'ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
 export const PASSWORD = 'correct horse battery staple';
@@ -167,41 +168,23 @@ export async function startTansu(port) {
  * settings for `startServer`, with the anchoring key in `keyFile`.
  */
 export async function startAnvil() {
-  const port = await freePort();
-  const home = await mkdtemp(join(tmpdir(), 'casewire-anvil-'));
-  const child = track(spawn(ANVIL, ['--host', '127.0.0.1', '--port', String(port), '--chain-id', '31337'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, HOME: home },
-  }));
   const logs = [];
-  collect(child, 'anvil', logs);
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const url = `http://127.0.0.1:${port}`;
-  const rpc = async (method, params = []) => {
-    const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
-    const answer = await res.json();
-    if (answer.error) throw new Error(`anvil ${method}: ${JSON.stringify(answer.error)}`);
-    return answer.result;
-  };
-  await until('anvil to answer', async () => { try { return Boolean(await rpc('eth_chainId')); } catch { return false; } }, 20_000);
+  const node = await startAnvilNode(await freePort(), (child) => {
+    track(child);
+    collect(child, 'anvil', logs);
+  });
   return {
-    url,
-    rpc,
+    ...node,
     async env(dir) {
       const keyFile = join(dir, 'anchor.key');
       await writeFile(keyFile, `${ANVIL_DEV_KEY}\n`, { mode: 0o600 });
       return {
-        CASEWIRE_CHAIN_RPC_URL: url,
+        CASEWIRE_CHAIN_RPC_URL: node.url,
         CASEWIRE_CHAIN_ID: '31337',
         CASEWIRE_ANCHOR_CONFIRMATIONS: '1',
         CASEWIRE_ANCHOR_POLL_MS: '100',
         CASEWIRE_ANCHOR_KEY_FILE: keyFile,
       };
-    },
-    async stop() {
-      child.kill('SIGKILL');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
-      await rm(home, { recursive: true, force: true });
     },
   };
 }
