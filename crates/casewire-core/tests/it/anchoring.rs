@@ -609,6 +609,15 @@ fn anchor_a_file(fx: &Fixture, anvil: &Anvil, content: &str) -> Evidence {
     file
 }
 
+/// CASE-2024-001's head as last anchored.
+fn anchored_head(cases: &Cases) -> casewire_core::AnchoredHead {
+    cases
+        .check_timeline("CASE-2024-001")
+        .expect("check")
+        .anchored_head
+        .expect("anchored")
+}
+
 /// Someone with the disk deletes a case's events from place `from` on and rewrites its
 /// recorded head to the event before.
 fn truncate_timeline(fx: &Fixture, case_id: &str, from: u64) -> (u64, String) {
@@ -718,11 +727,7 @@ fn the_last_events_deleted_with_the_head_rewritten_are_found_against_the_anchore
     let cases = cases(&fx);
     let anvil = Anvil::started();
     anchor_a_file(&fx, &anvil, "statement");
-    let anchored = cases
-        .check_timeline("CASE-2024-001")
-        .expect("check")
-        .anchored_head
-        .expect("anchored");
+    let anchored = anchored_head(&cases);
 
     truncate_timeline(&fx, "CASE-2024-001", anchored.sequence - 1);
     let mut check = cases.check_timeline("CASE-2024-001").expect("check");
@@ -760,11 +765,7 @@ fn an_anchoring_record_rewritten_to_match_a_shortened_timeline_is_refuted_by_the
     let cases = cases(&fx);
     let anvil = Anvil::started();
     anchor_a_file(&fx, &anvil, "statement");
-    let anchored = cases
-        .check_timeline("CASE-2024-001")
-        .expect("check")
-        .anchored_head
-        .expect("anchored");
+    let anchored = anchored_head(&cases);
 
     // Events from the file's upload on are deleted, and the anchoring record made to claim
     // the head left: the database alone is consistent again.

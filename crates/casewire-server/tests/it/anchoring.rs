@@ -45,6 +45,23 @@ async fn upload(s: &Server, token: &str, content: &[u8]) -> Value {
     body["evidence"].clone()
 }
 
+/// GETs `path` until `done` finds what it waits for in the answer (the worker runs on its own
+/// task, and the API is how its progress is seen), at most 30 s.
+async fn poll<T>(s: &Server, path: &str, token: &str, done: impl Fn(&Value) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = s.get(path, Some(token)).await;
+        if let Some(found) = done(&body) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} did not say so in 30 s: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn rpc(anvil: &Anvil) -> Rpc {
     Rpc::new(Endpoint::parse(&anvil.url()).expect("url"))
 }
@@ -78,18 +95,10 @@ async fn a_file_asked_for_over_the_api_is_anchored_by_the_worker_and_its_proof_h
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let path = format!("/api/evidence/{id}/anchor");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let request = loop {
-        let (_, body) = s.get(&path, Some(&investigator)).await;
-        if body["request"]["state"] == "anchored" {
-            break body["request"].clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not anchored in 30 s: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let request = poll(&s, &path, &investigator, |body| {
+        (body["request"]["state"] == "anchored").then(|| body["request"].clone())
+    })
+    .await;
     assert_eq!(request["chainId"], 31337);
     let (_, answer) = s.get(&path, Some(&investigator)).await;
     assert_eq!(answer["chainConfigured"], true);
@@ -353,18 +362,12 @@ async fn an_admin_sees_the_address_to_fund_its_balance_and_what_waits_and_nobody
     // batch anchored last, with its file and its case's head.
     anvil.start();
     tokio::spawn(work);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let view = loop {
-        let (_, body) = s.get("/api/anchoring", Some(&admin)).await;
-        if body["anchoring"]["lastAnchored"].is_object() {
-            break body["anchoring"].clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not anchored in 30 s: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let view = poll(&s, "/api/anchoring", &admin, |body| {
+        body["anchoring"]["lastAnchored"]
+            .is_object()
+            .then(|| body["anchoring"].clone())
+    })
+    .await;
     assert_eq!(view["waiting"], 0);
     assert_eq!(view["inFlight"], Value::Null);
     let last = &view["lastAnchored"];
