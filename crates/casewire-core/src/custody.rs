@@ -342,6 +342,32 @@ pub(crate) fn check(tx: &rusqlite::Connection, case_id: &str) -> Result<Timeline
             _ => {}
         }
     }
+    // The timeline itself tells of its anchors (`anchor.case_head`, chained like every event):
+    // an anchor it tells of that the records no longer hold was removed from them.
+    let announced = rows
+        .iter()
+        .filter(|r| r.document.is_some() && r.event_type == "system.info")
+        .filter_map(|r| {
+            let data: Value = serde_json::from_str(&r.data).ok()?;
+            (data["action"] == "anchor.case_head").then_some(())?;
+            Some((
+                data["sequence"].as_u64()?,
+                data["txHash"].as_str()?.to_owned(),
+            ))
+        })
+        .max_by_key(|(sequence, _)| *sequence);
+    if let Some((sequence, tx_hash)) = announced
+        && anchored_head.as_ref().is_none_or(|a| a.sequence < sequence)
+    {
+        problems.push(TimelineProblem::new(
+            ProblemKind::Deleted,
+            None,
+            Some(sequence),
+            format!(
+                "the timeline records that its head at event {sequence} was anchored on chain in transaction {tx_hash}, and the record of that anchor is gone from the database: it was deleted"
+            ),
+        ));
+    }
     Ok(TimelineCheck {
         case_id: case_id.to_owned(),
         intact: problems.is_empty(),

@@ -815,3 +815,29 @@ fn an_anchoring_record_rewritten_to_match_a_shortened_timeline_is_refuted_by_the
     assert_eq!(check.problems[0].kind, ProblemKind::Edited);
     assert!(check.problems[0].message.contains("does not hold on chain"));
 }
+
+#[test]
+fn the_record_of_an_anchor_deleted_from_the_database_is_missed_by_the_timeline_that_tells_of_it() {
+    let fx = fixture();
+    let cases = cases(&fx);
+    let anvil = Anvil::started();
+    anchor_a_file(&fx, &anvil, "statement");
+    let anchored = anchored_head(&cases);
+    let db = rusqlite::Connection::open(fx.domain.dir.path().join("outbox.db")).expect("open");
+    db.execute("DELETE FROM case_head_anchors", [])
+        .expect("delete the anchoring records");
+
+    let check = cases.check_timeline("CASE-2024-001").expect("check");
+    assert!(!check.intact);
+    assert_eq!(check.anchored_head, None);
+    assert_eq!(check.problems.len(), 1, "{:?}", check.problems);
+    let problem = &check.problems[0];
+    assert_eq!(problem.kind, ProblemKind::Deleted);
+    assert_eq!(problem.sequence, Some(anchored.sequence));
+    assert!(
+        problem.message.contains(&anchored.tx_hash)
+            && problem.message.contains("record of that anchor is gone"),
+        "{}",
+        problem.message
+    );
+}
