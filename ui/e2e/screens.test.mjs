@@ -55,6 +55,25 @@ async function tamper(dir, hash) {
   throw new Error(`no stored file for ${hash} under ${dir}`);
 }
 
+/** Signs in as root on `caseId`'s screen. */
+async function signInOnCase(page, ui, caseId) {
+  await page.goto(`${ui.url}/#/cases/${caseId}`);
+  await page.getByLabel('Username').fill('root');
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** In `scheme`, opens the case, presses Check timeline and returns the tampered check's box. */
+async function checkTampered(page, ui, caseId, scheme) {
+  await page.emulateMedia({ colorScheme: scheme });
+  await page.goto(`${ui.url}/#/cases/${caseId}`);
+  await page.locator('table.timeline [data-delivery]').first().waitFor();
+  await page.getByRole('button', { name: 'Check timeline' }).click();
+  const check = page.locator('[data-testid="timeline-check"].tampered');
+  await check.waitFor();
+  return check;
+}
+
 test('every screen in both themes: no serious or critical axe violation, and a screenshot', { timeout: 200_000 }, async () => {
   const anvil = await startAnvil();
   const keys = await mkdtemp(join(tmpdir(), 'casewire-e2e-keys-'));
@@ -150,17 +169,9 @@ test('a timeline edited in the database file: Check timeline names the edit and 
   const browser = await launch();
   try {
     const page = await browser.context.newPage();
-    await page.goto(`${ui.url}/#/cases/${c.caseId}`);
-    await page.getByLabel('Username').fill('root');
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signInOnCase(page, ui, c.caseId);
     for (const scheme of ['light', 'dark']) {
-      await page.emulateMedia({ colorScheme: scheme });
-      await page.goto(`${ui.url}/#/cases/${c.caseId}`);
-      await page.locator('table.timeline [data-delivery]').first().waitFor();
-      await page.getByRole('button', { name: 'Check timeline' }).click();
-      const check = page.locator('[data-testid="timeline-check"].tampered');
-      await check.waitFor();
+      const check = await checkTampered(page, ui, c.caseId, scheme);
       const said = await check.innerText();
       assert.match(said, /edited/i, said);
       await checkA11y(page, `case-timeline-tampered-${scheme}`);
@@ -203,17 +214,9 @@ test('a timeline cut short in the database file below its head anchored on chain
     server = await startServer({ name: 'truncated-again', env, dataDir: first.dataDir });
     ui = await uiOrigin(server);
     const page = await browser.context.newPage();
-    await page.goto(`${ui.url}/#/cases/${c.caseId}`);
-    await page.getByLabel('Username').fill('root');
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signInOnCase(page, ui, c.caseId);
     for (const scheme of ['light', 'dark']) {
-      await page.emulateMedia({ colorScheme: scheme });
-      await page.goto(`${ui.url}/#/cases/${c.caseId}`);
-      await page.locator('table.timeline [data-delivery]').first().waitFor();
-      await page.getByRole('button', { name: 'Check timeline' }).click();
-      const check = page.locator('[data-testid="timeline-check"].tampered');
-      await check.waitFor();
+      const check = await checkTampered(page, ui, c.caseId, scheme);
       const said = await check.innerText();
       // The first check's alert is chained after the cut, so the second names one event fewer.
       assert.match(said, /Deleted:.*anchored on chain.*(events \d+ to \d+ were|event \d+ was) deleted and the head rewritten/s, said);

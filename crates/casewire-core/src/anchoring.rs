@@ -367,6 +367,13 @@ impl Head {
     }
 }
 
+/// A fresh random salt for a leaf, which keeps what it commits to off the public chain.
+fn leaf_salt() -> B256 {
+    let mut salt = [0u8; 32];
+    rand::rng().fill_bytes(&mut salt);
+    B256::from(salt)
+}
+
 fn hash_of(text: &str, what: &str) -> Result<B256, CoreError> {
     B256::from_str(text)
         .map_err(|e| CoreError::Storage(format!("the stored {what} {text:?} is not a hash: {e}")))
@@ -459,9 +466,7 @@ impl Anchoring {
         from: &RequestInfo,
     ) -> Result<(AnchorStatus, bool), CoreError> {
         let id = evidence_id.to_owned();
-        let mut salt = [0u8; 32];
-        rand::rng().fill_bytes(&mut salt);
-        let salt = B256::from(salt).to_string();
+        let salt = leaf_salt().to_string();
         let now = self.clock.now_ms();
         let clock = self.clock.clone();
         let user = user.clone();
@@ -846,15 +851,11 @@ impl Anchoring {
         })?;
         Ok(rows
             .into_iter()
-            .map(|(case_id, sequence, head)| {
-                let mut salt = [0u8; 32];
-                rand::rng().fill_bytes(&mut salt);
-                Head {
-                    case_id,
-                    sequence: sequence.max(0) as u64,
-                    head,
-                    salt: B256::from(salt),
-                }
+            .map(|(case_id, sequence, head)| Head {
+                case_id,
+                sequence: sequence.max(0) as u64,
+                head,
+                salt: leaf_salt(),
             })
             .collect())
     }
