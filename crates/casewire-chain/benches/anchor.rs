@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use casewire_chain::merkle::{Tree, leaf, root_from};
-use casewire_chain::proof::{OnChain, PROOF_FORMAT, Proof, sha256, verify_proof};
+use casewire_chain::proof::{OnChain, Proof, sha256, verify_proof};
 use casewire_chain::rpc::{Endpoint, Rpc};
 use casewire_chain::tx::AnchorKey;
 use casewire_chain::{B256, prepare};
@@ -68,22 +68,13 @@ fn main() {
     let mut check_times = Vec::with_capacity(checks);
     let mut merkle_times = Vec::with_capacity(checks);
     for i in (0..files).step_by(files / checks.max(1)).take(checks) {
-        let proof = Proof {
-            format: PROOF_FORMAT.into(),
-            evidence_id: format!("evidence-{i}"),
-            file_hash: hashes[i],
-            salt: salts[i],
-            path: paths[i].clone(),
-            on_chain: OnChain {
-                root: tree.root(),
-                chain_id: CHAIN_ID,
-                tx_hash: receipt.transaction_hash,
-                block_number: receipt.block_number.to(),
-                block_hash: receipt.block_hash,
-                contract_address: None,
-                sender: key.address(),
-            },
-        };
+        let proof = Proof::new(
+            format!("evidence-{i}"),
+            hashes[i],
+            salts[i],
+            paths[i].clone(),
+            OnChain::from_receipt(tree.root(), CHAIN_ID, &receipt, None, key.address()),
+        );
         let started = Instant::now();
         assert_eq!(
             root_from(leaf(&proof.salt, &proof.file_hash), &proof.path),

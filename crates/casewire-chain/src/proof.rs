@@ -46,6 +46,27 @@ pub struct Proof {
     pub on_chain: OnChain,
 }
 
+impl Proof {
+    /// The proof of the file `evidence_id` at `path` in the batch anchored at `on_chain`, in
+    /// this version's [`PROOF_FORMAT`].
+    pub fn new(
+        evidence_id: String,
+        file_hash: B256,
+        salt: B256,
+        path: Vec<Step>,
+        on_chain: OnChain,
+    ) -> Proof {
+        Proof {
+            format: PROOF_FORMAT.into(),
+            evidence_id,
+            file_hash,
+            salt,
+            path,
+            on_chain,
+        }
+    }
+}
+
 /// The `format` of case-head proofs this version writes and reads.
 pub const CASE_HEAD_PROOF_FORMAT: &str = "casewire-case-head-proof/1";
 
@@ -90,6 +111,28 @@ pub struct OnChain {
     pub contract_address: Option<Address>,
     /// The address that signed the transaction.
     pub sender: Address,
+}
+
+impl OnChain {
+    /// Where `receipt`'s transaction put the batch's `root`, signed by `sender` on `chain_id`
+    /// (to `contract_address` when a contract was used).
+    pub fn from_receipt(
+        root: B256,
+        chain_id: u64,
+        receipt: &Receipt,
+        contract_address: Option<Address>,
+        sender: Address,
+    ) -> OnChain {
+        OnChain {
+            root,
+            chain_id,
+            tx_hash: receipt.transaction_hash,
+            block_number: receipt.block_number.to(),
+            block_hash: receipt.block_hash,
+            contract_address,
+            sender,
+        }
+    }
 }
 
 /// What a case head's leaf commits to: the SHA-256 of the UTF-8 text

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use casewire_chain::merkle::{Tree, leaf};
 use casewire_chain::proof::{
-    CASE_HEAD_PROOF_FORMAT, CaseHeadProof, OnChain, PROOF_FORMAT, Proof, case_head_digest,
+    CASE_HEAD_PROOF_FORMAT, CaseHeadProof, OnChain, Proof, case_head_digest,
 };
 use casewire_chain::rpc::{BlockTag, Endpoint, Rpc, RpcError};
 use casewire_chain::tx::{AnchorKey, SignedTx};
@@ -1031,14 +1031,12 @@ impl Worker {
             "anchoring worker started"
         );
         let (mut unreachable_for, mut failed_for) = (0u32, 0u32);
-        // The last failure warned of: the same one again (a lasting misconfiguration) is
-        // logged at debug level, so the log is not filled with it.
-        let mut warned: Option<String> = None;
+        let mut warned = Warned::default();
         loop {
             let step = self.step().await;
             if step.is_ok() {
                 (unreachable_for, failed_for) = (0, 0);
-                if warned.take().is_some() {
+                if warned.recovered() {
                     tracing::info!("anchoring works again");
                 }
             }
@@ -1059,11 +1057,10 @@ impl Worker {
                     failed_for = failed_for.saturating_add(1);
                     let error = e.to_string();
                     let attempts = self.record_failure(&error).await.max(failed_for);
-                    if warned.as_deref() == Some(error.as_str()) {
-                        tracing::debug!(%error, attempts, "an anchoring step failed again");
-                    } else {
+                    if warned.is_new(&error) {
                         tracing::warn!(%error, attempts, "an anchoring step failed; it is tried again, and the same failure is not logged again until it changes");
-                        warned = Some(error);
+                    } else {
+                        tracing::debug!(%error, attempts, "an anchoring step failed again");
                     }
                     Some(backoff(self.chain.poll, attempts))
                 }
@@ -1454,14 +1451,13 @@ impl Worker {
         let now = clock.now_ms();
         let mut rows = Vec::with_capacity(members.len());
         for (i, m) in members.iter().enumerate() {
-            let proof = Proof {
-                format: PROOF_FORMAT.into(),
-                evidence_id: m.evidence_id.clone(),
-                file_hash: m.file_hash,
-                salt: m.salt,
-                path: tree.path(i).unwrap_or_default(),
-                on_chain: on_chain.clone(),
-            };
+            let proof = Proof::new(
+                m.evidence_id.clone(),
+                m.file_hash,
+                m.salt,
+                tree.path(i).unwrap_or_default(),
+                on_chain.clone(),
+            );
             let event = system_event(
                 clock,
                 EventType::EvidenceAnchored,
@@ -1578,6 +1574,28 @@ fn backoff(base: Duration, attempts: u32) -> Duration {
     base.saturating_mul(factor).min(BACKOFF_MAX)
 }
 
+/// The last failure the anchoring worker warned of: the same one again (a lasting
+/// misconfiguration, a key without gas) is logged at debug level, so the log is not filled
+/// with it, and a success after it is logged once.
+#[derive(Debug, Default)]
+struct Warned(Option<String>);
+
+impl Warned {
+    /// Whether `error` is to be warned of: it differs from the last one warned of.
+    fn is_new(&mut self, error: &str) -> bool {
+        if self.0.as_deref() == Some(error) {
+            return false;
+        }
+        self.0 = Some(error.to_owned());
+        true
+    }
+
+    /// After a step that worked: whether a failure had been warned of (and is now over).
+    fn recovered(&mut self) -> bool {
+        self.0.take().is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1589,5 +1607,22 @@ mod tests {
         assert_eq!(backoff(base, 2), Duration::from_secs(10));
         assert_eq!(backoff(base, 4), Duration::from_secs(40));
         assert_eq!(backoff(base, 30), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_lasting_failure_is_warned_of_once_and_again_when_it_changes_or_comes_back() {
+        let mut warned = Warned::default();
+        assert!(!warned.recovered(), "nothing to recover from");
+        assert!(warned.is_new("the key has no gas"));
+        assert!(!warned.is_new("the key has no gas"), "the same again");
+        assert!(!warned.is_new("the key has no gas"));
+        assert!(warned.is_new("the node is on chain 1"), "another failure");
+        assert!(warned.is_new("the key has no gas"), "the first one back");
+        assert!(warned.recovered(), "a success after a warning");
+        assert!(!warned.recovered(), "said once");
+        assert!(
+            warned.is_new("the key has no gas"),
+            "a failure after a success"
+        );
     }
 }

@@ -631,7 +631,7 @@ fn verify_case_compares_with_the_head_anchored_on_chain_and_asks_the_chain_about
 /// file and its proof into `dir` as `file-<i>` and `proof-<i>.json`.
 fn anchor_on(anvil: &casewire_testkit::anvil::Anvil, dir: &std::path::Path, files: usize) {
     use casewire_chain::merkle::{Tree, leaf};
-    use casewire_chain::proof::{OnChain, PROOF_FORMAT, Proof, sha256};
+    use casewire_chain::proof::{OnChain, Proof, sha256};
     use casewire_chain::rpc::{Endpoint, Rpc};
     use casewire_chain::tx::AnchorKey;
     use casewire_testkit::anvil::{CHAIN_ID, DEV_KEY};
@@ -660,22 +660,13 @@ fn anchor_on(anvil: &casewire_testkit::anvil::Anvil, dir: &std::path::Path, file
             .expect("mined")
     });
     for i in 0..files {
-        let proof = Proof {
-            format: PROOF_FORMAT.into(),
-            evidence_id: format!("evidence-{i}"),
-            file_hash: hashes[i],
-            salt: salts[i],
-            path: tree.path(i).expect("in the batch"),
-            on_chain: OnChain {
-                root: tree.root(),
-                chain_id: CHAIN_ID,
-                tx_hash: receipt.transaction_hash,
-                block_number: receipt.block_number.to(),
-                block_hash: receipt.block_hash,
-                contract_address: None,
-                sender: key.address(),
-            },
-        };
+        let proof = Proof::new(
+            format!("evidence-{i}"),
+            hashes[i],
+            salts[i],
+            tree.path(i).expect("in the batch"),
+            OnChain::from_receipt(tree.root(), CHAIN_ID, &receipt, None, key.address()),
+        );
         std::fs::write(dir.join(format!("file-{i}")), &contents[i]).expect("file");
         std::fs::write(
             dir.join(format!("proof-{i}.json")),

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use casewire_chain::merkle::{Tree, leaf};
 use casewire_chain::proof::{
-    Inclusion, OnChain, PROOF_FORMAT, Proof, ReceiptClaim, Refusal, VerifyError, sha256,
-    verify_proof, verify_receipt,
+    Inclusion, OnChain, Proof, ReceiptClaim, Refusal, VerifyError, sha256, verify_proof,
+    verify_receipt,
 };
 use casewire_chain::rpc::{BlockTag, Endpoint, Rpc};
 use casewire_chain::tx::{AnchorKey, AnchorTx, Fees, anchor_contract_creation};
@@ -72,13 +72,12 @@ fn proof_of(
     contract: Option<Address>,
     sender: Address,
 ) -> Proof {
-    Proof {
-        format: PROOF_FORMAT.into(),
-        evidence_id: format!("evidence-{i}"),
-        file_hash: files[i],
-        salt: salts[i],
-        path: tree.path(i).expect("in the batch"),
-        on_chain: OnChain {
+    Proof::new(
+        format!("evidence-{i}"),
+        files[i],
+        salts[i],
+        tree.path(i).expect("in the batch"),
+        OnChain {
             root: tree.root(),
             chain_id: CHAIN_ID,
             tx_hash: tx.0,
@@ -87,7 +86,7 @@ fn proof_of(
             contract_address: contract,
             sender,
         },
-    }
+    )
 }
 
 fn refusal(result: Result<Inclusion, VerifyError>) -> Refusal {
