@@ -2,14 +2,16 @@
 //! encryption`.
 //!
 //! Each figure alternates the unencrypted and the encrypted case over `ENCRYPTION_BENCH_ROUNDS`
-//! rounds (default 5), so drift on a shared machine falls on both, and reports the median of
-//! the rounds' ratios (encrypted / unencrypted):
+//! rounds (default 6), in the order ABBA with the disk flushed before each, so drift on a
+//! shared machine and the cost of running second fall on both, and reports the median of the
+//! rounds' ratios (encrypted / unencrypted):
 //! - one event per durable transaction (the outbox on SQLite, then on SQLCipher);
 //! - group commit under 16 concurrent writers;
 //! - evidence upload of a 64 MiB file (stored as it is, then sealed with XChaCha20-Poly1305).
 //!
 //! The relay's drain from an encrypted database is in the relay's benchmark. The last line
-//! printed is one JSON object with every figure.
+//! printed is one JSON object with every figure. `ENCRYPTION_BENCH_ONLY=<figure>` (say
+//! `single_commit_per_s`) measures one alone.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -28,16 +30,29 @@ fn main() {
     let rounds: usize = std::env::var("ENCRYPTION_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
+        .unwrap_or(6)
         .max(1);
     let dir = tempfile::tempdir().unwrap();
     let key = || Some(DatabaseKey::new([7; 32]));
     let mut figures = serde_json::Map::new();
+    // `ENCRYPTION_BENCH_ONLY=<figure>` measures that figure alone (to profile it).
+    let only = std::env::var("ENCRYPTION_BENCH_ONLY").ok();
     let mut run = |name: &str, measure: &mut dyn FnMut(bool, usize) -> f64, unit: &str| {
+        if only.as_deref().is_some_and(|only| only != name) {
+            return;
+        }
         let (mut plain, mut sealed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
-            let a = measure(false, round);
-            let b = measure(true, round);
+            // The order alternates (ABBA), so whichever case runs second (on a disk still
+            // writing back the first one's pages) is each case in turn, and the disk is
+            // flushed before each phase.
+            let (a, b) = if round % 2 == 0 {
+                let a = settled(|| measure(false, round));
+                (a, settled(|| measure(true, round)))
+            } else {
+                let b = settled(|| measure(true, round));
+                (settled(|| measure(false, round)), b)
+            };
             println!(
                 "{name}, round {}: unencrypted {a:.0}{unit}, encrypted {b:.0}{unit} ({:.2})",
                 round + 1,
@@ -87,6 +102,50 @@ fn main() {
         },
         "/s",
     );
+    // The same commit, timed pairwise: one event to the unencrypted outbox, then one to the
+    // encrypted one, and so on, so each encrypted commit is measured beside an unencrypted one
+    // on the same disk at the same moment, and drift between phases cannot fall on one side.
+    let (mut ratios, mut plain_rates, mut sealed_rates) = (Vec::new(), Vec::new(), Vec::new());
+    if only
+        .as_deref()
+        .is_none_or(|only| only == "single_commit_paired")
+    {
+        for round in 0..rounds {
+            let outboxes = [false, true].map(|encrypted| {
+                open(
+                    &dir.path().join(format!("paired-{encrypted}-{round}.db")),
+                    encrypted.then(key).flatten(),
+                )
+            });
+            let template = guide_event(0);
+            let mut spent = [Duration::ZERO; 2];
+            let mut n = 0u32;
+            let start = Instant::now();
+            while start.elapsed() < 2 * PHASE {
+                for (outbox, spent) in outboxes.iter().zip(&mut spent) {
+                    let at = Instant::now();
+                    outbox.enqueue(&fresh_copy(&template)).wait().unwrap();
+                    *spent += at.elapsed();
+                }
+                n += 1;
+            }
+            let [plain, sealed] = spent.map(|d| f64::from(n) / d.as_secs_f64());
+            println!(
+                "single_commit_paired, round {}: unencrypted {plain:.0}/s, encrypted {sealed:.0}/s ({:.2})",
+                round + 1,
+                sealed / plain
+            );
+            ratios.push(sealed / plain);
+            plain_rates.push(plain);
+            sealed_rates.push(sealed);
+        }
+        println!(
+            "single_commit_paired: unencrypted {:.0}/s, encrypted {:.0}/s, ratio {:.2} (median of {rounds})",
+            median(&plain_rates),
+            median(&sealed_rates),
+            median(&ratios)
+        );
+    }
     run(
         "group_commit_per_s",
         &mut |encrypted, round| {
@@ -139,6 +198,18 @@ fn main() {
         },
         " MiB/s",
     );
+    if !ratios.is_empty() {
+        let ratio = (median(&ratios) * 100.0).round() / 100.0;
+        figures.insert(
+            "single_commit_paired_plain".into(),
+            median(&plain_rates).round().into(),
+        );
+        figures.insert(
+            "single_commit_paired_encrypted".into(),
+            median(&sealed_rates).round().into(),
+        );
+        figures.insert("single_commit_paired_ratio".into(), ratio.into());
+    }
     println!("{}", json!(figures));
 }
 
@@ -168,6 +239,12 @@ fn meta() -> NewEvidence {
         filename: "statement.bin".into(),
         content_type: "application/octet-stream".into(),
     }
+}
+
+/// Runs `phase` after the filesystems have written back what earlier phases left dirty.
+fn settled(phase: impl FnOnce() -> f64) -> f64 {
+    let _ = std::process::Command::new("sync").status();
+    phase()
 }
 
 fn median(values: &[f64]) -> f64 {
