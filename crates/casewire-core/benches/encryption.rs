@@ -37,22 +37,13 @@ fn main() {
     let mut figures = serde_json::Map::new();
     // `ENCRYPTION_BENCH_ONLY=<figure>` measures that figure alone (to profile it).
     let only = std::env::var("ENCRYPTION_BENCH_ONLY").ok();
-    let mut run = |name: &str, measure: &mut dyn FnMut(bool, usize) -> f64, unit: &str| {
+    let mut run = |name: &str, unit: &str, measure: &mut dyn FnMut(usize) -> (f64, f64)| {
         if only.as_deref().is_some_and(|only| only != name) {
             return;
         }
         let (mut plain, mut sealed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
-            // The order alternates (ABBA), so whichever case runs second (on a disk still
-            // writing back the first one's pages) is each case in turn, and the disk is
-            // flushed before each phase.
-            let (a, b) = if round % 2 == 0 {
-                let a = settled(|| measure(false, round));
-                (a, settled(|| measure(true, round)))
-            } else {
-                let b = settled(|| measure(true, round));
-                (settled(|| measure(false, round)), b)
-            };
+            let (a, b) = measure(round);
             println!(
                 "{name}, round {}: unencrypted {a:.0}{unit}, encrypted {b:.0}{unit} ({:.2})",
                 round + 1,
@@ -84,9 +75,8 @@ fn main() {
         );
     };
 
-    run(
-        "single_commit_per_s",
-        &mut |encrypted, round| {
+    run("single_commit_per_s", "/s", &mut |round| {
+        phases(round, &mut |encrypted, round| {
             let outbox = open(
                 &dir.path().join(format!("single-{encrypted}-{round}.db")),
                 encrypted.then(key).flatten(),
@@ -99,56 +89,35 @@ fn main() {
                 n += 1;
             }
             n as f64 / start.elapsed().as_secs_f64()
-        },
-        "/s",
-    );
+        })
+    });
     // The same commit, timed pairwise: one event to the unencrypted outbox, then one to the
     // encrypted one, and so on, so each encrypted commit is measured beside an unencrypted one
     // on the same disk at the same moment, and drift between phases cannot fall on one side.
-    let (mut ratios, mut plain_rates, mut sealed_rates) = (Vec::new(), Vec::new(), Vec::new());
-    if only
-        .as_deref()
-        .is_none_or(|only| only == "single_commit_paired")
-    {
-        for round in 0..rounds {
-            let outboxes = [false, true].map(|encrypted| {
-                open(
-                    &dir.path().join(format!("paired-{encrypted}-{round}.db")),
-                    encrypted.then(key).flatten(),
-                )
-            });
-            let template = guide_event(0);
-            let mut spent = [Duration::ZERO; 2];
-            let mut n = 0u32;
-            let start = Instant::now();
-            while start.elapsed() < 2 * PHASE {
-                for (outbox, spent) in outboxes.iter().zip(&mut spent) {
-                    let at = Instant::now();
-                    outbox.enqueue(&fresh_copy(&template)).wait().unwrap();
-                    *spent += at.elapsed();
-                }
-                n += 1;
+    run("single_commit_paired", "/s", &mut |round| {
+        let outboxes = [false, true].map(|encrypted| {
+            open(
+                &dir.path().join(format!("paired-{encrypted}-{round}.db")),
+                encrypted.then(key).flatten(),
+            )
+        });
+        let template = guide_event(0);
+        let mut spent = [Duration::ZERO; 2];
+        let mut n = 0u32;
+        let start = Instant::now();
+        while start.elapsed() < 2 * PHASE {
+            for (outbox, spent) in outboxes.iter().zip(&mut spent) {
+                let at = Instant::now();
+                outbox.enqueue(&fresh_copy(&template)).wait().unwrap();
+                *spent += at.elapsed();
             }
-            let [plain, sealed] = spent.map(|d| f64::from(n) / d.as_secs_f64());
-            println!(
-                "single_commit_paired, round {}: unencrypted {plain:.0}/s, encrypted {sealed:.0}/s ({:.2})",
-                round + 1,
-                sealed / plain
-            );
-            ratios.push(sealed / plain);
-            plain_rates.push(plain);
-            sealed_rates.push(sealed);
+            n += 1;
         }
-        println!(
-            "single_commit_paired: unencrypted {:.0}/s, encrypted {:.0}/s, ratio {:.2} (median of {rounds})",
-            median(&plain_rates),
-            median(&sealed_rates),
-            median(&ratios)
-        );
-    }
-    run(
-        "group_commit_per_s",
-        &mut |encrypted, round| {
+        let [plain, sealed] = spent.map(|d| f64::from(n) / d.as_secs_f64());
+        (plain, sealed)
+    });
+    run("group_commit_per_s", "/s", &mut |round| {
+        phases(round, &mut |encrypted, round| {
             let outbox = Arc::new(open(
                 &dir.path().join(format!("group-{encrypted}-{round}.db")),
                 encrypted.then(key).flatten(),
@@ -172,13 +141,11 @@ fn main() {
                 handles.into_iter().map(|h| h.join().unwrap()).collect()
             });
             counts.iter().sum::<u64>() as f64 / start.elapsed().as_secs_f64()
-        },
-        "/s",
-    );
+        })
+    });
     let content: Vec<u8> = (0..FILE).map(|i| (i % 251) as u8).collect();
-    run(
-        "upload_mib_per_s",
-        &mut |encrypted, round| {
+    run("upload_mib_per_s", " MiB/s", &mut |round| {
+        phases(round, &mut |encrypted, round| {
             let data = dir.path().join(format!("evidence-{encrypted}-{round}"));
             std::fs::create_dir_all(&data).unwrap();
             let outbox = Arc::new(open(&data.join("outbox.db"), encrypted.then(key).flatten()));
@@ -195,21 +162,8 @@ fn main() {
                 .upload(meta(), file.as_slice(), &user(), &RequestInfo::default())
                 .unwrap();
             FILE as f64 / (1024.0 * 1024.0) / start.elapsed().as_secs_f64()
-        },
-        " MiB/s",
-    );
-    if !ratios.is_empty() {
-        let ratio = (median(&ratios) * 100.0).round() / 100.0;
-        figures.insert(
-            "single_commit_paired_plain".into(),
-            median(&plain_rates).round().into(),
-        );
-        figures.insert(
-            "single_commit_paired_encrypted".into(),
-            median(&sealed_rates).round().into(),
-        );
-        figures.insert("single_commit_paired_ratio".into(), ratio.into());
-    }
+        })
+    });
     println!("{}", json!(figures));
 }
 
@@ -238,6 +192,19 @@ fn meta() -> NewEvidence {
         risk_level: None,
         filename: "statement.bin".into(),
         content_type: "application/octet-stream".into(),
+    }
+}
+
+/// One round of a figure measured in two phases, unencrypted and encrypted, in turns: the order
+/// alternates (ABBA), so whichever case runs second (on a disk still writing back the first
+/// one's pages) is each case in turn, and the disk is flushed before each phase.
+fn phases(round: usize, measure: &mut dyn FnMut(bool, usize) -> f64) -> (f64, f64) {
+    if round.is_multiple_of(2) {
+        let plain = settled(|| measure(false, round));
+        (plain, settled(|| measure(true, round)))
+    } else {
+        let sealed = settled(|| measure(true, round));
+        (settled(|| measure(false, round)), sealed)
     }
 }
 
