@@ -22,14 +22,16 @@
 //! one gathers, so under concurrency many writes share one fsync. See `writer.rs`.
 //!
 //! # Schema (see `schema.rs`)
-//! - `outbox_events(seq PK AUTOINCREMENT, event_id UNIQUE, event_type, priority, partition_key,
-//!   payload, added_at, attempts, next_attempt_at, first_error_at, last_error_at, last_error)`:
-//!   the queue. `seq` is the commit order and the order key. Its only indexes are the primary
-//!   key and the unique `event_id`: each index is paid for on every enqueue and acknowledgement.
+//! - `outbox_events(seq PK, event_id UNIQUE, event_type, priority, partition_key, payload,
+//!   added_at, attempts, next_attempt_at, first_error_at, last_error_at, last_error)`: the
+//!   queue. `seq` is the commit order and the order key, never given twice: an enqueue takes the
+//!   highest order key ever given plus one, from `outbox_counters`. Its only indexes are the
+//!   primary key and the unique `event_id`: each index is paid for on every enqueue and
+//!   acknowledgement.
 //! - `dead_letters(seq PK, event_id UNIQUE, …, reason, dead_at)`: given-up events, keeping their
 //!   original `seq` so a replay slots them back into their key's order.
 //! - `outbox_counters(bucket, events, bytes)`: 4 priority buckets, one for dead letters, one for
-//!   delivered rows awaiting deletion. Inserts are counted by trigger; deletes by the outbox,
+//!   delivered rows awaiting deletion, and the highest order key given (row 6). Inserts are counted by trigger; deletes by the outbox,
 //!   which alone knows whether the row was queued or delivered.
 //! - `outbox_delivered(block, bits)`: delivered order keys, one 4,096-bit map per block; their
 //!   rows wait for the writer to delete them (see `acked.rs`).

@@ -10,7 +10,7 @@ use rusqlite::{ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::schema::{DEAD_BUCKET, DELIVERED_BUCKET};
+use crate::schema::{DEAD_BUCKET, DELIVERED_BUCKET, ORDER_KEY_ROW};
 use crate::writer::WriteTx;
 use crate::{Error, Outbox, Pending, lock};
 
@@ -92,8 +92,10 @@ impl WriteTx<'_> {
         let inserted = self
             .prepare_cached(
                 "INSERT INTO outbox_events
-                   (event_id, event_type, priority, partition_key, payload, added_at, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   (seq, event_id, event_type, priority, partition_key, payload, added_at,
+                    next_attempt_at)
+                 VALUES ((SELECT events + 1 FROM outbox_counters WHERE bucket = ?8),
+                         ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 event.event_id,
@@ -103,6 +105,7 @@ impl WriteTx<'_> {
                 event.payload,
                 added_at,
                 now,
+                ORDER_KEY_ROW,
             ]);
         match inserted {
             Ok(_) => {
@@ -137,8 +140,8 @@ impl WriteTx<'_> {
         self.execute("DELETE FROM outbox_events", [])?;
         self.forget_delivered()?;
         self.execute(
-            "UPDATE outbox_counters SET events = 0, bytes = 0 WHERE bucket <> ?1",
-            [DEAD_BUCKET],
+            "UPDATE outbox_counters SET events = 0, bytes = 0 WHERE bucket NOT IN (?1, ?2)",
+            [DEAD_BUCKET, ORDER_KEY_ROW],
         )?;
         *self.released.borrow_mut() = crate::writer::Release::All;
         self.rewinds.set(true);

@@ -14,6 +14,10 @@ use crate::{DatabaseKey, Durability, Error};
 pub(crate) const DEAD_BUCKET: i64 = 4;
 /// See [`DEAD_BUCKET`].
 pub(crate) const DELIVERED_BUCKET: i64 = 5;
+/// Not a count: the row whose `events` is the highest order key ever given, so that no order
+/// key is given twice (see migration 5). Kept in `outbox_counters` because every enqueue
+/// already writes that table's one page.
+pub(crate) const ORDER_KEY_ROW: i64 = 6;
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
@@ -129,6 +133,55 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(
             "CREATE INDEX outbox_events_refusals ON outbox_events (event_type)
                WHERE event_type = 'user.unauthorized_access';",
+        ),
+        // AUTOINCREMENT kept its high-water mark in `sqlite_sequence`, a page of its own that
+        // every enqueue wrote (and, encrypted, paid a fifth of its cipher's cost for). The
+        // mark now lives in `outbox_counters` (row `ORDER_KEY_ROW`), on the page every enqueue
+        // writes already: an enqueue gives `seq` the mark plus one, and the insert trigger
+        // raises the mark. SQLite cannot drop AUTOINCREMENT from a table, so the queue is
+        // copied into one without it, in this migration's transaction.
+        M::up(
+            r#"
+        CREATE TABLE outbox_events_rebuilt (
+            seq             INTEGER PRIMARY KEY,
+            event_id        TEXT    NOT NULL UNIQUE,
+            event_type      TEXT    NOT NULL,
+            priority        INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 3),
+            partition_key   TEXT    NOT NULL,
+            payload         BLOB    NOT NULL,
+            added_at        INTEGER NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            first_error_at  INTEGER,
+            last_error_at   INTEGER,
+            last_error      TEXT
+        );
+        INSERT INTO outbox_events_rebuilt (seq, event_id, event_type, priority, partition_key,
+                payload, added_at, attempts, next_attempt_at, first_error_at, last_error_at,
+                last_error)
+            SELECT seq, event_id, event_type, priority, partition_key, payload, added_at,
+                   attempts, next_attempt_at, first_error_at, last_error_at, last_error
+              FROM outbox_events;
+        INSERT INTO outbox_counters (bucket, events, bytes) VALUES (6, max(
+            coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox_events'), 0),
+            coalesce((SELECT max(seq) FROM outbox_events), 0),
+            coalesce((SELECT max(seq) FROM dead_letters), 0)), 0);
+        DROP TABLE outbox_events;
+        DELETE FROM sqlite_sequence WHERE name = 'outbox_events';
+        ALTER TABLE outbox_events_rebuilt RENAME TO outbox_events;
+        CREATE INDEX outbox_events_refusals ON outbox_events (event_type)
+            WHERE event_type = 'user.unauthorized_access';
+        CREATE TRIGGER outbox_events_counted_in AFTER INSERT ON outbox_events BEGIN
+            UPDATE outbox_counters SET events = events + 1, bytes = bytes + length(NEW.payload)
+                WHERE bucket = NEW.priority;
+            UPDATE outbox_counters SET events = NEW.seq WHERE bucket = 6 AND events < NEW.seq;
+        END;
+        CREATE TRIGGER outbox_events_unique_id BEFORE INSERT ON outbox_events
+            WHEN EXISTS (SELECT 1 FROM dead_letters WHERE event_id = NEW.event_id)
+        BEGIN
+            SELECT RAISE(ABORT, 'UNIQUE constraint failed: dead_letters.event_id');
+        END;
+        "#,
         ),
     ])
 });
@@ -310,5 +363,114 @@ mod tests {
         MIGRATIONS
             .validate()
             .expect("migrations apply to an empty database");
+    }
+
+    fn high_water(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT events FROM outbox_counters WHERE bucket = ?1",
+            [ORDER_KEY_ROW],
+            |r| r.get(0),
+        )
+        .expect("the order key row")
+    }
+
+    #[test]
+    fn the_move_out_of_autoincrement_keeps_every_row_and_the_highest_order_key_given() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        MIGRATIONS
+            .to_version(&mut conn, 4)
+            .expect("the schema before");
+        conn.execute_batch(
+            "INSERT INTO outbox_events (event_id, event_type, priority, partition_key, payload,
+                                        added_at, next_attempt_at, attempts, last_error)
+             VALUES ('evt_1_a', 'case.created', 2, 'CASE-1', x'7b7d', 1, 1, 0, NULL),
+                    ('evt_2_b', 'case.updated', 1, 'CASE-1', x'7b207d', 2, 9, 3, 'timed out'),
+                    ('evt_3_c', 'case.updated', 2, 'CASE-2', x'7b7d', 3, 3, 0, NULL);
+             -- The newest order key leaves the queue (a dead letter, then discarded).
+             DELETE FROM outbox_events WHERE seq = 3;",
+        )
+        .expect("rows before");
+        let rows = |conn: &Connection| -> Vec<(i64, String, i64, Vec<u8>, i64, Option<String>)> {
+            conn.prepare(
+                "SELECT seq, event_id, priority, payload, attempts, last_error
+                   FROM outbox_events ORDER BY seq",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect()
+            })
+            .expect("rows")
+        };
+        let counters = |conn: &Connection| -> Vec<(i64, i64, i64)> {
+            conn.prepare("SELECT bucket, events, bytes FROM outbox_counters WHERE bucket < 6")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .expect("counters")
+        };
+        let (before, counted) = (rows(&conn), counters(&conn));
+
+        migrate(&mut conn).expect("migrated");
+
+        assert_eq!(rows(&conn), before);
+        assert_eq!(counters(&conn), counted);
+        assert_eq!(high_water(&conn), 3, "order key 3 was given once");
+        let table: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'outbox_events'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("table");
+        assert!(!table.contains("AUTOINCREMENT"), "{table}");
+        let triggers: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE tbl_name = 'outbox_events'
+                   AND name IN ('outbox_events_counted_in', 'outbox_events_unique_id',
+                                'outbox_events_refusals')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(triggers, 3, "the table's triggers and index are back");
+    }
+
+    #[test]
+    fn an_insert_raises_the_mark_and_an_older_order_key_put_back_does_not_lower_it() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("migrated");
+        let insert = |conn: &Connection, seq: Option<i64>, id: &str| {
+            conn.execute(
+                "INSERT INTO outbox_events (seq, event_id, event_type, priority, partition_key,
+                                            payload, added_at, next_attempt_at)
+                 VALUES (coalesce(?1, (SELECT events + 1 FROM outbox_counters WHERE bucket = 6)),
+                         ?2, 'case.created', 2, 'CASE-1', x'7b7d', 1, 1)",
+                rusqlite::params![seq, id],
+            )
+            .expect("insert");
+            conn.last_insert_rowid()
+        };
+        assert_eq!(insert(&conn, None, "evt_1_a"), 1);
+        assert_eq!(insert(&conn, None, "evt_2_b"), 2);
+        conn.execute("DELETE FROM outbox_events", [])
+            .expect("cleared");
+        assert_eq!(insert(&conn, None, "evt_3_c"), 3, "not 1 again");
+        assert_eq!(
+            insert(&conn, Some(2), "evt_2_b"),
+            2,
+            "a replayed dead letter"
+        );
+        assert_eq!(high_water(&conn), 3);
+        assert_eq!(insert(&conn, None, "evt_4_d"), 4);
     }
 }

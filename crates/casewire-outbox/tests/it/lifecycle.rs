@@ -328,6 +328,41 @@ fn replayed_dead_letters_regain_their_place_in_their_keys_order() {
 }
 
 #[test]
+fn an_order_key_is_never_given_twice_across_dead_letters_restarts_and_clears() {
+    let fx = Fixture::new();
+    let newest_dead = {
+        let outbox = fx.open();
+        fx.queue(&outbox, 2, Priority::Medium);
+        let claim = outbox.claim(2).expect("claim");
+        let newest = claim.events[1].seq;
+        fail(&outbox, newest, FailKind::Permanent);
+        newest
+    };
+    let outbox = fx.open();
+    let enqueue = |event: casewire_events::Event| {
+        outbox
+            .write(move |tx| tx.enqueue_returning_seq(&event))
+            .wait()
+            .expect("queued")
+    };
+    let after_restart = enqueue(fx.event("B", Priority::Medium));
+    assert!(
+        after_restart > newest_dead,
+        "order key {after_restart} after the dead letter's {newest_dead}"
+    );
+    outbox.clear("admin".into(), None).wait().expect("clear");
+    let after_clear = enqueue(fx.event("C", Priority::Medium));
+    // The clear's own alert took the next order key.
+    assert_eq!(after_clear, after_restart + 2);
+    let dead = dead_ids(&outbox);
+    let replayed = outbox
+        .replay(dead.clone(), "admin".into())
+        .wait()
+        .expect("replay");
+    assert_eq!(replayed, dead, "the dead letter's order key was still free");
+}
+
+#[test]
 fn discarding_dead_letters_is_explicit_and_audited() {
     let fx = Fixture::new();
     let outbox = fx.open();
