@@ -390,7 +390,8 @@ mod tests {
              DELETE FROM outbox_events WHERE seq = 3;",
         )
         .expect("rows before");
-        let rows = |conn: &Connection| -> Vec<(i64, String, i64, Vec<u8>, i64, Option<String>)> {
+        type Row = (i64, String, i64, Vec<u8>, i64, Option<String>);
+        let rows = |conn: &Connection| -> Vec<Row> {
             conn.prepare(
                 "SELECT seq, event_id, priority, payload, attempts, last_error
                    FROM outbox_events ORDER BY seq",

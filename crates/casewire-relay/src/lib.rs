@@ -4,6 +4,12 @@
 //! - **The backlog stays in SQLite.** The relay claims at most `window` events from the outbox,
 //!   hands them to librdkafka (idempotent, `acks=all`, lz4), and claims more only as delivery
 //!   reports come back. librdkafka never holds more than a window.
+//! - **Reading overlaps sending.** A slice (at most 1,000 events) is read from the outbox on a
+//!   blocking thread; while the loop hands one full slice to librdkafka, the next is read. The
+//!   loop's own thread, which every event and every report goes through, does no SQLite reads
+//!   (and, with an encrypted database, no page decryption). A slice whose sending became
+//!   impossible while it was read (queue full, producer being replaced, an earlier event of
+//!   its slice refused, shutdown) goes back to the outbox unsent and uncounted.
 //! - **Acknowledged only when Kafka has it.** An event is acknowledged in the outbox only after
 //!   its delivery report succeeded; acknowledgements are batched (one outbox write per burst of
 //!   reports). A crash between Kafka's acknowledgement and the outbox's resends the event after
@@ -29,7 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use casewire_outbox::{BrokerStatus, ClaimedEvent, FailKind, FailOutcome, Failure, Outbox};
+use casewire_outbox::{BrokerStatus, Claim, ClaimedEvent, FailKind, FailOutcome, Failure, Outbox};
 use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -37,7 +43,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 pub use config::{
     DEFAULT_CLIENT_ID, DEFAULT_TOPIC, RelayConfig, SETTINGS, SaslMechanism, Secret, Security,
@@ -348,6 +354,10 @@ impl Relay {
             woken,
             stopped,
             in_flight: 0,
+            claiming: None,
+            claim_wanted: true,
+            next_due: None,
+            refusals: 0,
             writes: JoinSet::new(),
             written: Arc::new(tokio::sync::Notify::new()),
             unwritten: Arc::default(),
@@ -436,6 +446,28 @@ impl Unwritten {
 /// How long the relay waits before writing outcomes again after an outbox write failed.
 const REWRITE_AFTER: Duration = Duration::from_secs(1);
 
+/// A slice being read from the outbox on a blocking thread. The relay loop reads the next slice
+/// this way while it hands the previous one to librdkafka, so that reading (and, encrypted,
+/// decrypting) the queue's pages is not on the thread every event goes through.
+struct Claiming {
+    /// How many events it may hand out.
+    room: usize,
+    /// [`Loop::refusals`] when it started: a refusal since may have held back a key this slice
+    /// has later events of, and then the slice goes back unsent.
+    refusals: u64,
+    task: JoinHandle<Result<Claim, casewire_outbox::Error>>,
+}
+
+/// The claim's outcome, once it has one; never, when no claim is running.
+async fn claimed(
+    claiming: &mut Option<Claiming>,
+) -> Result<Result<Claim, casewire_outbox::Error>, JoinError> {
+    match claiming {
+        Some(claiming) => (&mut claiming.task).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The relay loop's state.
 struct Loop {
     deliveries: tokio::sync::broadcast::Sender<Arc<[i64]>>,
@@ -461,6 +493,15 @@ struct Loop {
     stopped: watch::Receiver<bool>,
     /// Events handed to librdkafka whose report has not arrived.
     in_flight: usize,
+    /// The slice being read from the outbox, if one is.
+    claiming: Option<Claiming>,
+    /// Something happened since the last claim that found the queue exhausted (a commit, a
+    /// report, a wake-up): claim again.
+    claim_wanted: bool,
+    /// When the earliest event held back by its retry schedule is due, as the last claim found.
+    next_due: Option<Instant>,
+    /// How many times librdkafka refused an event and its key was held back.
+    refusals: u64,
     /// Outbox writes (acks, fails) not yet known to be committed.
     writes: JoinSet<()>,
     /// Signalled when an outbox write commits: failed events may be claimable again.
@@ -509,34 +550,12 @@ impl Loop {
             // events a crash would send twice.
             if let Ok(report) = self.reports.try_recv() {
                 self.handle_reports(report);
+                self.claim_wanted = true;
             }
-            let mut filled = false;
-            // A due time is only meaningful from the claim that found it.
-            let mut next_due: Option<Instant> = None;
-            if reachable
-                && !self.resetting
-                && !self.queue_full
-                && self.in_flight < self.config.window
-            {
-                // Claim in slices, so reports are taken between them.
-                let room = (self.config.window - self.in_flight).min(CLAIM_SLICE);
-                match self.outbox.claim(room) {
-                    Ok(claim) => {
-                        tracing::trace!(claimed = claim.events.len(), in_flight = self.in_flight, next_due = ?claim.next_due_in, "claimed");
-                        filled = claim.events.len() == room;
-                        next_due = claim.next_due_in.map(|d| Instant::now() + d);
-                        self.send(claim.events);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot claim events from the outbox");
-                        next_due = Some(Instant::now() + Duration::from_secs(1));
-                    }
-                }
+            if self.claim_wanted && self.claiming.is_none() && self.may_claim(0) {
+                self.start_claim(0);
             }
-            if filled && self.in_flight < self.config.window {
-                continue;
-            }
-            let mut wake_at = match (reachable, next_due) {
+            let mut wake_at = match (reachable, self.next_due) {
                 (false, _) => next_probe,
                 (true, Some(due)) => due,
                 (true, None) => Instant::now() + Duration::from_secs(60),
@@ -552,15 +571,23 @@ impl Loop {
                 wake_at = wake_at.min(at);
             }
             let written = self.written.clone();
+            let mut woken = true;
             tokio::select! {
                 biased;
                 // A dropped `Relay` closes the channel: stop as on shutdown.
                 changed = self.stopped.changed() => if changed.is_err() { break },
+                outcome = claimed(&mut self.claiming) => {
+                    woken = false;
+                    self.take_claim(outcome);
+                }
                 Some(report) = self.reports.recv() => self.handle_reports(report),
                 _ = self.woken.changed() => {}
                 _ = committed.changed() => {}
                 _ = written.notified() => {}
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+            if woken {
+                self.claim_wanted = true;
             }
             while self.writes.try_join_next().is_some() {}
         }
@@ -598,6 +625,88 @@ impl Loop {
                 Err(e) => tracing::trace!(error = %e, "probe: no broker answered"),
             }
         });
+    }
+
+    /// Whether another slice may be claimed, with `unsent` events claimed and not yet handed
+    /// to librdkafka.
+    fn may_claim(&self, unsent: usize) -> bool {
+        self.counters.reachable.load(Ordering::SeqCst)
+            && !self.resetting
+            && !self.queue_full
+            && !*self.stopped.borrow()
+            && self.in_flight + unsent < self.config.window
+    }
+
+    /// Starts reading the next slice (in slices, so reports are taken between them).
+    fn start_claim(&mut self, unsent: usize) {
+        let room = (self.config.window - self.in_flight - unsent).min(CLAIM_SLICE);
+        let outbox = self.outbox.clone();
+        self.claim_wanted = false;
+        self.next_due = None;
+        self.claiming = Some(Claiming {
+            room,
+            refusals: self.refusals,
+            task: tokio::task::spawn_blocking(move || outbox.claim(room)),
+        });
+    }
+
+    /// Takes a slice read from the outbox: starts reading the next one if this one was full,
+    /// then hands this one to librdkafka, unless sending stopped meanwhile.
+    fn take_claim(&mut self, outcome: Result<Result<Claim, casewire_outbox::Error>, JoinError>) {
+        let Some(Claiming { room, refusals, .. }) = self.claiming.take() else {
+            return;
+        };
+        let claim = match outcome {
+            Ok(Ok(claim)) => claim,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot claim events from the outbox");
+                self.next_due = Some(Instant::now() + Duration::from_secs(1));
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the thread claiming events from the outbox failed");
+                self.next_due = Some(Instant::now() + Duration::from_secs(1));
+                return;
+            }
+        };
+        tracing::trace!(claimed = claim.events.len(), in_flight = self.in_flight, next_due = ?claim.next_due_in, "claimed");
+        self.next_due = claim.next_due_in.map(|d| Instant::now() + d);
+        let why = if self.refusals != refusals {
+            Some("held back: an earlier event was refused")
+        } else if self.resetting {
+            Some("held back: producer being replaced")
+        } else if self.queue_full {
+            Some("held back: librdkafka queue full")
+        } else if *self.stopped.borrow() {
+            Some("relay stopped before sending")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.hand_back(claim.events, why);
+            return;
+        }
+        let unsent = claim.events.len();
+        if unsent == room && self.may_claim(unsent) {
+            self.start_claim(unsent);
+        }
+        self.send(claim.events);
+    }
+
+    /// Gives claimed events back to the outbox unsent, uncounted and due at once.
+    fn hand_back(&mut self, events: Vec<ClaimedEvent>, why: &str) {
+        if events.is_empty() {
+            return;
+        }
+        let failures = events
+            .into_iter()
+            .map(|event| Failure {
+                seq: event.seq,
+                kind: FailKind::Unreachable,
+                reason: why.to_owned(),
+            })
+            .collect();
+        self.write_failures(failures);
     }
 
     /// Hands claimed events to librdkafka. If its queue is full the rest go back to the outbox
@@ -655,6 +764,7 @@ impl Loop {
                     // A dead-lettered event frees its key; any other refusal holds it.
                     if kind != FailKind::Permanent {
                         held_keys.insert(event.partition_key.clone());
+                        self.refusals += 1;
                     }
                     refused.push(Failure {
                         seq: event.seq,
@@ -868,6 +978,11 @@ impl Loop {
 
     /// Shutdown: wait for reports of what is in flight, then for the outbox writes.
     async fn drain(mut self) {
+        if let Some(claiming) = self.claiming.take()
+            && let Ok(Ok(claim)) = claiming.task.await
+        {
+            self.hand_back(claim.events, "relay stopped before sending");
+        }
         let deadline = tokio::time::Instant::now() + self.config.shutdown_timeout;
         while self.in_flight > 0 {
             match tokio::time::timeout_at(deadline, self.reports.recv()).await {
