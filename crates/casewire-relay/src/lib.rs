@@ -32,7 +32,7 @@ mod config;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use casewire_outbox::{BrokerStatus, Claim, ClaimedEvent, FailKind, FailOutcome, Failure, Outbox};
@@ -358,6 +358,7 @@ impl Relay {
             claim_wanted: true,
             next_due: None,
             refusals: 0,
+            failing: Arc::default(),
             writes: JoinSet::new(),
             written: Arc::new(tokio::sync::Notify::new()),
             unwritten: Arc::default(),
@@ -502,6 +503,10 @@ struct Loop {
     next_due: Option<Instant>,
     /// How many times librdkafka refused an event and its key was held back.
     refusals: u64,
+    /// Failure writes not yet committed. Until a failed event is back in the queue the outbox
+    /// counts it in flight, and would hand out later events of its key ahead of it: nothing is
+    /// claimed meanwhile.
+    failing: Arc<AtomicUsize>,
     /// Outbox writes (acks, fails) not yet known to be committed.
     writes: JoinSet<()>,
     /// Signalled when an outbox write commits: failed events may be claimable again.
@@ -635,6 +640,8 @@ impl Loop {
             && !self.queue_full
             && !*self.stopped.borrow()
             && self.in_flight + unsent < self.config.window
+            && self.failing.load(Ordering::SeqCst) == 0
+            && lock(&self.unwritten).failures.is_empty()
     }
 
     /// Starts reading the next slice (in slices, so reports are taken between them).
@@ -899,6 +906,8 @@ impl Loop {
         let pending = self.outbox.fail(failures.clone());
         let (unwritten, written) = (self.unwritten.clone(), self.written.clone());
         let counters = self.counters.clone();
+        let failing = self.failing.clone();
+        failing.fetch_add(1, Ordering::SeqCst);
         self.writes.spawn(async move {
             match pending.await {
                 Ok(outcomes) => {
@@ -913,6 +922,7 @@ impl Loop {
                     lock(&unwritten).failures.extend(failures);
                 }
             }
+            failing.fetch_sub(1, Ordering::SeqCst);
             written.notify_one();
         });
     }
