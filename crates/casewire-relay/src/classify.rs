@@ -51,6 +51,25 @@ fn is_unreachable(code: RDKafkaErrorCode) -> bool {
     )
 }
 
+/// The idempotent producer's own state out of step with the broker's: a sequence gap or an old
+/// epoch after requests were lost on a flapping link, a broker that no longer knows the
+/// producer id. librdkafka bumps the epoch (or the relay replaces the producer) and the events
+/// go again: nothing against them, so the attempt does not count.
+fn is_producer_state(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        OutOfOrderSequenceNumber
+            | DuplicateSequenceNumber
+            | InvalidProducerEpoch
+            | InvalidProducerIdMapping
+            | UnknownProducerId
+            | GaplessGuarantee
+            | Inconsistent
+            | Retry
+    )
+}
+
 /// Timeouts: the message's own (`message.timeout.ms`), an in-flight request's, one in a local
 /// queue, and the broker's (a replication that took too long). Each says the link or the
 /// cluster was slow, nothing against the event, and a link that flaps reports them once it is
@@ -81,7 +100,12 @@ pub(crate) fn classify(error: &KafkaError, reachable: bool) -> FailKind {
     };
     if is_permanent(code) {
         FailKind::Permanent
-    } else if is_refused_client(code) || is_unreachable(code) || is_timeout(code) || !reachable {
+    } else if is_refused_client(code)
+        || is_unreachable(code)
+        || is_producer_state(code)
+        || is_timeout(code)
+        || !reachable
+    {
         FailKind::Unreachable
     } else {
         FailKind::Retriable
@@ -156,6 +180,26 @@ mod tests {
             C::OperationTimedOut,
             C::TimedOutQueue,
             C::RequestTimedOut,
+        ] {
+            assert_eq!(
+                classify(&delivery(code), true),
+                FailKind::Unreachable,
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_producer_out_of_step_with_the_broker_does_not_count() {
+        for code in [
+            C::OutOfOrderSequenceNumber,
+            C::DuplicateSequenceNumber,
+            C::InvalidProducerEpoch,
+            C::InvalidProducerIdMapping,
+            C::UnknownProducerId,
+            C::GaplessGuarantee,
+            C::Inconsistent,
+            C::Retry,
         ] {
             assert_eq!(
                 classify(&delivery(code), true),

@@ -156,6 +156,37 @@ async fn retriable_produce_errors_are_retried_in_per_key_order() {
     assert_delivered_once_in_order(&delivered, &ids);
 }
 
+/// A link that flaps leaves the idempotent producer's sequence out of step with the broker's:
+/// librdkafka bumps its epoch and fails the batch with the broker's idempotence error, or the
+/// broker no longer knows the producer. That says nothing against the events: none counts,
+/// none is dead-lettered, and every one reaches the topic once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotence_errors_from_a_broker_out_of_step_with_the_producer_count_nothing() {
+    let mock = cluster();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+        ],
+    );
+    let fx = Fixture::new();
+    let ids = fx.enqueue(300, 4);
+    let relay =
+        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
+    until("the queue to drain", || fx.stats().queue_size == 0).await;
+    assert_eq!(fx.stats().dead_letter_count, 0, "nothing dead-lettered");
+    assert_eq!(fx.outbox.delivery_totals().failed, 0, "no attempt counted");
+    relay.shutdown().await;
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 300))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &ids);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_broker_still_gets_everything() {
     let mock = cluster();

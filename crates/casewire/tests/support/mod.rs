@@ -75,7 +75,16 @@ pub fn serve_logged(command: &mut Command) -> (Child, String, Vec<String>) {
         }
         before.push(line);
     };
-    std::thread::spawn(move || lines.for_each(drop));
+    // Its warnings and errors go to the test's output, which the harness shows when the test
+    // fails (the thread inherits the test's capture); `CASEWIRE_TEST_LOG=1` shows every line.
+    let everything = std::env::var_os("CASEWIRE_TEST_LOG").is_some();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if everything || line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("serve: {line}");
+            }
+        }
+    });
     (child, base, before)
 }
 
