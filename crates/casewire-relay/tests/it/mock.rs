@@ -129,31 +129,37 @@ async fn a_broker_lost_mid_stream_delivers_everything_when_it_returns() {
     assert_delivered_once_in_order(&delivered, &all);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retriable_produce_errors_are_retried_in_per_key_order() {
+/// 300 events over 4 keys through a broker that fails the next produce requests with
+/// `errors`: every event reaches the topic once, in order, and none is dead-lettered. Returns
+/// the drained fixture.
+async fn drained_through_produce_errors(errors: &[RDKafkaRespErr]) -> Fixture {
     let mock = cluster();
-    mock.request_errors(
-        RDKafkaApiKey::Produce,
-        &[
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__TRANSPORT,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        ],
-    );
+    mock.request_errors(RDKafkaApiKey::Produce, errors);
     let fx = Fixture::new();
     let ids = fx.enqueue(300, 4);
     let relay =
         Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
     until("the queue to drain", || fx.stats().queue_size == 0).await;
-    assert_eq!(fx.stats().dead_letter_count, 0);
+    assert_eq!(fx.stats().dead_letter_count, 0, "nothing dead-lettered");
     relay.shutdown().await;
     let brokers = mock.bootstrap_servers();
     let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 300))
         .await
         .expect("reader");
     assert_delivered_once_in_order(&delivered, &ids);
+    fx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retriable_produce_errors_are_retried_in_per_key_order() {
+    drained_through_produce_errors(&[
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR__TRANSPORT,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    ])
+    .await;
 }
 
 /// A link that flaps leaves the idempotent producer's sequence out of step with the broker's:
@@ -162,29 +168,14 @@ async fn retriable_produce_errors_are_retried_in_per_key_order() {
 /// none is dead-lettered, and every one reaches the topic once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotence_errors_from_a_broker_out_of_step_with_the_producer_count_nothing() {
-    let mock = cluster();
-    mock.request_errors(
-        RDKafkaApiKey::Produce,
-        &[
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
-        ],
-    );
-    let fx = Fixture::new();
-    let ids = fx.enqueue(300, 4);
-    let relay =
-        Relay::start(fx.outbox.clone(), relay_config(&mock.bootstrap_servers())).expect("relay");
-    until("the queue to drain", || fx.stats().queue_size == 0).await;
-    assert_eq!(fx.stats().dead_letter_count, 0, "nothing dead-lettered");
+    let fx = drained_through_produce_errors(&[
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+    ])
+    .await;
     assert_eq!(fx.outbox.delivery_totals().failed, 0, "no attempt counted");
-    relay.shutdown().await;
-    let brokers = mock.bootstrap_servers();
-    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 300))
-        .await
-        .expect("reader");
-    assert_delivered_once_in_order(&delivered, &ids);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
