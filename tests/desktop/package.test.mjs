@@ -112,12 +112,25 @@ async function updateServer(dir) {
   };
 }
 
+/**
+ * `read()`'s value, read again while the screen re-renders under it: an element found, then
+ * replaced before it is read, is a stale element (CI saw one on the settings screen just after
+ * navigating to it), not a failure.
+ */
+async function settled(what, read) {
+  return (await until(what, async () => ({ value: await read() }), 30_000)).value;
+}
+
 /** The text of the settings screen's Updates panel. */
 async function updatesPanel() {
-  const panel = await browser.$('[data-testid=updates]');
-  await panel.waitForDisplayed({ timeout: 30_000 });
-  return panel.getText();
+  return until('the Updates panel shows', async () => {
+    const panel = await browser.$('[data-testid=updates]');
+    return (await panel.isDisplayed()) && panel.getText();
+  }, 30_000);
 }
+
+/** The Updates panel's "look for updates" box, found afresh for each use. */
+const allowBox = () => browser.$('[data-testid=updates] input[type=checkbox]');
 
 /** The ids of the events queued on this laptop, as the queue screen lists them (its API). */
 async function queuedIds() {
@@ -176,9 +189,9 @@ test(`upgrading to ${NEW_VERSION} while the app runs keeps every queued event an
   const after = new Set(await queuedIds());
   assert.deepEqual(queued.filter((id) => !after.has(id)), [], 'every event queued before the upgrade still waits');
   await browser.execute(() => (location.hash = '#/settings'));
-  const lock = await browser.$('tr[data-setting=CASEWIRE_IDLE_LOCK_MINUTES]');
-  await lock.waitForDisplayed({ timeout: 30_000 });
-  assert.equal(await (await lock.$('input')).getValue(), '45', 'the setting is kept');
+  const lock = () => browser.$('tr[data-setting=CASEWIRE_IDLE_LOCK_MINUTES] input');
+  await lock().waitForDisplayed({ timeout: 30_000 });
+  assert.equal(await settled('the idle-lock setting is read', () => lock().getValue()), '45', 'the setting is kept');
 
   tansu = await startTansu(home);
   const brokers = await browser.$('tr[data-setting=KAFKA_BROKERS]');
@@ -215,14 +228,13 @@ test(`version ${OLD_VERSION} updates itself to ${NEW_VERSION} from a signed mani
   assert.ok(waiting.length >= 1, 'the new case\'s event waits');
 
   await browser.execute(() => (location.hash = '#/settings'));
-  assert.match(await updatesPanel(), new RegExp(`This is Casewire ${OLD_VERSION.replaceAll('.', '\\.')}`));
-  const allow = await browser.$('[data-testid=updates] input[type=checkbox]');
-  assert.equal(await allow.isSelected(), false, 'looking for updates is off until the person turns it on');
+  await until('the Updates panel says which version runs', async () => (await updatesPanel()).includes(`This is Casewire ${OLD_VERSION}`));
+  assert.equal(await settled('the look-for-updates box is read', () => allowBox().isSelected()), false, 'looking for updates is off until the person turns it on');
   assert.deepEqual(updates.state.requests, [], 'nothing was asked of the update server');
 
   // A manifest whose signature was made by another key: offered, then refused at download.
   updates.state.release = 'stranger';
-  await allow.click();
+  await settled('the look-for-updates box is ticked', () => allowBox().click());
   await until('the update is offered', async () => (await updatesPanel()).includes(`Casewire ${NEW_VERSION} is available.`));
   assert.ok(updates.state.requests.includes('/latest.json'), `the manifest was asked for: ${updates.state.requests}`);
   screenshot('update-offered');
@@ -264,8 +276,8 @@ test(`version ${OLD_VERSION} updates itself to ${NEW_VERSION} from a signed mani
   const after = new Set(await queuedIds());
   assert.deepEqual(waiting.filter((id) => !after.has(id)), [], 'every event queued before the update still waits');
   await browser.execute(() => (location.hash = '#/settings'));
-  assert.match(await updatesPanel(), new RegExp(`This is Casewire ${NEW_VERSION.replaceAll('.', '\\.')}`));
-  assert.equal(await (await browser.$('[data-testid=updates] input[type=checkbox]')).isSelected(), true, 'the choice to look is kept');
+  await until('the Updates panel says which version runs', async () => (await updatesPanel()).includes(`This is Casewire ${NEW_VERSION}`));
+  assert.equal(await settled('the look-for-updates box is read', () => allowBox().isSelected()), true, 'the choice to look is kept');
   screenshot('updated');
   await browser.deleteSession().catch(() => {});
   browser = null;
