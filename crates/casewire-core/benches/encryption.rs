@@ -7,7 +7,7 @@
 //! rounds' ratios (encrypted / unencrypted):
 //! - one event per durable transaction (the outbox on SQLite, then on SQLCipher);
 //! - group commit under 16 concurrent writers;
-//! - evidence upload of a 64 MiB file (stored as it is, then sealed with XChaCha20-Poly1305).
+//! - evidence upload of a 64 MiB file (stored as it is, then sealed with AES-256-GCM).
 //!
 //! The relay's drain from an encrypted database is in the relay's benchmark. The last line
 //! printed is one JSON object with every figure. `ENCRYPTION_BENCH_ONLY=<figure>` (say
