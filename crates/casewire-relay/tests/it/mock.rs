@@ -1,6 +1,7 @@
 //! The relay against librdkafka's mock cluster: broker down and up, injected produce errors,
 //! round-trip time, permanent refusals, shutdown.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use casewire_outbox::Page;
@@ -176,6 +177,56 @@ async fn idempotence_errors_from_a_broker_out_of_step_with_the_producer_count_no
     ])
     .await;
     assert_eq!(fx.outbox.delivery_totals().failed, 0, "no attempt counted");
+}
+
+/// A failed event goes back to the queue by a write of its own. Until that write commits, the
+/// outbox still counts the event in flight and would hand out the next event of its case ahead
+/// of it: the relay claims nothing meanwhile, however long the write takes (here another
+/// connection holds the database's write lock, as a slow or busy disk would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_event_of_a_case_waits_while_the_failed_one_is_written_back() {
+    let mock = cluster();
+    // Refused by the broker, not retried by librdkafka: the first event fails, and counts.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP],
+    );
+    let fx = Fixture::new();
+    let ids = fx.enqueue(2, 1);
+    let blocker = rusqlite::Connection::open(fx.path()).expect("second connection");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock");
+    let mut config = relay_config(&mock.bootstrap_servers());
+    // One event at a time: the second is claimed only after the first's report.
+    config.window = 1;
+    let relay = Relay::start(fx.outbox.clone(), config).expect("relay");
+    let counters = relay.shared_counters();
+    until("the first event's failure to be reported", || {
+        counters.failed.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    // Its failure cannot be written yet. A relay that claimed now would send the second event
+    // at once; none is sent while the write waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        counters.published.load(Ordering::Relaxed),
+        0,
+        "nothing is sent while the failure waits to be written"
+    );
+    blocker.execute_batch("COMMIT").expect("release");
+    until("both events to drain", || fx.stats().queue_size == 0).await;
+    relay.shutdown().await;
+    assert_eq!(
+        fx.outbox.delivery_totals().failed,
+        1,
+        "the one failure counted"
+    );
+    let brokers = mock.bootstrap_servers();
+    let delivered = tokio::task::spawn_blocking(move || read_topic(&brokers, 2))
+        .await
+        .expect("reader");
+    assert_delivered_once_in_order(&delivered, &ids);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,12 @@ impl Fixture {
             .collect()
     }
 
+    /// The outbox's database file.
+    #[allow(dead_code)]
+    pub(crate) fn path(&self) -> std::path::PathBuf {
+        self._dir.path().join("outbox.db")
+    }
+
     #[allow(dead_code)]
     pub(crate) fn stats(&self) -> QueueStats {
         self.outbox.stats(Page::first(100)).expect("stats")
